@@ -1,0 +1,63 @@
+"""The `mailer` command: thin click commands over the services in the package."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from mailer.app import App
+from mailer.errors import MailerError
+from mailer.settings import Settings, load_settings
+
+
+@dataclass
+class CliState:
+    """What every command shares: how to load settings, and the App once built."""
+
+    config: Path | None
+    overrides: dict = field(default_factory=dict)
+    _app: App | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config, **self.overrides)
+
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App(self.settings())
+        return self._app
+
+
+class MailerGroup(click.Group):
+    """A click group that turns our errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MailerError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=MailerGroup)
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="MAILER_CONFIG", help="Path to mailer.toml (default: found upwards from here).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: int) -> None:
+    """WeerbaarNL mailer: compose, preview and send the newsletter of Platform JEP."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(config)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def register_commands() -> None:
+    """Import the command modules; each adds its commands to `main`."""
+    from mailer.cli import content, db, demo, issue  # noqa: F401
+
+
+register_commands()

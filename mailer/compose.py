@@ -1,0 +1,120 @@
+"""Choosing what goes into an issue: new magazine items and upcoming events."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import frontmatter
+import markdown as md
+import yaml
+from sqlalchemy import Connection
+
+from mailer.clock import AMSTERDAM, Clock, local
+from mailer.errors import ComposeError, ContentError
+from mailer.models import Issue, ItemStatus, StoredItem
+from mailer.sanitize import sanitize_html, shorten
+from mailer.settings import Settings
+from mailer.store import issues as issue_store
+from mailer.store import items as item_store
+
+SUBJECT_MAX = 90
+PREHEADER_MAX = 140
+
+
+def issue_moment(settings: Settings, clock: Clock, on: date | None) -> datetime:
+    """The instant an issue is composed for: now, or the send time on a given date."""
+    if on is None:
+        return clock.now()
+    hour, minute = (int(p) for p in settings.send_time.split(":"))
+    return datetime.combine(on, time(hour, minute), AMSTERDAM).astimezone(clock.now().tzinfo)
+
+
+def period_of(moment: datetime) -> str:
+    """The ISO week (Amsterdam time) an instant falls in, e.g. '2026-W49'."""
+    year, week, _ = local(moment).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def compose_issue(conn: Connection, settings: Settings, moment: datetime) -> Issue | None:
+    """Compose the issue for a moment, or None when there is nothing new to send.
+
+    Once sending has begun the stored issue is returned unchanged, so a resumed send
+    delivers exactly what the first recipients got.
+    """
+    period = period_of(moment)
+    existing = issue_store.issue_by_period(conn, settings.list_id, period)
+    if existing and existing.frozen:
+        return issue_store.load_issue(conn, existing)
+    own_id = existing.id if existing else None
+    previous = issue_store.previous_sent(conn, settings.list_id, moment)
+    since = previous.moment if previous else moment - timedelta(settings.first_issue_lookback_days)
+    magazine = item_store.magazine_candidates(conn, since, moment, exclude_issue=own_id)
+    announced = issue_store.announced_item_ids(conn, settings.list_id, own_id)
+    horizon = moment + timedelta(weeks=settings.event_horizon_weeks)
+    events = [
+        e for e in item_store.upcoming_events(conn, moment, horizon)
+        if e.item.status is ItemStatus.ACTIVE or e.id in announced
+    ]
+    new_events = [e for e in events if e.id not in announced and e.item.status is ItemStatus.ACTIVE]
+    if not magazine and not new_events:
+        return None
+    number = existing.number if existing else issue_store.next_number(conn, settings.list_id)
+    issue = Issue(
+        list_id=settings.list_id, period=period, issue_date=local(moment).date(), moment=moment,
+        subject="", preheader="", intro=None, magazine=tuple(magazine), events=tuple(events),
+        number=number, id=own_id,
+    )
+    return _with_texts(issue, settings)
+
+
+def _with_texts(issue: Issue, settings: Settings) -> Issue:
+    """Fill subject, preheader and intro: the editor's file wins over derived text."""
+    editorial = read_editorial(settings.path(settings.content_dir), issue.issue_date)
+    subject = editorial.get("subject") or derive_subject(issue, settings.list_name)
+    preheader = editorial.get("preheader") or derive_preheader(issue)
+    for name, value in (("subject", subject), ("preheader", preheader)):
+        if "\r" in value or "\n" in value:
+            raise ComposeError(f"{name} contains a line break, which would corrupt mail headers")
+    return replace(issue, subject=subject, preheader=preheader, intro=editorial.get("intro"))
+
+
+def read_editorial(content_dir: Path, issue_date: date) -> dict[str, str]:
+    """The optional `content/issues/YYYY-MM-DD.md`: intro text and subject/preheader overrides."""
+    path = content_dir / "issues" / f"{issue_date.isoformat()}.md"
+    if not path.is_file():
+        return {}
+    try:
+        post = frontmatter.load(path)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ContentError(str(path), f"front matter is not valid: {exc}") from None
+    result = {k: str(post.metadata[k]) for k in ("subject", "preheader") if post.metadata.get(k)}
+    if post.content.strip():
+        result["intro"] = sanitize_html(md.markdown(post.content))
+    return result
+
+
+def derive_subject(issue: Issue, list_name: str) -> str:
+    """'WeerbaarNL nr. 4: <lead article>' (or the first event when there is no article)."""
+    lead = issue.magazine[0] if issue.magazine else _first_active(issue.events)
+    title = lead.item.title if lead else "nieuws en agenda"
+    prefix = f"{list_name} nr. {issue.number}: "
+    return prefix + shorten(title, SUBJECT_MAX - len(prefix))
+
+
+def derive_preheader(issue: Issue) -> str:
+    """A line naming what else is inside, for the inbox preview."""
+    parts = [s.item.title for s in issue.magazine[1:3]]
+    active = [e for e in issue.events if e.item.status is ItemStatus.ACTIVE]
+    if active:
+        word = "activiteit" if len(active) == 1 else "activiteiten"
+        parts.append(f"{len(active)} {word} in de agenda")
+    if not parts:
+        return shorten(issue.magazine[0].item.title if issue.magazine else "", PREHEADER_MAX)
+    text = "Ook: " + ", ".join(parts[:-1]) + (" en " if len(parts) > 1 else "") + parts[-1]
+    return shorten(text, PREHEADER_MAX)
+
+
+def _first_active(events: tuple[StoredItem, ...]) -> StoredItem | None:
+    return next((e for e in events if e.item.status is ItemStatus.ACTIVE), None)

@@ -1,0 +1,1 @@
+"""Delivery: draining an issue's outbox through a provider."""

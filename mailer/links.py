@@ -1,0 +1,78 @@
+"""Subscribers' links: signed, per-purpose capability tokens and the URLs that carry them.
+
+A token binds a subscriber id to their current token version; bumping the version (on
+erase, or on request) revokes every link sent before. Nothing in a URL is a guessable id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+PURPOSES = ("confirm", "preferences", "unsubscribe")
+
+
+class TokenInvalid(Exception):
+    """A token was tampered with, made for another purpose, or is malformed."""
+
+
+class TokenExpired(TokenInvalid):
+    """A token was genuine but is too old for its purpose."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid token says: who, and which version of their links."""
+
+    subscriber_id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Links:
+    """Builds and reads subscriber links for one installation."""
+
+    secret_key: str
+    base_url: str
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown token purpose {purpose!r}")
+        return URLSafeTimedSerializer(self.secret_key, salt=f"weerbaarnl.{purpose}")
+
+    def token(self, purpose: str, subscriber_id: int, version: int) -> str:
+        """A signed token for one purpose."""
+        return self._serializer(purpose).dumps([subscriber_id, version])
+
+    def read(self, purpose: str, token: str, max_age: int | None = None) -> TokenClaims:
+        """Verify a token; raises TokenExpired or TokenInvalid."""
+        try:
+            data = self._serializer(purpose).loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise TokenExpired(purpose) from None
+        except BadSignature:
+            raise TokenInvalid(purpose) from None
+        if not (isinstance(data, list) and len(data) == 2 and all(isinstance(x, int) for x in data)):
+            raise TokenInvalid(purpose)
+        return TokenClaims(subscriber_id=data[0], version=data[1])
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the subscriber site."""
+        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    def unsubscribe_url(self, subscriber_id: int, version: int) -> str:
+        """The one-click unsubscribe URL (GET shows a page, POST unsubscribes)."""
+        return self.url(f"afmelden/{self.token('unsubscribe', subscriber_id, version)}")
+
+    def preferences_url(self, subscriber_id: int, version: int) -> str:
+        """The preference centre URL."""
+        return self.url(f"voorkeuren/{self.token('preferences', subscriber_id, version)}")
+
+    def confirm_url(self, subscriber_id: int, version: int) -> str:
+        """The double opt-in confirmation URL."""
+        return self.url(f"bevestigen/{self.token('confirm', subscriber_id, version)}")
+
+    def web_version_url(self, period: str) -> str:
+        """The public web version of an issue, without personal links."""
+        return self.url(f"archief/{period}")

@@ -1,0 +1,72 @@
+"""Preview: the upcoming issue as one sample reader gets it, written to files and linted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailer.app import App
+from mailer.models import Batch, Issue, Preferences, Recipient
+from mailer.providers.mime import mime_for
+from mailer.render.lint import Finding, lint_message
+from mailer.render.newsletter import RenderedSegment
+from mailer.render.personalize import greeting
+
+SAMPLE_ID = 0  # no real subscriber has id 0, so the sample links never work for anyone
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A rendered sample message and what lint found in it."""
+
+    segment: RenderedSegment
+    html: str
+    text: str
+    eml: bytes
+    findings: list[Finding]
+
+
+def sample_recipient(app: App, name: str = "") -> Recipient:
+    """A recipient with working-looking but unusable links, for previews and tests."""
+    from mailer.message import list_headers
+
+    unsubscribe = app.links.unsubscribe_url(SAMPLE_ID, 0)
+    headers = list_headers(app.settings.list_id, app.settings.list_name, unsubscribe,
+                           app.settings.unsubscribe_mailto)
+    headers.pop("List-Id")
+    return Recipient(
+        outbox_id=0, subscriber_id=SAMPLE_ID, email="lezer@example.org", name=name,
+        message_id=f"<weerbaarnl.preview@{app.message_domain}>",
+        values={"greeting": greeting(name), "unsubscribe_url": unsubscribe,
+                "preferences_url": app.links.preferences_url(SAMPLE_ID, 0)},
+        headers=headers,
+    )
+
+
+def build_preview(app: App, issue: Issue, preferences: Preferences | None = None) -> Preview:
+    """Render the issue for a preference set (default: everything) and lint it."""
+    segment = app.renderer.render(issue, preferences or Preferences())
+    recipient = sample_recipient(app)
+    batch = Batch(issue_id=issue.id or 0, segment_key=segment.segment_key,
+                  subject=segment.subject, html=segment.html, text=segment.text,
+                  recipients=(recipient,),
+                  headers={"List-Id": f"{app.settings.list_name} <{app.settings.list_id}>"})
+    html = batch.html_template.fill(recipient.values)
+    text = batch.text_template.fill(recipient.values)
+    message = mime_for(batch, recipient, app.sender, app.settings.reply_to, app.clock.now())
+    findings = lint_message(
+        html, text, preheader=issue.preheader, budget_kb=app.settings.size_budget_kb,
+        unsubscribe_url=recipient.values["unsubscribe_url"],
+        preferences_url=recipient.values["preferences_url"],
+    )
+    return Preview(segment, html, text, message.as_bytes(), findings)
+
+
+def write_preview(preview: Preview, folder: Path) -> dict[str, Path]:
+    """Write issue.html, issue.txt and issue.eml; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"html": folder / "issue.html", "text": folder / "issue.txt", "eml": folder / "issue.eml"}
+    paths["html"].write_text(preview.html, encoding="utf-8")
+    paths["text"].write_text(preview.text, encoding="utf-8")
+    paths["eml"].write_bytes(preview.eml)
+    return paths

@@ -1,0 +1,175 @@
+"""One issue rendered once per segment (preference set): HTML and text with personal markers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+
+import jinja2
+import mjml
+from markupsafe import Markup
+from premailer import Premailer
+
+from mailer import dutch
+from mailer.links import Links
+from mailer.models import EVENT_TYPES, Issue, ItemStatus, Preferences, StoredItem
+from mailer.render.personalize import PersonalTemplate, marker
+from mailer.sanitize import html_to_text
+from mailer.settings import Settings
+
+HTML_TEMPLATE = "newsletter.mjml.j2"
+TEXT_TEMPLATE = "newsletter.txt.j2"
+DOCTYPE = "<!doctype html>"
+
+# premailer logs every CSS property it does not know (mso-*, -webkit-*): noise, not news.
+logging.getLogger("cssutils").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class RenderedSegment:
+    """An issue as one segment sees it: subject, HTML and text, with %%markers%% left in."""
+
+    segment_key: str
+    subject: str
+    html: str
+    text: str
+    item_count: int
+
+    @cached_property
+    def html_template(self) -> PersonalTemplate:
+        return PersonalTemplate.parse(self.html, escape_html=True)
+
+    @cached_property
+    def text_template(self) -> PersonalTemplate:
+        return PersonalTemplate.parse(self.text, escape_html=False)
+
+
+def template_env(templates_dir: Path, *, html: bool) -> jinja2.Environment:
+    """The Jinja environment for the HTML (autoescaped) or text templates."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        autoescape=html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+class NewsletterRenderer:
+    """Renders issues for segments; the Jinja environments are built once and reused."""
+
+    def __init__(self, settings: Settings, links: Links):
+        self.settings = settings
+        self.links = links
+        folder = settings.path(settings.templates_dir)
+        self.html_env = template_env(folder, html=True)
+        self.text_env = template_env(folder, html=False)
+
+    def render(self, issue: Issue, preferences: Preferences) -> RenderedSegment:
+        """Render the issue as a subscriber with these preferences receives it."""
+        magazine, agenda = select_for(issue, preferences)
+        context = self.context(issue, magazine, agenda, preferences)
+        mjml_source = self.html_env.get_template(HTML_TEMPLATE).render(context)
+        html = inline_css(compile_mjml(mjml_source))
+        text = self.text_env.get_template(TEXT_TEMPLATE).render(context)
+        return RenderedSegment(
+            segment_key=preferences.key(), subject=issue.subject, html=html, text=text,
+            item_count=len(magazine) + len(agenda),
+        )
+
+    def context(
+        self, issue: Issue, magazine: list[StoredItem], agenda: list[StoredItem],
+        preferences: Preferences,
+    ) -> dict:
+        """The template context, as documented at the top of templates/newsletter.mjml.j2."""
+        s = self.settings
+        return dict(
+            issue=SimpleNamespace(
+                number=issue.number, date_long=dutch.long_date(issue.issue_date),
+                subject=issue.subject, preheader=issue.preheader,
+                intro_html=Markup(issue.intro) if issue.intro else None,
+                intro_text=html_to_text(issue.intro) if issue.intro else None,
+            ),
+            list_name=s.list_name,
+            magazine=[self._article(i) for i in magazine],
+            agenda=[self._event(i) for i in agenda],
+            show_magazine="magazine" in preferences.sections,
+            show_agenda="agenda" in preferences.sections,
+            sender=SimpleNamespace(
+                name=s.from_name, organisation=s.organisation, postal_address=s.postal_address,
+                email=s.reply_to, website=s.website,
+            ),
+            links=SimpleNamespace(
+                web_version=self.links.web_version_url(issue.period),
+                preferences=marker("preferences_url"), unsubscribe=marker("unsubscribe_url"),
+                archive=self.links.url("archief"), privacy=s.privacy_url,
+            ),
+            greeting=marker("greeting"),
+        )
+
+    def _article(self, stored: StoredItem) -> SimpleNamespace:
+        item = stored.item
+        return SimpleNamespace(
+            title=item.title, url=item.url, summary_html=Markup(item.summary),
+            summary_text=html_to_text(item.summary), image=item.image_url,
+            image_alt=item.image_alt or "",
+            published_long=dutch.long_date(item.published_at) if item.published_at else "",
+            topics=[self.settings.themes.get(t, t) for t in item.topics],
+        )
+
+    def _event(self, stored: StoredItem) -> SimpleNamespace:
+        item = stored.item
+        starts = dutch.local(item.starts_at)
+        return SimpleNamespace(
+            title=item.title, url=item.url,
+            when=dutch.event_when(item.starts_at, item.ends_at, item.all_day),
+            day=str(starts.day), month_short=dutch.MONTHS_SHORT[starts.month - 1],
+            event_type_label=EVENT_TYPES.get(item.event_type or "", "Bijeenkomst"),
+            location=item.location, online=item.online,
+            summary_html=Markup(item.summary), summary_text=html_to_text(item.summary),
+            cancelled=item.status is ItemStatus.CANCELLED,
+            image=item.image_url, image_alt=item.image_alt or "",
+        )
+
+
+def select_for(issue: Issue, preferences: Preferences) -> tuple[list[StoredItem], list[StoredItem]]:
+    """The articles and events a preference set receives: its sections, matching themes.
+
+    An item without topics is for everyone; empty themes in the preferences mean all.
+    """
+    def wanted(stored: StoredItem) -> bool:
+        topics = set(stored.item.topics)
+        return not preferences.themes or not topics or bool(topics & preferences.themes)
+
+    magazine = [i for i in issue.magazine if wanted(i)] if "magazine" in preferences.sections else []
+    agenda = [i for i in issue.events if wanted(i)] if "agenda" in preferences.sections else []
+    if not any(e.item.status is ItemStatus.ACTIVE for e in agenda) and not magazine:
+        agenda = []  # only cancellations left: nothing worth a mail
+    return magazine, agenda
+
+
+def compile_mjml(source: str) -> str:
+    """MJML to responsive HTML."""
+    return mjml.mjml2html(source)
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS rules into style attributes; media queries stay in a style block."""
+    inlined = Premailer(
+        html,
+        keep_style_tags=True,
+        remove_classes=False,
+        strip_important=False,
+        disable_validation=True,
+        allow_network=False,
+        cssutils_logging_level=logging.CRITICAL,
+        # MJML writes width="552" plus style="width:100%"; premailer would copy the 100%
+        # into the attribute, and Outlook for Windows only honours pixel attributes.
+        disable_basic_attributes=["width", "height"],
+    ).transform()
+    # lxml drops the doctype; without it the web version renders in quirks mode.
+    return inlined if inlined.lstrip().lower().startswith("<!doctype") else DOCTYPE + inlined

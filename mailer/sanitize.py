@@ -1,0 +1,73 @@
+"""Untrusted HTML in, a small safe subset out; and HTML fragments to plain text."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+ALLOWED_TAGS = {"p", "br", "a", "strong", "b", "em", "i", "ul", "ol", "li"}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def sanitize_html(fragment: str, max_chars: int | None = None) -> str:
+    """Reduce an HTML fragment to safe paragraphs, emphasis, lists and links."""
+    cleaned = nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    ).strip()
+    if max_chars and len(html_to_text(cleaned)) > max_chars:
+        return f"<p>{html.escape(shorten(html_to_text(cleaned), max_chars))}</p>"
+    return cleaned
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """Cut text at a word boundary and add an ellipsis when it is too long."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - 1].rsplit(" ", 1)[0].rstrip(",.;:–- ")
+    return cut + "…"
+
+
+class _TextCollector(HTMLParser):
+    BLOCK = {"p", "br", "li", "ul", "ol", "div", "h1", "h2", "h3", "tr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+        if tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self.links:
+            href = self.links.pop()
+            if href and href.startswith(("http://", "https://")):
+                self.parts.append(f" ({href})")
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: paragraphs kept, links written out after their text."""
+    collector = _TextCollector()
+    collector.feed(fragment)
+    collector.close()
+    text = "".join(collector.parts)
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n|\n", text)]
+    return "\n\n".join(p for p in paragraphs if p)

@@ -1,0 +1,88 @@
+"""Sending an issue: compose and store it, enqueue, render once per segment, drain."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from mailer.app import App
+from mailer.compose import compose_issue
+from mailer.delivery.dispatcher import DrainReport
+from mailer.models import Issue, IssueStatus, OutboxStatus, Preferences
+from mailer.store import issues as issue_store
+from mailer.store import outbox as box
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Where an issue stands after a send run."""
+
+    issue: Issue
+    enqueued: int
+    drain: DrainReport
+    counts: dict[str, int]
+    finished: bool
+
+
+def store_issue(app: App, moment: datetime) -> Issue | None:
+    """Compose the issue for a moment and store it; None when there is nothing new.
+
+    Two processes composing the same period meet at the unique (list, period) key: the
+    loser re-reads the winner's issue instead of making a second one.
+    """
+    for _ in range(2):
+        try:
+            with app.engine.begin() as conn:
+                issue = compose_issue(conn, app.settings, moment)
+                if issue is None:
+                    return None
+                record = issue_store.issue_by_period(conn, issue.list_id, issue.period)
+                if record and record.frozen:
+                    return issue
+                issue_id = issue_store.save_issue(conn, issue, app.clock.now())
+                return issue_store.load_issue(conn, issue_store.issue_by_id(conn, issue_id))
+        except IntegrityError:
+            log.info("another process stored the issue for this period first; re-reading")
+    raise RuntimeError("could not store the issue after a concurrent insert")
+
+
+def enqueue(app: App, issue: Issue) -> int:
+    """Mark the issue sending, add every active subscriber to its outbox, render segments."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        issue_store.set_issue_status(conn, issue.id, IssueStatus.SENDING, now)
+        added = box.enqueue_issue(conn, issue.id, app.message_domain, now)
+        missing = box.unrendered_segments(conn, issue.id)
+    for key in missing:
+        segment = app.renderer.render(issue, Preferences.from_key(key))
+        with app.engine.begin() as conn:
+            box.save_render(conn, issue.id, key, segment.subject, segment.html, segment.text,
+                            segment.item_count, now)
+    with app.engine.begin() as conn:
+        box.skip_empty_segments(conn, issue.id, now)
+    return added
+
+
+def send_issue(app: App, issue: Issue, stop: threading.Event | None = None) -> SendResult:
+    """Send (or resume) an issue until its outbox is drained; marks it sent when done."""
+    enqueued = enqueue(app, issue)
+    dispatcher = app.dispatcher()
+    dispatcher.resume_stranded(issue.id)
+    report = dispatcher.drain(issue.id, stop)
+    return SendResult(issue, enqueued, report, *finish_if_done(app, issue.id))
+
+
+def finish_if_done(app: App, issue_id: int) -> tuple[dict[str, int], bool]:
+    """Mark an issue sent when no row is queued or sending; returns (counts, finished)."""
+    with app.engine.begin() as conn:
+        counts = box.status_counts(conn, issue_id)
+        open_rows = counts[OutboxStatus.QUEUED.value] + counts[OutboxStatus.SENDING.value]
+        if open_rows == 0:
+            issue_store.set_issue_status(conn, issue_id, IssueStatus.SENT, app.clock.now())
+    return counts, open_rows == 0

@@ -1,0 +1,140 @@
+"""Local content: Markdown files with YAML front matter under content/magazine and content/events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import frontmatter
+import markdown as md
+import yaml
+
+from mailer.clock import AMSTERDAM
+from mailer.errors import ContentError
+from mailer.models import EVENT_TYPES, Item, ItemKind
+from mailer.sanitize import sanitize_html
+from mailer.sources import SourceConfig, register
+
+FOLDERS = {"magazine": ItemKind.MAGAZINE, "events": ItemKind.EVENT}
+
+
+@register
+class MarkdownSource:
+    """Reads `<location>/magazine/*.md` and `<location>/events/*.md`."""
+
+    kind: ClassVar[str] = "markdown"
+
+    def __init__(self, config: SourceConfig, **_: Any):
+        self.config = config
+        self.folder = Path(config.location)
+        self.problems: list[ContentError] = []
+
+    def fetch(self) -> Iterator[Item]:
+        """Yield one Item per valid file; bad files are collected in `problems`."""
+        self.problems = []
+        if not self.folder.is_dir():
+            raise ContentError(str(self.folder), "content folder not found")
+        for sub, kind in FOLDERS.items():
+            for path in sorted((self.folder / sub).glob("*.md")):
+                try:
+                    yield read_item(path, kind, self.config.name)
+                except ContentError as problem:
+                    self.problems.append(problem)
+
+
+def read_item(path: Path, kind: ItemKind, source: str) -> Item:
+    """Parse one Markdown file into an Item, or raise ContentError naming file and problem."""
+    where = str(path)
+    try:
+        post = frontmatter.load(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise ContentError(where, f"front matter is not valid YAML{line}: {_first_line(exc)}")
+    except ValueError as exc:
+        raise ContentError(where, f"invalid date in front matter: {exc}") from None
+    except UnicodeDecodeError:
+        raise ContentError(where, "not UTF-8 text") from None
+    meta = post.metadata
+    title = _required_text(meta, "title", where)
+    url = _required_text(meta, "url", where)
+    if not url.startswith(("https://", "http://")):
+        raise ContentError(where, f"url must be an absolute http(s) link, got {url!r}")
+    summary = sanitize_html(md.markdown(post.content or ""))
+    image = meta.get("image")
+    if image and not meta.get("image_alt"):
+        raise ContentError(where, "image given without image_alt (describe the image)")
+    common = dict(
+        source=source,
+        source_id=str(meta.get("id") or f"{kind.value}-{path.stem}"),
+        kind=kind,
+        title=title,
+        url=url,
+        summary=summary,
+        image_url=str(image) if image else None,
+        image_alt=str(meta["image_alt"]) if image else None,
+        topics=tuple(str(t) for t in meta.get("topics") or ()),
+    )
+    if kind is ItemKind.MAGAZINE:
+        return Item(**common, published_at=_instant(meta, "published", where))
+    return Item(**common, **_event_fields(meta, where))
+
+
+def _event_fields(meta: dict, where: str) -> dict[str, Any]:
+    all_day = bool(meta.get("all_day"))
+    starts = _instant(meta, "starts", where, all_day=all_day)
+    ends = _instant(meta, "ends", where, all_day=all_day, required=False)
+    if all_day:
+        ends = (ends or starts) + timedelta(days=1)  # inclusive last day -> exclusive end
+    if ends is not None and ends < starts:
+        raise ContentError(where, "ends is before starts")
+    event_type = str(meta.get("event_type") or "bijeenkomst")
+    if event_type not in EVENT_TYPES:
+        raise ContentError(
+            where, f"event_type {event_type!r} unknown; use one of {', '.join(EVENT_TYPES)}"
+        )
+    return dict(
+        starts_at=starts,
+        ends_at=ends,
+        all_day=all_day,
+        location=str(meta["location"]) if meta.get("location") else None,
+        online=bool(meta.get("online")),
+        event_type=event_type,
+    )
+
+
+def _required_text(meta: dict, key: str, where: str) -> str:
+    value = meta.get(key)
+    if value is None or not str(value).strip():
+        raise ContentError(where, f"missing required field '{key}'")
+    return " ".join(str(value).split())
+
+
+def _instant(
+    meta: dict, key: str, where: str, *, all_day: bool = False, required: bool = True
+) -> datetime | None:
+    """A front-matter date or datetime as aware UTC; dates and naive times are Amsterdam."""
+    value = meta.get(key)
+    if value is None:
+        if required:
+            raise ContentError(where, f"missing required field '{key}'")
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ContentError(where, f"{key}: not a date or ISO 8601 time: {value!r}") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time(0, 0))
+    elif all_day:
+        raise ContentError(where, f"{key}: an all-day event takes a date, not a time")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=AMSTERDAM)
+    return value.astimezone(UTC)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "problem", None) or exc).splitlines()[0]
+

@@ -1,0 +1,158 @@
+"""Issues and their items: one issue per (list, period), kept with the items it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from mailer.models import Issue, IssueStatus
+from mailer.store.items import items_by_id
+from mailer.store.tables import issue_items, issues
+
+FROZEN = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    """An issue row as stored."""
+
+    id: int
+    list_id: str
+    period: str
+    number: int
+    issue_date: date
+    moment: datetime
+    subject: str
+    preheader: str
+    intro: str | None
+    status: IssueStatus
+    created_at: datetime
+    sent_at: datetime | None
+    status_note: str | None
+
+    @property
+    def frozen(self) -> bool:
+        """Whether sending has begun: its content may no longer change."""
+        return self.status in FROZEN
+
+
+def _record(row) -> IssueRecord:
+    return IssueRecord(
+        id=row.id, list_id=row.list_id, period=row.period, number=row.number,
+        issue_date=row.issue_date, moment=row.moment, subject=row.subject,
+        preheader=row.preheader, intro=row.intro, status=IssueStatus(row.status),
+        created_at=row.created_at, sent_at=row.sent_at, status_note=row.status_note,
+    )
+
+
+def issue_by_period(conn: Connection, list_id: str, period: str) -> IssueRecord | None:
+    """The issue of a list for a period, if any."""
+    row = conn.execute(
+        select(issues).where(issues.c.list_id == list_id, issues.c.period == period)
+    ).first()
+    return _record(row) if row else None
+
+
+def issue_by_id(conn: Connection, issue_id: int) -> IssueRecord | None:
+    """One issue by id."""
+    row = conn.execute(select(issues).where(issues.c.id == issue_id)).first()
+    return _record(row) if row else None
+
+
+def list_issues(conn: Connection, list_id: str | None = None) -> list[IssueRecord]:
+    """All issues, newest first."""
+    query = select(issues).order_by(issues.c.moment.desc(), issues.c.id.desc())
+    if list_id:
+        query = query.where(issues.c.list_id == list_id)
+    return [_record(r) for r in conn.execute(query)]
+
+
+def previous_sent(conn: Connection, list_id: str, before: datetime) -> IssueRecord | None:
+    """The latest issue whose sending began before a moment."""
+    row = conn.execute(
+        select(issues)
+        .where(issues.c.list_id == list_id, issues.c.moment < before)
+        .where(issues.c.status.in_([s.value for s in FROZEN]))
+        .order_by(issues.c.moment.desc())
+        .limit(1)
+    ).first()
+    return _record(row) if row else None
+
+
+def announced_item_ids(conn: Connection, list_id: str, exclude_issue: int | None) -> set[int]:
+    """Ids of items that appeared in an issue whose sending began."""
+    query = (
+        select(issue_items.c.item_id)
+        .join(issues, issues.c.id == issue_items.c.issue_id)
+        .where(issues.c.list_id == list_id, issues.c.status.in_([s.value for s in FROZEN]))
+    )
+    if exclude_issue is not None:
+        query = query.where(issues.c.id != exclude_issue)
+    return set(conn.execute(query).scalars())
+
+
+def next_number(conn: Connection, list_id: str) -> int:
+    """The number the next new issue of a list gets."""
+    return (conn.execute(
+        select(func.max(issues.c.number)).where(issues.c.list_id == list_id)
+    ).scalar() or 0) + 1
+
+
+def save_issue(conn: Connection, issue: Issue, now: datetime) -> int:
+    """Store a composed issue as a draft (or refresh an existing draft); returns its id.
+
+    Racing composers meet at the (list, period) unique constraint: the loser's insert
+    fails and it should re-read the winner's issue.
+    """
+    values = dict(
+        list_id=issue.list_id, period=issue.period, number=issue.number,
+        issue_date=issue.issue_date, moment=issue.moment, subject=issue.subject,
+        preheader=issue.preheader, intro=issue.intro,
+    )
+    if issue.id is None:
+        issue_id = conn.execute(
+            insert(issues).values(**values, status=IssueStatus.DRAFT.value, created_at=now)
+        ).inserted_primary_key[0]
+    else:
+        issue_id = issue.id
+        conn.execute(update(issues).where(issues.c.id == issue_id).values(**values))
+        conn.execute(delete(issue_items).where(issue_items.c.issue_id == issue_id))
+    rows = [
+        dict(issue_id=issue_id, item_id=s.id, section=section, position=i)
+        for section, group in (("magazine", issue.magazine), ("agenda", issue.events))
+        for i, s in enumerate(group)
+    ]
+    if rows:
+        conn.execute(insert(issue_items), rows)
+    return issue_id
+
+
+def set_issue_status(
+    conn: Connection, issue_id: int, status: IssueStatus, now: datetime, note: str | None = None
+) -> None:
+    """Move an issue to a status, stamping when sending began and ended."""
+    values: dict = {"status": status.value, "status_note": note}
+    if status is IssueStatus.SENDING:
+        values["send_started_at"] = func.coalesce(issues.c.send_started_at, now)
+    if status is IssueStatus.SENT:
+        values["sent_at"] = now
+    conn.execute(update(issues).where(issues.c.id == issue_id).values(**values))
+
+
+def load_issue(conn: Connection, record: IssueRecord) -> Issue:
+    """The full Issue of a stored record, with its items in their stored order."""
+    rows = conn.execute(
+        select(issue_items).where(issue_items.c.issue_id == record.id)
+        .order_by(issue_items.c.section, issue_items.c.position)
+    ).all()
+    found = items_by_id(conn, [r.item_id for r in rows])
+    section = {name: tuple(found[r.item_id] for r in rows if r.section == name)
+               for name in ("magazine", "agenda")}
+    return Issue(
+        list_id=record.list_id, period=record.period, issue_date=record.issue_date,
+        moment=record.moment, subject=record.subject, preheader=record.preheader,
+        intro=record.intro, magazine=section["magazine"], events=section["agenda"],
+        number=record.number, id=record.id,
+    )

@@ -1,0 +1,179 @@
+"""The item ledger: upsert by (source, id), one row per article or event occurrence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import Connection, and_, select, update
+
+from mailer.models import Item, ItemKind, ItemStatus, StoredItem
+from mailer.store.tables import items
+
+TRACKING_PARAMS = ("utm_", "mc_", "fbclid", "gclid", "_hsenc", "_hsmi", "mkt_tok", "ref")
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """What an upsert changed."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+
+def canonical_url(url: str) -> str:
+    """The URL with tracking parameters, fragment and trailing slash removed, host lower-cased."""
+    parts = urlsplit(url.strip())
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith(TRACKING_PARAMS)
+    ]
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
+
+
+def content_hash(item: Item) -> str:
+    """A fingerprint of everything a reader sees, to tell an edit from a re-fetch."""
+    fields = _row(item)
+    fields.pop("source"), fields.pop("source_id")
+    blob = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def upsert_items(
+    conn: Connection, source: str, fetched: Iterable[Item], now: datetime, *, complete: bool
+) -> UpsertCounts:
+    """Insert new items, update edited ones in place; with `complete`, mark the missing deleted.
+
+    An edited item keeps its id and first-seen time, so it is never offered again as new.
+    """
+    existing = {
+        row.source_id: row
+        for row in conn.execute(
+            select(items.c.id, items.c.source_id, items.c.content_hash, items.c.status)
+            .where(items.c.source == source)
+        )
+    }
+    new = updated = unchanged = 0
+    seen: set[str] = set()
+    for item in fetched:
+        if item.source_id in seen:
+            continue
+        seen.add(item.source_id)
+        digest = content_hash(item)
+        old = existing.get(item.source_id)
+        if old is None:
+            conn.execute(items.insert().values(
+                **_row(item), content_hash=digest,
+                first_seen_at=now, updated_at=now, last_seen_at=now,
+            ))
+            new += 1
+        elif old.content_hash != digest or old.status == ItemStatus.DELETED:
+            conn.execute(update(items).where(items.c.id == old.id).values(
+                **_row(item), content_hash=digest, updated_at=now, last_seen_at=now,
+            ))
+            updated += 1
+        else:
+            conn.execute(update(items).where(items.c.id == old.id).values(last_seen_at=now))
+            unchanged += 1
+    deleted = 0
+    if complete:
+        gone = [row.id for sid, row in existing.items()
+                if sid not in seen and row.status != ItemStatus.DELETED]
+        if gone:
+            conn.execute(update(items).where(items.c.id.in_(gone))
+                         .values(status=ItemStatus.DELETED, updated_at=now))
+        deleted = len(gone)
+    return UpsertCounts(new, updated, unchanged, deleted)
+
+
+def _row(item: Item) -> dict:
+    return dict(
+        source=item.source,
+        source_id=item.source_id,
+        kind=item.kind.value,
+        status=item.status.value,
+        title=item.title,
+        url=item.url,
+        canonical_url=canonical_url(item.url),
+        summary=item.summary,
+        published_at=item.published_at,
+        starts_at=item.starts_at,
+        ends_at=item.ends_at,
+        all_day=item.all_day,
+        location=item.location,
+        online=item.online,
+        event_type=item.event_type,
+        image_url=item.image_url,
+        image_alt=item.image_alt,
+        topics=list(item.topics),
+    )
+
+
+def stored_item(row) -> StoredItem:
+    """Turn an `items` row into a StoredItem."""
+    item = Item(
+        source=row.source, source_id=row.source_id, kind=ItemKind(row.kind), title=row.title,
+        url=row.url, summary=row.summary, published_at=row.published_at,
+        starts_at=row.starts_at, ends_at=row.ends_at, all_day=row.all_day,
+        location=row.location, online=row.online, event_type=row.event_type,
+        image_url=row.image_url, image_alt=row.image_alt, topics=tuple(row.topics or ()),
+        status=ItemStatus(row.status),
+    )
+    return StoredItem(id=row.id, item=item, first_seen_at=row.first_seen_at)
+
+
+def magazine_candidates(
+    conn: Connection, since: datetime, until: datetime, exclude_issue: int | None
+) -> list[StoredItem]:
+    """Active magazine items published in (since, until] and in no other issue.
+
+    An item without a publication date counts from when we first saw it.
+    """
+    from mailer.store.tables import issue_items
+
+    published = items.c.published_at
+    other_issues = select(issue_items.c.item_id)
+    if exclude_issue is not None:
+        other_issues = other_issues.where(issue_items.c.issue_id != exclude_issue)
+    query = (
+        select(items)
+        .where(items.c.kind == ItemKind.MAGAZINE.value, items.c.status == ItemStatus.ACTIVE.value)
+        .where(and_(published > since, published <= until))
+        .where(items.c.id.not_in(other_issues))
+        .order_by(published.desc(), items.c.id)
+    )
+    return [stored_item(r) for r in conn.execute(query)]
+
+
+def upcoming_events(conn: Connection, start: datetime, end: datetime) -> list[StoredItem]:
+    """Events starting in [start, end), cancelled ones included (the caller decides)."""
+    query = (
+        select(items)
+        .where(items.c.kind == ItemKind.EVENT.value, items.c.status != ItemStatus.DELETED.value)
+        .where(items.c.starts_at >= start, items.c.starts_at < end)
+        .order_by(items.c.starts_at, items.c.id)
+    )
+    return [stored_item(r) for r in conn.execute(query)]
+
+
+def items_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, StoredItem]:
+    """Load stored items by id."""
+    if not ids:
+        return {}
+    return {r.id: stored_item(r) for r in conn.execute(select(items).where(items.c.id.in_(ids)))}
+
+
+def list_items(conn: Connection, kind: ItemKind | None = None) -> list[StoredItem]:
+    """Every item not deleted, newest first."""
+    query = select(items).where(items.c.status != ItemStatus.DELETED.value)
+    if kind:
+        query = query.where(items.c.kind == kind.value)
+    query = query.order_by(items.c.kind, items.c.published_at.desc(), items.c.starts_at, items.c.id)
+    return [stored_item(r) for r in conn.execute(query)]

@@ -1,0 +1,190 @@
+"""The outbox: one row per (issue, subscriber), the single truth of who got what.
+
+Rows only move forward: queued -> sending -> sent | failed | skipped (a failed attempt that
+may be retried goes back to queued with a later `next_attempt_at`). Claiming uses
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so many workers can drain one issue; on SQLite
+the same statement runs inside a BEGIN IMMEDIATE transaction, which serialises claimers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, String, and_, bindparam, cast, func, insert, literal, or_
+from sqlalchemy import select, update
+
+from mailer.models import OutboxStatus, SubscriberStatus
+from mailer.store.tables import issue_renders, outbox, subscribers
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """An outbox row claimed for sending, with what personalisation needs."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    name: str
+    token_version: int
+    segment_key: str
+    message_id: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The new state of one row after an attempt."""
+
+    outbox_id: int
+    status: OutboxStatus
+    provider_message_id: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None  # with status QUEUED: try again from then
+    possible_duplicate: bool = False
+
+
+def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: datetime) -> int:
+    """Add a queued row for every active subscriber not yet in this issue's outbox.
+
+    Set-based (INSERT ... SELECT), so a million subscribers never pass through Python.
+    The unique (issue, subscriber) constraint makes a second run add nobody twice.
+    """
+    already = select(outbox.c.subscriber_id).where(outbox.c.issue_id == issue_id)
+    message_id = (
+        literal("<weerbaarnl.") + cast(literal(issue_id), String) + literal(".")
+        + cast(subscribers.c.id, String) + literal(f"@{message_domain}>")
+    )
+    source = select(
+        literal(issue_id), subscribers.c.id, subscribers.c.email, subscribers.c.segment_key,
+        literal(OutboxStatus.QUEUED.value), literal(0), message_id,
+        literal(False), literal(now, type_=outbox.c.created_at.type),
+        literal(now, type_=outbox.c.updated_at.type),
+    ).where(
+        subscribers.c.status == SubscriberStatus.ACTIVE.value,
+        subscribers.c.id.not_in(already),
+    )
+    columns = ["issue_id", "subscriber_id", "email", "segment_key", "status", "attempts",
+               "message_id", "possible_duplicate", "created_at", "updated_at"]
+    result = conn.execute(insert(outbox).from_select(columns, source))
+    return result.rowcount or 0
+
+
+def unrendered_segments(conn: Connection, issue_id: int) -> list[str]:
+    """Segment keys present in an issue's outbox that have no rendering yet."""
+    rendered = select(issue_renders.c.segment_key).where(issue_renders.c.issue_id == issue_id)
+    query = (
+        select(outbox.c.segment_key).distinct()
+        .where(outbox.c.issue_id == issue_id, outbox.c.segment_key.not_in(rendered))
+    )
+    return list(conn.execute(query).scalars())
+
+
+def save_render(conn: Connection, issue_id: int, segment_key: str, subject: str, html: str,
+                text: str, item_count: int, now: datetime) -> None:
+    """Store the rendering every recipient of a segment will get."""
+    conn.execute(insert(issue_renders).values(
+        issue_id=issue_id, segment_key=segment_key, subject=subject, html=html, text=text,
+        item_count=item_count, created_at=now,
+    ))
+
+
+def load_renders(conn: Connection, issue_id: int) -> dict[str, tuple[str, str, str]]:
+    """Stored renderings of an issue: segment key -> (subject, html, text)."""
+    rows = conn.execute(select(issue_renders).where(issue_renders.c.issue_id == issue_id))
+    return {r.segment_key: (r.subject, r.html, r.text) for r in rows}
+
+
+def skip_empty_segments(conn: Connection, issue_id: int, now: datetime) -> int:
+    """Mark queued rows skipped whose segment has nothing in this issue."""
+    empty = select(issue_renders.c.segment_key).where(
+        issue_renders.c.issue_id == issue_id, issue_renders.c.item_count == 0)
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.QUEUED.value,
+               outbox.c.segment_key.in_(empty))
+        .values(status=OutboxStatus.SKIPPED.value, last_error="niets voor dit segment",
+                updated_at=now)
+    )
+    return result.rowcount or 0
+
+
+def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: datetime,
+                lease: timedelta) -> list[ClaimedRow]:
+    """Claim up to `size` due queued rows of an issue for this worker, under a lease."""
+    due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
+    ids = list(conn.execute(
+        select(outbox.c.id)
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.QUEUED.value, due)
+        .order_by(outbox.c.id).limit(size)
+        .with_for_update(skip_locked=True)
+    ).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        update(outbox).where(outbox.c.id.in_(ids)).values(
+            status=OutboxStatus.SENDING.value, claimed_by=worker, lease_until=now + lease,
+            attempts=outbox.c.attempts + 1, updated_at=now,
+        )
+    )
+    return rows_with_subscribers(conn, ids)
+
+
+def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedRow]:
+    """Outbox rows joined with what personalisation needs, in id order."""
+    rows = conn.execute(
+        select(outbox.c.id, outbox.c.subscriber_id, outbox.c.email, subscribers.c.name,
+               subscribers.c.token_version, outbox.c.segment_key, outbox.c.message_id,
+               outbox.c.attempts)
+        .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
+        .where(outbox.c.id.in_(list(ids))).order_by(outbox.c.id)
+    )
+    return [ClaimedRow(*r) for r in rows]
+
+
+def stranded_rows(conn: Connection, issue_id: int, now: datetime,
+                  include_live_leases: bool = False) -> list[ClaimedRow]:
+    """Rows left in `sending` by a crashed sender (lease expired, or all when asked)."""
+    query = select(outbox.c.id).where(
+        outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value)
+    if not include_live_leases:
+        query = query.where(or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
+    return rows_with_subscribers(conn, list(conn.execute(query).scalars()))
+
+
+def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Write the result of an attempt for many rows in one executemany."""
+    if not outcomes:
+        return
+    statement = (
+        update(outbox)
+        .where(outbox.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"), provider_message_id=bindparam("b_pid"),
+            last_error=bindparam("b_error"), next_attempt_at=bindparam("b_retry"),
+            possible_duplicate=outbox.c.possible_duplicate | bindparam("b_dup"),
+            sent_at=bindparam("b_sent"), claimed_by=None, lease_until=None, updated_at=now,
+        )
+    )
+    conn.execute(statement, [
+        dict(b_id=o.outbox_id, b_status=o.status.value, b_pid=o.provider_message_id,
+             b_error=o.error, b_retry=o.retry_at, b_dup=o.possible_duplicate,
+             b_sent=now if o.status is OutboxStatus.SENT else None)
+        for o in outcomes
+    ])
+
+
+def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
+    """Rows per status for an issue, every status present (zero if none)."""
+    counts = {s.value: 0 for s in OutboxStatus}
+    rows = conn.execute(
+        select(outbox.c.status, func.count()).where(outbox.c.issue_id == issue_id)
+        .group_by(outbox.c.status)
+    )
+    counts.update({status: n for status, n in rows})
+    counts["possible_duplicates"] = conn.execute(
+        select(func.count()).where(and_(outbox.c.issue_id == issue_id,
+                                        outbox.c.possible_duplicate.is_(True)))
+    ).scalar() or 0
+    return counts

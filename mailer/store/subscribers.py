@@ -1,0 +1,129 @@
+"""Subscribers, their consent events and suppressions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Connection, insert, select, update
+
+from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
+from mailer.store.tables import consent_events, subscribers, suppressions
+
+
+class InvalidAddress(ValueError):
+    """An e-mail address that is not valid syntax; the message says why, in Dutch."""
+
+
+def normalize_email(address: str) -> str:
+    """Validated, normalised address: IDNA/lower-cased domain, local part kept as typed."""
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidAddress(str(exc)) from None
+    local, _, domain = result.normalized.rpartition("@")
+    return f"{local}@{(result.ascii_domain or domain).lower()}"
+
+
+def email_hash(address: str) -> str:
+    """The stable hash of a normalised address, kept for suppression after erasure."""
+    return hashlib.sha256(address.lower().encode()).hexdigest()
+
+
+def clean_name(name: str) -> str:
+    """A display name without control characters (no header injection), at most 200 chars."""
+    return " ".join("".join(c for c in name if c.isprintable()).split())[:200]
+
+
+def preferences_of(row) -> Preferences:
+    """The Preferences stored on a subscriber row."""
+    return Preferences(sections=frozenset(row.sections), themes=frozenset(row.themes))
+
+
+def subscriber_from(row) -> Subscriber:
+    """Turn a `subscribers` row into a Subscriber."""
+    return Subscriber(
+        id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status),
+        preferences=preferences_of(row), token_version=row.token_version,
+    )
+
+
+def is_suppressed(conn: Connection, address: str) -> bool:
+    """Whether an address must never be mailed again (erased, bounced, complained)."""
+    return conn.execute(
+        select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash(address))
+    ).first() is not None
+
+
+def find_by_email(conn: Connection, address: str) -> Subscriber | None:
+    """A subscriber by (normalised) address."""
+    row = conn.execute(select(subscribers).where(subscribers.c.email == address)).first()
+    return subscriber_from(row) if row else None
+
+
+def add_subscriber(
+    conn: Connection, *, email: str, name: str, preferences: Preferences,
+    status: SubscriberStatus, source: str, now: datetime, consent_text_version: str | None = None,
+    ip: str | None = None, user_agent: str | None = None, note: str | None = None,
+) -> Subscriber:
+    """Create a subscriber and record how consent was given, in one transaction."""
+    values = dict(
+        email=email, name=clean_name(name), status=status.value,
+        sections=sorted(preferences.sections & set(SECTIONS)), themes=sorted(preferences.themes),
+        segment_key=preferences.key(), token_version=1, source=source,
+        created_at=now, updated_at=now,
+        confirmed_at=now if status is SubscriberStatus.ACTIVE else None,
+    )
+    sid = conn.execute(insert(subscribers).values(**values)).inserted_primary_key[0]
+    event = "subscribe_confirmed" if status is SubscriberStatus.ACTIVE else "subscribe"
+    record_consent(conn, sid, email, event, now, source, consent_text_version, ip, user_agent,
+                   {"note": note} if note else {})
+    return find_by_email(conn, email)  # type: ignore[return-value]
+
+
+def record_consent(
+    conn: Connection, subscriber_id: int | None, email: str, event: str, now: datetime,
+    source: str, consent_text_version: str | None = None, ip: str | None = None,
+    user_agent: str | None = None, details: dict | None = None,
+) -> None:
+    """Append one event to the consent ledger."""
+    conn.execute(insert(consent_events).values(
+        subscriber_id=subscriber_id, email_hash=email_hash(email), event=event, occurred_at=now,
+        source=source, consent_text_version=consent_text_version, ip=ip, user_agent=user_agent,
+        details=details or {},
+    ))
+
+
+def set_status(
+    conn: Connection, subscriber_id: int, status: SubscriberStatus, now: datetime, source: str,
+    details: dict | None = None,
+) -> bool:
+    """Move a subscriber to a status and log it; False when it already had that status."""
+    row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    if row is None or row.status == status.value:
+        return False
+    values: dict = {"status": status.value, "updated_at": now}
+    if status is SubscriberStatus.UNSUBSCRIBED:
+        values["unsubscribed_at"] = now
+    if status is SubscriberStatus.ACTIVE:
+        values["confirmed_at"] = now
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+    record_consent(conn, subscriber_id, row.email, status.value, now, source, details=details)
+    if status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+        suppress(conn, row.email, status.value, now)
+    return True
+
+
+def suppress(conn: Connection, address: str, reason: str, now: datetime) -> None:
+    """Add an address's hash to the suppression list (idempotent)."""
+    if not is_suppressed(conn, address):
+        conn.execute(insert(suppressions).values(
+            email_hash=email_hash(address), reason=reason, created_at=now))
+
+
+def active_subscribers(conn: Connection) -> Iterable[Subscriber]:
+    """Every active subscriber, by id."""
+    query = select(subscribers).where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+    return [subscriber_from(r) for r in conn.execute(query.order_by(subscribers.c.id))]

@@ -1,0 +1,229 @@
+"""SQLAlchemy Core tables: the one description of the schema, for SQLite and PostgreSQL.
+
+Migrations in `migrations/versions/` create and change these tables; this module is what
+the code queries. A change here needs a new migration (tests check they agree).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(name: str, nullable: bool = True) -> Column:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("source_id", String(500), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("title", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("canonical_url", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    _utc("published_at"),
+    _utc("starts_at"),
+    _utc("ends_at"),
+    Column("all_day", Boolean, nullable=False, default=False),
+    Column("location", Text),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("event_type", String(40)),
+    Column("image_url", Text),
+    Column("image_alt", Text),
+    Column("topics", JSON, nullable=False, default=list),
+    Column("content_hash", String(64), nullable=False),
+    _utc("first_seen_at", nullable=False),
+    _utc("updated_at", nullable=False),
+    _utc("last_seen_at", nullable=False),
+    UniqueConstraint("source", "source_id", name="uq_items_source_source_id"),
+    Index("ix_items_canonical_url", "canonical_url"),
+    Index("ix_items_kind_published", "kind", "published_at"),
+    Index("ix_items_kind_starts", "kind", "starts_at"),
+)
+
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    _utc("last_fetched_at"),
+    _utc("last_success_at"),
+    Column("last_error", Text),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("list_id", String(200), nullable=False),
+    Column("period", String(40), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("issue_date", Date, nullable=False),
+    _utc("moment", nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("preheader", Text, nullable=False),
+    Column("intro", Text),
+    Column("status", String(20), nullable=False),
+    _utc("created_at", nullable=False),
+    _utc("send_started_at"),
+    _utc("sent_at"),
+    Column("status_note", Text),
+    UniqueConstraint("list_id", "period", name="uq_issues_list_period"),
+)
+
+issue_items = Table(
+    "issue_items",
+    metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    Column("section", String(20), nullable=False),
+    Column("position", Integer, nullable=False),
+    Index("ix_issue_items_item_id", "item_id"),
+)
+
+# One rendering per (issue, segment), made once at enqueue time: every recipient of a
+# segment gets exactly these bytes, even if templates or content change mid-send.
+issue_renders = Table(
+    "issue_renders",
+    metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("segment_key", String(400), primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    _utc("created_at", nullable=False),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("status", String(20), nullable=False),
+    Column("sections", JSON, nullable=False),
+    Column("themes", JSON, nullable=False),
+    Column("segment_key", String(400), nullable=False),
+    Column("token_version", Integer, nullable=False, default=1),
+    Column("source", String(200), nullable=False, default=""),
+    _utc("created_at", nullable=False),
+    _utc("updated_at", nullable=False),
+    _utc("confirmed_at"),
+    _utc("unsubscribed_at"),
+    UniqueConstraint("email", name="uq_subscribers_email"),
+    Index("ix_subscribers_status_id", "status", "id"),
+)
+
+# Append-only proof of consent (AVG art. 7(1)): never updated, never deleted, except
+# that erasure blanks personal fields (ip, user agent) and keeps the hash.
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), nullable=True),
+    Column("email_hash", String(64), nullable=False),
+    Column("event", String(30), nullable=False),
+    _utc("occurred_at", nullable=False),
+    Column("source", Text, nullable=False),
+    Column("consent_text_version", String(40)),
+    Column("ip", String(64)),
+    Column("user_agent", Text),
+    Column("details", JSON, nullable=False, default=dict),
+    Index("ix_consent_events_subscriber_id", "subscriber_id"),
+    Index("ix_consent_events_email_hash", "email_hash"),
+)
+
+# Addresses we must never mail again, kept only as a keyed hash after erasure.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(30), nullable=False),
+    _utc("created_at", nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue_id", Integer, ForeignKey("issues.id"), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("segment_key", String(400), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("message_id", String(300), nullable=False),
+    Column("provider_message_id", Text),
+    Column("last_error", Text),
+    Column("claimed_by", String(100)),
+    _utc("lease_until"),
+    _utc("next_attempt_at"),
+    Column("possible_duplicate", Boolean, nullable=False, default=False),
+    _utc("created_at", nullable=False),
+    _utc("updated_at", nullable=False),
+    _utc("sent_at"),
+    UniqueConstraint("issue_id", "subscriber_id", name="uq_outbox_issue_subscriber"),
+    Index("ix_outbox_issue_status_id", "issue_id", "status", "id"),
+)
+
+# Webhook events already applied, so a provider's retry or a replay changes nothing twice.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("event_id", String(300), primary_key=True),
+    _utc("received_at", nullable=False),
+)
