@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from datetime import datetime
-
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 

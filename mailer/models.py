@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime
 from enum import StrEnum
+from functools import cached_property
 
 from mailer.render.personalize import PersonalTemplate
 

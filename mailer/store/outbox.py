@@ -12,8 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, String, and_, bindparam, cast, func, insert, literal, or_
-from sqlalchemy import select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from mailer.models import OutboxStatus, SubscriberStatus
 from mailer.store.tables import issue_renders, outbox, subscribers
@@ -67,8 +78,10 @@ def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: dat
     )
     columns = ["issue_id", "subscriber_id", "email", "segment_key", "status", "attempts",
                "message_id", "possible_duplicate", "created_at", "updated_at"]
-    result = conn.execute(insert(outbox).from_select(columns, source))
-    return result.rowcount or 0
+    statement = insert(outbox).from_select(columns, source)
+    # SQLAlchemy reports INSERT row counts only when asked to keep them.
+    result = conn.execute(statement.execution_options(preserve_rowcount=True))
+    return result.rowcount
 
 
 def unrendered_segments(conn: Connection, issue_id: int) -> list[str]:

@@ -34,7 +34,7 @@ def email_hash(address: str) -> str:
 
 def clean_name(name: str) -> str:
     """A display name without control characters (no header injection), at most 200 chars."""
-    return " ".join("".join(c for c in name if c.isprintable()).split())[:200]
+    return " ".join("".join(c if c.isprintable() else " " for c in name).split())[:200]
 
 
 def preferences_of(row) -> Preferences:

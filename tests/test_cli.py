@@ -1,0 +1,85 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailer.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path, sqlite_url):
+    return {"MAILER_DATABASE_URL": sqlite_url, "MAILER_SECRET_KEY": "k" * 32,
+            "MAILER_NOW": "2026-12-03T09:00", "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "MAILER_PREVIEW_DIR": str(tmp_path / "preview")}
+
+
+def invoke(args, env, input=None):
+    result = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), *args], env=env,
+                                input=input, catch_exceptions=False)
+    return result
+
+
+def test_demo_runs_twice_in_the_same_folder(tmp_path):
+    folder = tmp_path / "demo"
+    first = invoke(["demo", "--dir", str(folder)], env={"MAILER_NOW": ""})
+    assert first.exit_code == 0, first.output
+    assert "Subscribers: 12 added" in first.output
+    assert re.search(r"Issue nr\. 1 \(2026-W49\): sent", first.output)
+    assert len(list((folder / "outbox").rglob("*.eml"))) == 12
+    assert (folder / "preview" / "issue.html").is_file()
+    second = invoke(["demo", "--dir", str(folder)], env={"MAILER_NOW": ""})
+    assert second.exit_code == 0, second.output
+    assert "Subscribers: 0 added" in second.output
+    assert len(list((folder / "outbox").rglob("*.eml"))) == 12
+
+
+def test_sync_preview_lint_send(env, tmp_path):
+    assert invoke(["init"], env).exit_code == 0
+    synced = invoke(["content", "sync"], env)
+    assert synced.exit_code == 0 and "local: fetched 18, new 18" in synced.output
+    listed = json.loads(invoke(["content", "list", "--json"], env).output)
+    assert len(listed) == 18 and {"title", "url", "starts", "published"} <= set(listed[0])
+    shown = invoke(["preview", "--out", str(tmp_path / "p")], env)
+    assert shown.exit_code == 0, shown.output
+    assert "Lint: 0 error(s)" in shown.output
+    assert {p.name for p in (tmp_path / "p").iterdir()} == {"issue.html", "issue.txt", "issue.eml"}
+    assert invoke(["lint"], env).exit_code == 0
+    no_one = invoke(["send", "--yes"], env)
+    assert no_one.exit_code == 0 and "sent 0" in no_one.output
+
+
+def test_send_asks_for_confirmation(env):
+    invoke(["init"], env)
+    invoke(["content", "sync"], env)
+    aborted = invoke(["send"], env, input="n\n")
+    assert aborted.exit_code == 1 and "Aborted" in aborted.output
+
+
+def test_nothing_new_exits_zero(env):
+    invoke(["init"], env)
+    result = invoke(["preview", "--date", "2027-06-01"], env)
+    assert result.exit_code == 0 and "Nothing new to send" in result.output
+
+
+def test_a_bad_setting_is_one_clear_line(env):
+    result = invoke(["init"], {**env, "MAILER_CONCURRENCY": "0"})
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: setting concurrency: must be at least 1, got 0"
+
+
+def test_lint_exits_1_on_errors(env, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for name in ("newsletter.mjml.j2", "newsletter.txt.j2"):
+        body = (REPO / "templates" / name).read_text()
+        templates.joinpath(name).write_text(body.replace("links.unsubscribe", "links.archive"))
+    env = {**env, "MAILER_TEMPLATES_DIR": str(templates)}
+    invoke(["init"], env)
+    invoke(["content", "sync"], env)
+    result = invoke(["lint"], env)
+    assert result.exit_code == 1
+    assert "ERROR   unsubscribe: no unsubscribe link in the HTML part" in result.output

@@ -1,0 +1,90 @@
+from datetime import date, timedelta
+
+import pytest
+
+from mailer.compose import compose_issue, issue_moment, period_of
+from mailer.errors import ComposeError
+from mailer.models import IssueStatus
+from mailer.sending import send_issue, store_issue
+from mailer.store import issues as issue_store
+
+
+def compose(app, on: date):
+    with app.engine.connect() as conn:
+        return compose_issue(conn, app.settings, issue_moment(app.settings, app.clock, on))
+
+
+def test_first_issue_takes_the_lookback_window_and_the_horizon(loaded_app):
+    issue = compose(loaded_app, date(2026, 12, 3))
+    assert issue.period == "2026-W49" and issue.number == 1
+    published = [s.item.published_at for s in issue.magazine]
+    assert all(p <= issue.moment for p in published)
+    assert all(p > issue.moment - timedelta(days=28) for p in published)
+    assert published == sorted(published, reverse=True)
+    starts = [s.item.starts_at for s in issue.events]
+    assert starts and all(issue.moment <= s < issue.moment + timedelta(weeks=8) for s in starts)
+    assert issue.subject.startswith("WeerbaarNL nr. 1: ")
+    assert issue.intro and "<p>" in issue.intro  # content/issues/2026-12-03.md
+
+
+def test_an_item_never_appears_in_two_issues(loaded_app):
+    first = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                 date(2026, 12, 3)))
+    send_issue(loaded_app, first)
+    second = compose(loaded_app, date(2026, 12, 10))
+    # No article was published after the first issue; only an event that came within the
+    # horizon since then makes the second issue.
+    assert second.magazine == ()
+    first_events = {s.id for s in first.events}
+    new_events = [s for s in second.events if s.id not in first_events]
+    assert new_events and all(s.item.starts_at > first.moment + timedelta(weeks=8)
+                              for s in new_events)
+    assert not {s.id for s in first.magazine} & {s.id for s in second.magazine}
+
+
+def test_past_events_never_appear(loaded_app):
+    issue = compose(loaded_app, date(2027, 1, 20))
+    assert issue is not None
+    assert all(s.item.starts_at >= issue.moment for s in issue.events)
+
+
+def test_nothing_new_gives_no_issue(loaded_app):
+    assert compose(loaded_app, date(2027, 6, 1)) is None
+
+
+def test_a_draft_is_recomposed_but_a_sent_issue_is_frozen(loaded_app):
+    moment = issue_moment(loaded_app.settings, loaded_app.clock, date(2026, 12, 3))
+    draft = store_issue(loaded_app, moment)
+    again = store_issue(loaded_app, moment)
+    assert again.id == draft.id and again.number == draft.number
+    send_issue(loaded_app, again)
+    with loaded_app.engine.connect() as conn:
+        record = issue_store.issue_by_id(conn, draft.id)
+    assert record.status is IssueStatus.SENT
+    assert store_issue(loaded_app, moment).magazine == draft.magazine
+
+
+def test_editorial_file_overrides_subject_and_rejects_line_breaks(loaded_app, tmp_path):
+    content = tmp_path / "content"
+    (content / "issues").mkdir(parents=True)
+    for sub in ("magazine", "events"):
+        (content / sub).symlink_to(loaded_app.settings.path(loaded_app.settings.content_dir) / sub)
+    (content / "issues" / "2026-12-03.md").write_text(
+        '---\nsubject: "Speciale editie"\npreheader: "Alles over de keten"\n---\nHallo.\n')
+    from mailer.settings import with_overrides
+
+    loaded_app.settings = with_overrides(loaded_app.settings, content_dir=content)
+    issue = compose(loaded_app, date(2026, 12, 3))
+    assert (issue.subject, issue.preheader) == ("Speciale editie", "Alles over de keten")
+    (content / "issues" / "2026-12-03.md").write_text(
+        '---\nsubject: "Speciaal\\r\\nBcc: iedereen@example.org"\n---\n')
+    with pytest.raises(ComposeError, match="subject contains a line break"):
+        compose(loaded_app, date(2026, 12, 3))
+
+
+def test_period_is_the_amsterdam_iso_week(app):
+    from datetime import UTC, datetime
+
+    # Sunday 23:30 UTC on 3 January 2027 is already Monday in Amsterdam: week 1.
+    assert period_of(datetime(2027, 1, 3, 23, 30, tzinfo=UTC)) == "2027-W01"
+    assert period_of(datetime(2027, 1, 3, 22, 30, tzinfo=UTC)) == "2026-W53"

@@ -1,0 +1,63 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailer.models import ItemKind
+from mailer.sources import SourceConfig, factory_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def fetch(location: Path):
+    source = factory_for("markdown")(SourceConfig(name="local", kind="markdown",
+                                                  location=str(location)))
+    return list(source.fetch()), source.problems
+
+
+def test_sample_content_loads_without_problems():
+    items, problems = fetch(REPO / "content")
+    assert problems == []
+    kinds = [i.kind for i in items]
+    assert kinds.count(ItemKind.MAGAZINE) >= 8 and kinds.count(ItemKind.EVENT) >= 6
+    assert len({i.source_id for i in items}) == len(items)
+    assert {i.event_type for i in items if i.kind is ItemKind.EVENT} >= {
+        "training", "werkatelier", "roadshow", "intervisie", "bijeenkomst"}
+
+
+def test_offsets_are_converted_to_utc_including_summer_time():
+    items, _ = fetch(REPO / "content")
+    by_id = {i.source_id: i for i in items}
+    summer = by_id["magazine-2026-10-20-wat-doet-een-aandachtsfunctionaris-radicalisering"]
+    assert summer.published_at.tzinfo is UTC
+    assert summer.published_at.utcoffset().total_seconds() == 0
+
+
+def test_all_day_event_ends_the_next_local_midnight():
+    items, _ = fetch(REPO / "content")
+    all_day = [i for i in items if i.all_day]
+    assert len(all_day) == 1
+    event = all_day[0]
+    assert event.starts_at == datetime(2027, 1, 20, 23, 0, tzinfo=UTC)
+    assert event.ends_at == datetime(2027, 1, 21, 23, 0, tzinfo=UTC)
+
+
+def test_bad_files_are_named_and_the_rest_still_loads():
+    items, problems = fetch(REPO / "tests/fixtures/content_bad")
+    assert [i.source_id for i in items] == ["magazine-good"]
+    messages = sorted(str(p) for p in problems)
+    assert len(messages) == 3
+    assert "bad-date.md: invalid date in front matter" in messages[0]
+    assert "bad-yaml.md: front matter is not valid YAML (line" in messages[1]
+    assert "missing-title.md: missing required field 'title'" in messages[2]
+
+
+def test_summary_html_is_sanitised(tmp_path):
+    folder = tmp_path / "magazine"
+    folder.mkdir()
+    (folder / "x.md").write_text(
+        "---\ntitle: T\nurl: https://example.org/x\npublished: 2026-11-20\n---\n"
+        "Hallo <script>alert(1)</script> [link](javascript:alert(1)) **vet**\n")
+    items, problems = fetch(tmp_path)
+    assert problems == []
+    summary = items[0].summary
+    assert "<script" not in summary and "javascript:" not in summary
+    assert "<strong>vet</strong>" in summary

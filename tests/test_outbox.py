@@ -1,0 +1,127 @@
+from datetime import date, timedelta
+from email import message_from_bytes, policy
+
+from sqlalchemy import select, update
+
+from mailer.compose import issue_moment
+from mailer.models import (
+    Batch,
+    DeliveryOutcome,
+    OutboxStatus,
+    Preferences,
+    Recipient,
+    SubscriberStatus,
+)
+from mailer.sending import enqueue, send_issue, store_issue
+from mailer.store import outbox as box
+from mailer.store import subscribers as subs
+from mailer.store.tables import outbox
+
+
+def the_issue(app):
+    return store_issue(app, issue_moment(app.settings, app.clock, date(2026, 12, 3)))
+
+
+def eml_files(app, issue):
+    return sorted((app.settings.path(app.settings.outbox_dir) / f"issue-{issue.id}").glob("*.eml"))
+
+
+def test_sending_twice_sends_nobody_twice(loaded_app):
+    issue = the_issue(loaded_app)
+    first = send_issue(loaded_app, issue)
+    assert first.finished and first.counts["sent"] == 12
+    second = send_issue(loaded_app, the_issue(loaded_app))
+    assert second.enqueued == 0 and second.drain.sent == 0
+    files = eml_files(loaded_app, issue)
+    assert len(files) == 12
+    recipients = [message_from_bytes(f.read_bytes(), policy=policy.default)["To"] for f in files]
+    assert len(set(recipients)) == 12
+
+
+def test_each_message_has_its_own_signed_unsubscribe_link(loaded_app):
+    issue = the_issue(loaded_app)
+    send_issue(loaded_app, issue)
+    links = set()
+    for path in eml_files(loaded_app, issue):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        url = message["List-Unsubscribe"].split(">")[0].lstrip("<")
+        token = url.rsplit("/", 1)[1]
+        claims = loaded_app.links.read("unsubscribe", token)
+        assert url in message.get_body(("html",)).get_content()
+        links.add(claims.subscriber_id)
+    assert len(links) == 12
+
+
+def test_a_crash_mid_batch_is_reconciled_without_duplicates(loaded_app):
+    issue = the_issue(loaded_app)
+    enqueue(loaded_app, issue)
+    dispatcher = loaded_app.dispatcher(worker="crashed")
+    with loaded_app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "crashed", 6, loaded_app.clock.now(),
+                                  timedelta(minutes=5))
+    # The provider wrote three of the six messages, then the process died.
+    with loaded_app.engine.connect() as conn:
+        renders = box.load_renders(conn, issue.id)
+    written = claimed[:3]
+    for row in written:
+        batch = dispatcher.batch_for(issue.id, renders[row.segment_key], row.segment_key, [row])
+        assert loaded_app.provider.send_batch(batch)[0].outcome is DeliveryOutcome.SENT
+    decided = dispatcher.resume_stranded(issue.id, include_live_leases=True)
+    assert decided == 6
+    result = send_issue(loaded_app, issue)
+    assert result.finished and result.counts["sent"] == 12
+    assert result.counts["possible_duplicates"] == 0
+    assert len(eml_files(loaded_app, issue)) == 12
+
+
+def test_expired_leases_are_taken_over_and_live_ones_are_not(loaded_app):
+    issue = the_issue(loaded_app)
+    enqueue(loaded_app, issue)
+    with loaded_app.engine.begin() as conn:
+        box.claim_batch(conn, issue.id, "other", 4, loaded_app.clock.now(), timedelta(minutes=5))
+    dispatcher = loaded_app.dispatcher()
+    assert dispatcher.resume_stranded(issue.id) == 0  # another worker's live lease
+    with loaded_app.engine.begin() as conn:
+        conn.execute(update(outbox).values(lease_until=loaded_app.clock.now() - timedelta(1)))
+    assert dispatcher.resume_stranded(issue.id) == 4
+
+
+def test_a_segment_with_nothing_is_skipped_and_recorded(loaded_app):
+    with loaded_app.engine.begin() as conn:
+        subs.add_subscriber(conn, email="leeg@example.org", name="Leeg",
+                            preferences=Preferences(frozenset({"magazine"}),
+                                                    frozenset({"nergens-over"})),
+                            status=SubscriberStatus.ACTIVE, source="test", now=loaded_app.clock.now())
+    issue = the_issue(loaded_app)
+    result = send_issue(loaded_app, issue)
+    assert result.counts["skipped"] == 1 and result.counts["sent"] == 12
+    with loaded_app.engine.connect() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.email == "leeg@example.org")).one()
+    assert row.status == OutboxStatus.SKIPPED.value
+
+
+def test_rendering_happens_once_per_segment(loaded_app):
+    issue = the_issue(loaded_app)
+    calls = []
+    original = loaded_app.renderer.render
+    loaded_app.renderer.render = lambda i, p: calls.append(p.key()) or original(i, p)
+    send_issue(loaded_app, issue)
+    with loaded_app.engine.connect() as conn:
+        segments = set(conn.execute(select(outbox.c.segment_key).distinct()).scalars())
+    assert sorted(calls) == sorted(segments) and len(segments) < 12
+
+
+def test_a_header_injection_fails_only_that_recipient(loaded_app):
+    good = Recipient(1, 1, "a@example.org", "Anna", "<m1@x>", {"greeting": "Beste Anna,",
+                     "unsubscribe_url": "https://u/1", "preferences_url": "https://p/1"})
+    evil = Recipient(2, 2, "b@example.org", "Bob\r\nBcc: all@example.org", "<m2@x>",
+                     {"greeting": "Hoi", "unsubscribe_url": "https://u/2",
+                      "preferences_url": "https://p/2"})
+    batch = Batch(issue_id=99, segment_key="k", subject="Onderwerp", html="<p>%%greeting%%</p>",
+                  text="%%greeting%%", recipients=(good, evil))
+    statuses = loaded_app.provider.send_batch(batch)
+    assert [s.outcome for s in statuses] == [DeliveryOutcome.SENT, DeliveryOutcome.INVALID]
+
+
+def test_names_are_cleaned_of_control_characters():
+    assert subs.clean_name("Bob\r\nBcc: x@example.org") == "Bob Bcc: x@example.org"

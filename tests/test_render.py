@@ -1,0 +1,96 @@
+import os
+import re
+from datetime import date
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from mailer.compose import compose_issue, issue_moment
+from mailer.models import Preferences
+from mailer.preview import build_preview
+from mailer.render.lint import has_errors, lint_message
+from mailer.render.personalize import PersonalTemplate
+
+GOLDEN = Path(__file__).parent / "golden" / "issue-2026-12-03.txt"
+
+
+@pytest.fixture
+def issue(loaded_app):
+    with loaded_app.engine.connect() as conn:
+        return compose_issue(conn, loaded_app.settings,
+                             issue_moment(loaded_app.settings, loaded_app.clock, date(2026, 12, 3)))
+
+
+@pytest.fixture
+def preview(loaded_app, issue):
+    return build_preview(loaded_app, issue)
+
+
+def test_text_part_matches_the_golden_file(preview):
+    # Tokens differ per key; normalise them so the golden file tests layout and content.
+    text = re.sub(r"/(afmelden|voorkeuren)/[\w.-]+", r"/\1/TOKEN", preview.text)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_html_structure(preview, issue):
+    html = preview.html
+    assert html.lower().startswith("<!doctype html>")
+    assert '<html lang="nl"' in html
+    assert len(html.encode()) < 90 * 1024
+    assert issue.preheader in html
+    assert "Beste lezer," in html
+    for stored in issue.magazine:
+        assert f'href="{stored.item.url}"' in html
+    imgs = re.findall(r"<img\b[^>]*>", html)
+    assert imgs and all(re.search(r'\balt="[^"]+"', tag) for tag in imgs)
+    assert preview.findings == []
+
+
+def test_every_link_is_https_or_mailto(preview):
+    hrefs = re.findall(r'href="([^"]*)"', preview.html)
+    assert hrefs and all(h.startswith(("https://", "mailto:")) for h in hrefs)
+
+
+def test_eml_is_multipart_alternative_with_list_headers(preview):
+    message = message_from_bytes(preview.eml, policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = message["List-Unsubscribe"]
+    assert re.fullmatch(r"<https://[^>]+/afmelden/[^>]+>, <mailto:[^>]+>", unsubscribe)
+    assert message["List-Id"] == "WeerbaarNL <weerbaarnl.platformjep.example.nl>"
+    assert message["Message-ID"].startswith("<") and "@" in message["Message-ID"]
+
+
+def test_segments_only_show_their_sections_and_themes(loaded_app, issue):
+    agenda_only = loaded_app.renderer.render(issue, Preferences(frozenset({"agenda"})))
+    assert "Uit het magazine" not in agenda_only.html
+    assert all(s.item.title not in agenda_only.text for s in issue.magazine)
+    themed = loaded_app.renderer.render(issue, Preferences(themes=frozenset({"onderwijs"})))
+    for stored in issue.magazine:
+        topics = set(stored.item.topics)
+        shown = stored.item.url in themed.html
+        assert shown == (not topics or "onderwijs" in topics)
+
+
+def test_personal_values_are_escaped_in_html_but_not_in_text():
+    html = PersonalTemplate.parse("<p>%%greeting%%</p>", escape_html=True)
+    text = PersonalTemplate.parse("%%greeting%%", escape_html=False)
+    assert html.fill({"greeting": "Beste <Jan> & co,"}) == "<p>Beste &lt;Jan&gt; &amp; co,</p>"
+    assert text.fill({"greeting": "Beste <Jan> & co,"}) == "Beste <Jan> & co,"
+    with pytest.raises(KeyError):
+        html.fill({})
+
+
+def test_lint_reports_each_problem():
+    html = ('<!doctype html><html lang="en"><body><img src="https://x/a.png">'
+            '<a href="http://x">x</a> {{ oops }}</body></html>')
+    findings = lint_message(html, "tekst", preheader="Hallo", unsubscribe_url="https://u",
+                            preferences_url="https://p", budget_kb=90)
+    codes = sorted(f.code for f in findings)
+    assert codes == ["alt", "lang", "link", "preferences", "preferences", "preheader",
+                     "template", "unsubscribe", "unsubscribe"]
+    assert has_errors(findings)

@@ -1,0 +1,62 @@
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from mailer.models import Item, ItemKind, ItemStatus
+from mailer.store.db import current_revisions, head_revisions, make_engine, upgrade
+from mailer.store.items import canonical_url, list_items, upsert_items
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def article(source_id: str, title: str = "Titel") -> Item:
+    return Item(source="s", source_id=source_id, kind=ItemKind.MAGAZINE, title=title,
+                url=f"https://example.org/{source_id}", published_at=T0)
+
+
+def test_migrations_are_idempotent(db_url):
+    engine = make_engine(db_url)
+    assert current_revisions(engine) == head_revisions(engine)
+    assert upgrade(engine) == []
+    engine.dispose()
+
+
+def test_upsert_counts_new_updated_unchanged_and_deleted(db_url):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        first = upsert_items(conn, "s", [article("a"), article("b")], T0, complete=True)
+    assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
+    later = T0 + timedelta(days=1)
+    with engine.begin() as conn:
+        second = upsert_items(conn, "s", [article("a", "Nieuwe titel")], later, complete=True)
+        stored = {s.item.source_id: s for s in list_items(conn)}
+    assert (second.new, second.updated, second.deleted) == (0, 1, 1)
+    assert list(stored) == ["a"]
+    assert stored["a"].item.title == "Nieuwe titel"
+    assert stored["a"].first_seen_at == T0  # an edit is not "new"
+    engine.dispose()
+
+
+def test_incomplete_sources_do_not_delete(db_url):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        upsert_items(conn, "s", [article("a"), article("b")], T0, complete=True)
+        counts = upsert_items(conn, "s", [article("a")], T0, complete=False)
+        assert counts.deleted == 0
+        assert {s.item.status for s in list_items(conn)} == {ItemStatus.ACTIVE}
+    engine.dispose()
+
+
+def test_a_deleted_item_that_returns_is_active_again(db_url):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        upsert_items(conn, "s", [article("a")], T0, complete=True)
+        upsert_items(conn, "s", [], T0, complete=True)
+        assert list_items(conn) == []
+        upsert_items(conn, "s", [replace(article("a"))], T0, complete=True)
+        assert [s.item.source_id for s in list_items(conn)] == ["a"]
+    engine.dispose()
+
+
+def test_canonical_url_strips_tracking_and_fragments():
+    assert canonical_url("HTTPS://Example.org/a/?utm_source=x&id=3&fbclid=y#top") == (
+        "https://example.org/a?id=3")
