@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from mailer.app import App
 from mailer.compose import compose_issue
 from mailer.delivery.dispatcher import DrainReport
-from mailer.models import Issue, IssueStatus, OutboxStatus, Preferences
+from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
 
@@ -86,3 +86,26 @@ def finish_if_done(app: App, issue_id: int) -> tuple[dict[str, int], bool]:
         if open_rows == 0:
             issue_store.set_issue_status(conn, issue_id, IssueStatus.SENT, app.clock.now())
     return counts, open_rows == 0
+
+
+def send_test(app: App, issue: Issue, addresses: list[str],
+              preferences: Preferences | None = None) -> list[tuple[str, str]]:
+    """Send the issue to a few addresses with "[TEST]" in the subject, outside the outbox.
+
+    A test send never counts as the issue's send: nothing is recorded for the issue.
+    Returns (address, outcome) per address.
+    """
+    from mailer.preview import sample_recipient
+    from mailer.store.subscribers import normalize_email
+
+    segment = app.renderer.render(issue, preferences or Preferences())
+    recipients = tuple(
+        replace(sample_recipient(app), email=normalize_email(address), outbox_id=i)
+        for i, address in enumerate(addresses)
+    )
+    batch = Batch(issue_id=issue.id or 0, segment_key=segment.segment_key,
+                  subject=segment.subject, html=segment.html, text=segment.text,
+                  recipients=recipients, test=True,
+                  headers={"List-Id": f"{app.settings.list_name} <{app.settings.list_id}>"})
+    statuses = app.provider.send_batch(batch)
+    return [(r.email, s.outcome.value) for r, s in zip(recipients, statuses, strict=True)]

@@ -125,3 +125,17 @@ def test_a_header_injection_fails_only_that_recipient(loaded_app):
 
 def test_names_are_cleaned_of_control_characters():
     assert subs.clean_name("Bob\r\nBcc: x@example.org") == "Bob Bcc: x@example.org"
+
+
+def test_a_test_send_goes_only_to_the_given_addresses_and_is_not_the_issue_send(loaded_app):
+    from mailer.sending import send_test
+
+    issue = the_issue(loaded_app)
+    result = send_test(loaded_app, issue, ["Redactie@Example.org"])
+    assert result == [("Redactie@example.org", "sent")]
+    with loaded_app.engine.connect() as conn:
+        assert box.status_counts(conn, issue.id)["sent"] == 0
+    files = list(loaded_app.settings.path(loaded_app.settings.outbox_dir).rglob("*.eml"))
+    assert len(files) == 1
+    message = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert message["Subject"].startswith("[TEST] WeerbaarNL nr. 1")
