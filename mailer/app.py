@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -19,6 +20,9 @@ from mailer.render.newsletter import NewsletterRenderer
 from mailer.settings import Settings
 from mailer.sources import Source, SourceConfig, factory_for
 from mailer.store.db import make_engine
+
+if TYPE_CHECKING:
+    from mailer.subscriber_mail import SubscriberMail
 
 
 @dataclass
@@ -38,7 +42,7 @@ class App:
 
     @cached_property
     def links(self) -> Links:
-        return Links(self.settings.require_secret_key(), self.settings.base_url)
+        return Links(self.settings.require_secret_key(), self.settings.base_url, self.clock)
 
     @cached_property
     def renderer(self) -> NewsletterRenderer:
@@ -64,6 +68,13 @@ class App:
     @cached_property
     def provider(self) -> Provider:
         return self.make_provider(self.settings.provider)
+
+    @cached_property
+    def subscriber_mail(self) -> SubscriberMail:
+        """Confirmation, already-subscribed and goodbye mails, rendered once per process."""
+        from mailer.subscriber_mail import SubscriberMail
+
+        return SubscriberMail(self.settings, self.links, self.provider, self.message_domain)
 
     def make_provider(self, name: str) -> Provider:
         """Build the provider a name asks for, with its settings."""

@@ -95,6 +95,17 @@ class Settings:
     # [preview]
     preview_dir: Path = _s("preview", Path("preview"))
 
+    # [subscriptions]
+    confirm_max_age_days: int = _s("subscriptions", 7)
+    pending_purge_days: int = _s("subscriptions", 30)
+    consent_text_version: str = _s("subscriptions", "2026-11")
+    store_ip: str = _s("subscriptions", "truncated")
+    confirm_limit_per_address: int = _s("subscriptions", 3)
+    confirm_limit_per_ip: int = _s("subscriptions", 20)
+    rate_limit_window_minutes: int = _s("subscriptions", 60)
+    goodbye_mail: bool = _s("subscriptions", True)
+    trusted_proxies: int = _s("subscriptions", 0)
+
     def path(self, value: Path) -> Path:
         """Resolve a configured path against the settings root."""
         return value if value.is_absolute() else self.root / value
@@ -268,6 +279,14 @@ def _validate(s: Settings) -> None:
         ("size_budget_kb", s.size_budget_kb > 0, "must be positive"),
         ("send_time", _is_hhmm(s.send_time), "must be HH:MM, e.g. 09:00"),
         ("database_url", "://" in s.database_url, "must be a SQLAlchemy URL"),
+        ("confirm_max_age_days", s.confirm_max_age_days >= 1, "must be at least 1"),
+        ("pending_purge_days", s.pending_purge_days >= 1, "must be at least 1"),
+        ("store_ip", s.store_ip in ("stored", "truncated", "none"),
+         "must be stored, truncated or none"),
+        ("confirm_limit_per_address", s.confirm_limit_per_address >= 1, "must be at least 1"),
+        ("confirm_limit_per_ip", s.confirm_limit_per_ip >= 1, "must be at least 1"),
+        ("rate_limit_window_minutes", s.rate_limit_window_minutes >= 1, "must be at least 1"),
+        ("trusted_proxies", s.trusted_proxies >= 0, "must not be negative"),
     ]
     for name, ok, problem in checks:
         if not ok:

@@ -1,9 +1,9 @@
-"""Reading subscriber CSV files (email, name, sections, themes) and importing them."""
+"""Reading subscriber CSV files (email, name, sections, themes, audience) and importing them."""
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from mailer.models import SECTIONS, Preferences, SubscriberStatus
 from mailer.store import subscribers as subs
+from mailer.subscriber_mail import MailJob
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,10 @@ def _row(line: int, record: dict[str, str | None], themes: set[str]) -> CsvRow:
     sections = _split(record.get("sections")) or set(SECTIONS)
     if unknown := sections - set(SECTIONS):
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
-    chosen = _split(record.get("themes"))
+    # Audiences (onderwijs, jeugdhulp, ...) are configured together with the themes.
+    chosen = _split(record.get("themes")) | _split(record.get("audience"))
     if unknown := chosen - themes:
-        raise ValueError(f"unknown theme(s) {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown theme(s) or audience(s) {', '.join(sorted(unknown))}")
     return CsvRow(line, email, record.get("name") or "", Preferences(frozenset(sections),
                                                                       frozenset(chosen)))
 
@@ -66,26 +68,61 @@ def _split(value: str | None) -> set[str]:
 
 @dataclass
 class ImportReport:
-    """What an import did."""
+    """What an import did; `mails` are the confirmations to send (pending imports)."""
 
     added: int = 0
     merged: int = 0
-    refused: list[Rejected] | None = None
+    existing: int = 0
+    refused: list[Rejected] = field(default_factory=list)
+    mails: list[MailJob] = field(default_factory=list)
+
+
+def merge_duplicates(rows: list[CsvRow]) -> tuple[list[CsvRow], int]:
+    """One row per address (case-insensitive): sections and themes united, first name kept."""
+    merged: dict[str, CsvRow] = {}
+    for row in rows:
+        key = row.email.lower()
+        if key in merged:
+            first = merged[key]
+            prefs = Preferences(first.preferences.sections | row.preferences.sections,
+                                first.preferences.themes | row.preferences.themes)
+            merged[key] = CsvRow(first.line, first.email, first.name or row.name, prefs)
+        else:
+            merged[key] = row
+    return list(merged.values()), len(rows) - len(merged)
+
+
+def import_rows(conn: Connection, rows: list[CsvRow], *, confirmed: bool,
+                context: subs.ConsentContext, note: str | None, now: datetime,
+                mail_for=None) -> ImportReport:
+    """Add rows as active (consent recorded with a note) or pending subscribers.
+
+    Duplicates in the file are merged; addresses already present are left as they are;
+    suppressed (erased, bounced, complained) addresses are refused, never re-added.
+    `mail_for(conn, subscriber)` makes the confirmation MailJob for a pending row.
+    """
+    unique, duplicates = merge_duplicates(rows)
+    report = ImportReport(merged=duplicates)
+    status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
+    for row in unique:
+        if subs.find_by_email(conn, row.email):
+            report.existing += 1
+        elif subs.is_suppressed(conn, row.email):
+            report.refused.append(Rejected(row.line, "address is suppressed (erased, bounced "
+                                                     "or complained); not re-added"))
+        else:
+            sub = subs.add_subscriber(
+                conn, email=row.email, name=row.name, preferences=row.preferences,
+                status=status, source=context.source, now=now,
+                consent_text_version=context.consent_text_version, note=note)
+            report.added += 1
+            if not confirmed and mail_for and (job := mail_for(conn, sub)):
+                report.mails.append(job)
+    return report
 
 
 def import_confirmed(conn: Connection, rows: list[CsvRow], *, source: str, note: str,
                      now: datetime) -> ImportReport:
     """Add rows as active subscribers with recorded consent; existing and suppressed skipped."""
-    report = ImportReport(refused=[])
-    seen: set[str] = set()
-    for row in rows:
-        if row.email in seen or subs.find_by_email(conn, row.email):
-            report.merged += 1
-        elif subs.is_suppressed(conn, row.email):
-            report.refused.append(Rejected(row.line, "address is suppressed; not re-added"))
-        else:
-            subs.add_subscriber(conn, email=row.email, name=row.name, preferences=row.preferences,
-                                status=SubscriberStatus.ACTIVE, source=source, now=now, note=note)
-            report.added += 1
-        seen.add(row.email)
-    return report
+    return import_rows(conn, rows, confirmed=True, context=subs.ConsentContext(source),
+                       note=note, now=now)

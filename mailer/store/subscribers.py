@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
@@ -11,6 +12,16 @@ from sqlalchemy import Connection, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
 from mailer.store.tables import consent_events, subscribers, suppressions
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """Where a ledger event came from: source, consent text shown, and (per policy) IP/UA."""
+
+    source: str
+    consent_text_version: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 class InvalidAddress(ValueError):
@@ -98,7 +109,8 @@ def record_consent(
 
 def set_status(
     conn: Connection, subscriber_id: int, status: SubscriberStatus, now: datetime, source: str,
-    details: dict | None = None,
+    details: dict | None = None, *, event: str | None = None,
+    context: ConsentContext | None = None,
 ) -> bool:
     """Move a subscriber to a status and log it; False when it already had that status."""
     row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
@@ -110,10 +122,67 @@ def set_status(
     if status is SubscriberStatus.ACTIVE:
         values["confirmed_at"] = now
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
-    record_consent(conn, subscriber_id, row.email, status.value, now, source, details=details)
+    ctx = context or ConsentContext(source)
+    record_consent(conn, subscriber_id, row.email, event or status.value, now, ctx.source,
+                   ctx.consent_text_version, ctx.ip, ctx.user_agent,
+                   {"from": row.status, **(details or {})})
     if status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
         suppress(conn, row.email, status.value, now)
     return True
+
+
+def subscriber_row(conn: Connection, subscriber_id: int):
+    """The raw `subscribers` row of an id, or None."""
+    return conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+
+
+def subscriber_by_id(conn: Connection, subscriber_id: int) -> Subscriber | None:
+    """A subscriber by id."""
+    row = subscriber_row(conn, subscriber_id)
+    return subscriber_from(row) if row else None
+
+
+def stored_preferences(preferences: Preferences) -> dict:
+    """Column values for a preference set: sorted lists and the matching segment key."""
+    clean = Preferences(frozenset(preferences.sections) & set(SECTIONS),
+                        frozenset(preferences.themes))
+    return {"sections": sorted(clean.sections), "themes": sorted(clean.themes),
+            "segment_key": clean.key()}
+
+
+def change_preferences(
+    conn: Connection, subscriber_id: int, preferences: Preferences, name: str, now: datetime,
+    context: ConsentContext,
+) -> bool:
+    """Store new sections, themes and name (and the segment key); False if nothing changed."""
+    row = subscriber_row(conn, subscriber_id)
+    values = {**stored_preferences(preferences), "name": clean_name(name)}
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if not changed:
+        return False
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+                 .values(**changed, updated_at=now))
+    details = {k: v for k, v in changed.items() if k in ("sections", "themes")}
+    if "name" in changed:
+        details["name_changed"] = True  # the ledger proves consent; it need not keep names
+    log_event(conn, row, "preferences", now, context, details)
+    return True
+
+
+def log_event(conn: Connection, row, event: str, now: datetime, context: ConsentContext,
+              details: dict | None = None) -> None:
+    """Append a ledger event for a subscriber row with its context."""
+    record_consent(conn, row.id, row.email, event, now, context.source,
+                   context.consent_text_version, context.ip, context.user_agent, details)
+
+
+def revoke_links(conn: Connection, subscriber_id: int, now: datetime, source: str) -> int:
+    """Invalidate every link sent before by bumping the token version; returns the new one."""
+    row = subscriber_row(conn, subscriber_id)
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+                 .values(token_version=row.token_version + 1, updated_at=now))
+    log_event(conn, row, "links_revoked", now, ConsentContext(source))
+    return row.token_version + 1
 
 
 def suppress(conn: Connection, address: str, reason: str, now: datetime) -> None:

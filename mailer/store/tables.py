@@ -227,3 +227,14 @@ webhook_events = Table(
     Column("event_id", String(300), primary_key=True),
     _utc("received_at", nullable=False),
 )
+
+# Subscription mails and form posts per address hash or IP hash, counted over a sliding
+# window; in the database so the limit holds across all web workers.
+rate_limit_hits = Table(
+    "rate_limit_hits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(100), nullable=False),
+    _utc("occurred_at", nullable=False),
+    Index("ix_rate_limit_hits_key_occurred", "key", "occurred_at"),
+)

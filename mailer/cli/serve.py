@@ -1,0 +1,46 @@
+"""`mailer serve`: the subscriber web app under gunicorn, a production WSGI server."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from mailer.app import App
+from mailer.cli import CliState, main, pass_state
+
+
+class MailerServer(BaseApplication):
+    """Gunicorn running `create_app`; every worker builds its own App (own DB pool)."""
+
+    def __init__(self, state: CliState, options: dict):
+        self.state = state
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from mailer.web import create_app
+
+        return create_app(App(self.state.settings()))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=(os.cpu_count() or 1) * 2, show_default="2 x CPUs",
+              type=click.IntRange(1, 64), help="Worker processes.")
+@pass_state
+def serve(state: CliState, host: str, port: int, workers: int) -> None:
+    """Serve the subscriber pages (subscribe, confirm, preferences, unsubscribe, archive)."""
+    state.settings().require_secret_key()  # fail here, with one clear line, not per worker
+    click.echo(f"Serving on http://{host}:{port} with {workers} worker(s)", err=True)
+    MailerServer(state, {
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
+        "accesslog": None, "errorlog": "-", "loglevel": "warning", "timeout": 30,
+        "graceful_timeout": 10, "proc_name": "mailer-serve",
+    }).run()

@@ -1,0 +1,248 @@
+"""`mailer subscribers ...`: add, import, export, list, show, forget, purge, revoke."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from mailer.app import App
+from mailer.cli import CliState, main, pass_state
+from mailer.models import SECTIONS, Preferences, SubscriberStatus
+from mailer.store import privacy
+from mailer.store import subscribers as subs
+from mailer.store.tables import subscribers as subscribers_table
+from mailer.subscriber_import import CsvRow, import_rows, parse_csv
+from mailer.subscriptions import consent_context, forget, mail_job, purge_pending
+
+EXPORT_FIELDS = ["email", "name", "status", "sections", "themes", "source", "created_at",
+                 "confirmed_at", "unsubscribed_at"]
+
+
+@main.group()
+def subscribers() -> None:
+    """Subscribers: add, import, export, list, show, forget, purge."""
+
+
+def _address(email: str) -> str:
+    try:
+        return subs.normalize_email(email)
+    except subs.InvalidAddress as exc:
+        raise click.BadParameter(f"{email!r} is not a valid address: {exc}") from None
+
+
+def _consent_options(confirmed: bool, note: str | None) -> None:
+    if confirmed and not (note and note.strip()):
+        raise click.UsageError("--confirmed needs --consent-note TEXT saying how consent "
+                               "was given (it goes into the consent ledger)")
+
+
+def _send_mails(app: App, jobs) -> None:
+    for job in jobs:
+        status = app.subscriber_mail.send(job)
+        click.echo(f"  confirmation mail to {job.email}: {status.outcome.value}")
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name (first word used in the greeting).")
+@click.option("--sections", default=",".join(SECTIONS), show_default=True,
+              help="Comma-separated sections: magazine, agenda.")
+@click.option("--themes", default="", help="Comma-separated theme/audience slugs (empty = all).")
+@click.option("--confirmed", is_flag=True, help="Add as active (consent given elsewhere).")
+@click.option("--consent-note", help="How consent was given; required with --confirmed.")
+@pass_state
+def add(state: CliState, email: str, name: str, sections: str, themes: str, confirmed: bool,
+        consent_note: str | None) -> None:
+    """Add one subscriber: pending with a confirmation mail, or --confirmed."""
+    _consent_options(confirmed, consent_note)
+    app = state.app()
+    address = _address(email)
+    prefs = _preferences(app, sections, themes)
+    context = consent_context(app.settings, "admin:cli")
+    with app.engine.begin() as conn:
+        report = import_rows(conn, [CsvRow(0, address, name, prefs)], confirmed=confirmed,
+                             context=context, note=consent_note, now=app.clock.now(),
+                             mail_for=lambda c, s: mail_job(app, c, "confirm", s))
+    if report.refused:
+        raise click.ClickException(f"{address} is suppressed (erased, bounced or complained); "
+                                   "not added")
+    if report.existing:
+        raise click.ClickException(f"{address} is already a subscriber; see "
+                                   f"`mailer subscribers show {address}`")
+    click.echo(f"Added {address} as {'active' if confirmed else 'pending'}.")
+    _send_mails(app, report.mails)
+
+
+def _preferences(app: App, sections: str, themes: str) -> Preferences:
+    chosen = {s.strip() for s in sections.split(",") if s.strip()}
+    picked = {t.strip() for t in themes.split(",") if t.strip()}
+    if not chosen or chosen - set(SECTIONS):
+        raise click.BadParameter(f"sections must be among {', '.join(SECTIONS)}",
+                                 param_hint="--sections")
+    if unknown := picked - set(app.settings.themes):
+        raise click.BadParameter(f"unknown theme(s) {', '.join(sorted(unknown))}; known: "
+                                 f"{', '.join(app.settings.themes)}", param_hint="--themes")
+    return Preferences(frozenset(chosen), frozenset(picked))
+
+
+@subscribers.command("import")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--confirmed", is_flag=True, help="Import as active (consent given elsewhere).")
+@click.option("--consent-note", help="How consent was given; required with --confirmed.")
+@pass_state
+def import_(state: CliState, path: Path, confirmed: bool, consent_note: str | None) -> None:
+    """Import a CSV (email, name, sections, themes, audience); pending rows get a mail."""
+    _consent_options(confirmed, consent_note)
+    app = state.app()
+    rows, rejected = parse_csv(path, set(app.settings.themes))
+    context = consent_context(app.settings, f"import:{path.name}")
+    with app.engine.begin() as conn:
+        report = import_rows(conn, rows, confirmed=confirmed, context=context,
+                             note=consent_note, now=app.clock.now(),
+                             mail_for=lambda c, s: mail_job(app, c, "confirm", s))
+    for problem in sorted(rejected + report.refused, key=lambda r: r.line):
+        click.echo(f"{path.name} line {problem.line}: {problem.reason}", err=True)
+    click.echo(f"Imported {path.name}: {report.added} added "
+               f"({'active' if confirmed else 'pending'}), {report.merged} duplicate row(s) "
+               f"merged, {report.existing} already present, "
+               f"{len(rejected) + len(report.refused)} rejected.")
+    _send_mails(app, report.mails)
+    if rejected or report.refused:
+        sys.exit(2)
+
+
+def _rows(app: App, status: str | None):
+    query = select(subscribers_table).order_by(subscribers_table.c.id)
+    if status:
+        query = query.where(subscribers_table.c.status == status)
+    else:
+        query = query.where(subscribers_table.c.status != SubscriberStatus.ERASED.value)
+    with app.engine.connect() as conn:
+        return conn.execute(query).all()
+
+
+def _record(row) -> dict:
+    stamp = lambda v: v.isoformat() if v else ""  # noqa: E731
+    return {"email": row.email, "name": row.name, "status": row.status,
+            "sections": list(row.sections), "themes": list(row.themes), "source": row.source,
+            "created_at": stamp(row.created_at), "confirmed_at": stamp(row.confirmed_at),
+            "unsubscribed_at": stamp(row.unsubscribed_at)}
+
+
+status_option = click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]),
+                             help="Only subscribers with this status (default: all but erased).")
+
+
+@subscribers.command("export")
+@status_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file (default: standard output).")
+@pass_state
+def export(state: CliState, status: str | None, fmt: str, out: Path | None) -> None:
+    """Export subscribers as CSV (importable again) or JSON."""
+    records = [_record(r) for r in _rows(state.app(), status)]
+    handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        if fmt == "json":
+            json.dump(records, handle, ensure_ascii=False, indent=2)
+            handle.write("\n")
+        else:
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            for r in records:
+                writer.writerow({**r, "sections": ";".join(r["sections"]),
+                                 "themes": ";".join(r["themes"])})
+    finally:
+        if out:
+            handle.close()
+    if out:
+        click.echo(f"Exported {len(records)} subscriber(s) to {out}", err=True)
+
+
+@subscribers.command("list")
+@status_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def list_(state: CliState, status: str | None, as_json: bool) -> None:
+    """List subscribers: address, status, sections and themes."""
+    records = [_record(r) for r in _rows(state.app(), status)]
+    if as_json:
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    for r in records:
+        themes = ",".join(r["themes"]) or "all themes"
+        click.echo(f"{r['email']:40} {r['status']:12} {','.join(r['sections']):16} {themes}")
+    click.echo(f"{len(records)} subscriber(s)")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Everything held, as JSON (right of access).")
+@pass_state
+def show(state: CliState, email: str, as_json: bool) -> None:
+    """All data held about one address, consent history included."""
+    app = state.app()
+    with app.engine.connect() as conn:
+        data = privacy.data_held(conn, _address(email))
+    if data is None:
+        raise click.ClickException(f"no data held about {email}")
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    profile = data["subscriber"] or {}
+    for key, value in profile.items():
+        click.echo(f"{key:16} {value}")
+    if data["suppression"]:
+        click.echo(f"suppressed       {data['suppression']['reason']} since "
+                   f"{data['suppression']['since']}")
+    click.echo("consent history:")
+    for e in data["consent_history"]:
+        click.echo(f"  {e['occurred_at']}  {e['event']:16} {e['source']}"
+                   f"  text {e['consent_text_version'] or '-'}  ip {e['ip'] or '-'}")
+    click.echo(f"mailings: {len(data['mailings'])}")
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def forget_(state: CliState, email: str, yes: bool) -> None:
+    """Erase an address's personal data; keep only a hashed suppression entry."""
+    address = _address(email)
+    if not yes:
+        click.confirm(f"Erase all personal data of {address}? This cannot be undone", abort=True)
+    known = forget(state.app(), address, "admin:cli")
+    click.echo(f"Erased {address}; only a hashed suppression entry remains."
+               if known else f"No data held about {address}; added a hashed suppression entry.")
+
+
+@subscribers.command("purge")
+@pass_state
+def purge(state: CliState) -> None:
+    """Erase subscribers still pending after `pending_purge_days`."""
+    app = state.app()
+    count = purge_pending(app)
+    click.echo(f"Purged {count} pending subscriber(s) older than "
+               f"{app.settings.pending_purge_days} days.")
+
+
+@subscribers.command("revoke-links")
+@click.argument("email")
+@pass_state
+def revoke(state: CliState, email: str) -> None:
+    """Make every link sent to an address stop working (e.g. after a forwarded mail)."""
+    app = state.app()
+    address = _address(email)
+    with app.engine.begin() as conn:
+        sub = subs.find_by_email(conn, address)
+        if sub is None:
+            raise click.ClickException(f"{address} is not a subscriber")
+        subs.revoke_links(conn, sub.id, app.clock.now(), "admin:cli")
+    click.echo(f"Revoked every link sent to {address}; new mails carry new links.")

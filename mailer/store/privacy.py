@@ -1,0 +1,110 @@
+"""Data-subject rights in the store: access (everything held about a person) and erasure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, or_, select, update
+
+from mailer.models import SubscriberStatus
+from mailer.store.issues import issue_by_id
+from mailer.store.subscribers import (
+    ConsentContext,
+    email_hash,
+    log_event,
+    subscriber_row,
+    suppress,
+)
+from mailer.store.tables import consent_events, outbox, subscribers, suppressions
+
+
+def erased_address(subscriber_id: int) -> str:
+    """The placeholder that replaces an erased subscriber's address (unique, undeliverable)."""
+    return f"erased-{subscriber_id}@erased.invalid"
+
+
+def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
+          suppress_address: bool = True, event: str = "erase") -> None:
+    """Erase a subscriber's personal data; keep a hashed suppression entry if asked.
+
+    The row and its ledger stay (the ledger is append-only and other tables point at the
+    row) but the address, name, IP addresses and user agents are blanked, and every link
+    ever sent stops working because the token version moves on.
+    """
+    row = subscriber_row(conn, subscriber_id)
+    if row is None or row.status == SubscriberStatus.ERASED.value:
+        return
+    placeholder = erased_address(subscriber_id)
+    if suppress_address:
+        suppress(conn, row.email, "erased", now)
+    conn.execute(update(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
+                 .values(ip=None, user_agent=None, details={}))
+    conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
+                 .values(email=placeholder))
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
+        email=placeholder, name="", status=SubscriberStatus.ERASED.value, sections=[],
+        themes=[], segment_key="", source="", token_version=row.token_version + 1,
+        updated_at=now,
+    ))
+    log_event(conn, row, event, now, ConsentContext(source), {"from": row.status})
+
+
+def stale_pending_ids(conn: Connection, before: datetime) -> list[int]:
+    """Pending subscribers not touched since a moment (never confirmed in time)."""
+    return list(conn.execute(
+        select(subscribers.c.id).where(subscribers.c.status == SubscriberStatus.PENDING.value,
+                                       subscribers.c.updated_at < before)
+        .order_by(subscribers.c.id)
+    ).scalars())
+
+
+def data_held(conn: Connection, address: str) -> dict | None:
+    """Everything held about an address: profile, consent history, suppression, mailings."""
+    row = conn.execute(select(subscribers).where(subscribers.c.email == address)).first()
+    hashed = email_hash(address)
+    suppression = conn.execute(
+        select(suppressions).where(suppressions.c.email_hash == hashed)).first()
+    if row is None and suppression is None:
+        return None
+    ledger = conn.execute(
+        select(consent_events).where(or_(
+            consent_events.c.email_hash == hashed,
+            consent_events.c.subscriber_id == (row.id if row else -1),
+        )).order_by(consent_events.c.occurred_at, consent_events.c.id)
+    ).all()
+    return {
+        "subscriber": _profile(row) if row else None,
+        "consent_history": [_event(e) for e in ledger],
+        "suppression": {"reason": suppression.reason,
+                        "since": suppression.created_at.isoformat()} if suppression else None,
+        "mailings": _mailings(conn, row.id) if row else [],
+    }
+
+
+def _profile(row) -> dict:
+    stamp = lambda v: v.isoformat() if v else None  # noqa: E731
+    return {
+        "email": row.email, "name": row.name, "status": row.status,
+        "sections": list(row.sections), "themes": list(row.themes), "source": row.source,
+        "created_at": stamp(row.created_at), "updated_at": stamp(row.updated_at),
+        "confirmed_at": stamp(row.confirmed_at), "unsubscribed_at": stamp(row.unsubscribed_at),
+    }
+
+
+def _event(e) -> dict:
+    return {
+        "event": e.event, "occurred_at": e.occurred_at.isoformat(), "source": e.source,
+        "consent_text_version": e.consent_text_version, "ip": e.ip,
+        "user_agent": e.user_agent, "details": e.details,
+    }
+
+
+def _mailings(conn: Connection, subscriber_id: int) -> list[dict]:
+    rows = conn.execute(select(outbox).where(outbox.c.subscriber_id == subscriber_id)
+                        .order_by(outbox.c.id)).all()
+    result = []
+    for r in rows:
+        issue = issue_by_id(conn, r.issue_id)
+        result.append({"issue": issue.period if issue else r.issue_id, "status": r.status,
+                       "sent_at": r.sent_at.isoformat() if r.sent_at else None})
+    return result

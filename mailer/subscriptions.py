@@ -1,0 +1,206 @@
+"""Subscriber services shared by the web app and the CLI: subscribe (double opt-in),
+confirm, change preferences, unsubscribe, resubscribe, forget and purge.
+
+Each service is one transaction that decides and records (with a consent-ledger entry);
+a mail that follows is returned as a MailJob for the caller to send, so the web app can
+send it after answering and the answer never depends on who the address belongs to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import Connection
+
+from mailer.app import App
+from mailer.models import Preferences, Subscriber, SubscriberStatus
+from mailer.settings import Settings
+from mailer.store import privacy, ratelimit
+from mailer.store import subscribers as subs
+from mailer.store.subscribers import ConsentContext
+from mailer.subscriber_mail import MailJob
+
+log = logging.getLogger(__name__)
+
+
+class SubscribeOutcome(StrEnum):
+    """What a subscribe request did; never shown to the requester (no enumeration)."""
+
+    NEW = "new"  # a pending subscriber was created and a confirmation mail is due
+    RENEWED = "renewed"  # pending or unsubscribed: preferences updated, confirmation due
+    ALREADY_ACTIVE = "already_active"  # an "already subscribed" mail is due
+    SUPPRESSED = "suppressed"  # erased, bounced or complained: nothing is sent
+    MAIL_LIMITED = "mail_limited"  # too many mails to this address lately: nothing sent
+
+
+CONFIRMABLE = (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
+RECEIVING = (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    """The outcome of a subscribe request and the mail to send, if any."""
+
+    outcome: SubscribeOutcome
+    mail: MailJob | None = None
+
+
+def consent_context(settings: Settings, source: str, ip: str | None = None,
+                    user_agent: str | None = None) -> ConsentContext:
+    """A ledger context with IP and user agent kept as the `store_ip` policy says."""
+    policy = settings.store_ip
+    if policy == "none":
+        ip, user_agent = None, None
+    elif policy == "truncated":
+        ip, user_agent = truncate_ip(ip), strip_versions(user_agent)
+    return ConsentContext(source, settings.consent_text_version, ip,
+                          user_agent[:500] if user_agent else None)
+
+
+def truncate_ip(ip: str | None) -> str | None:
+    """An IPv4 address cut to its /24 and an IPv6 address to its /48."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def strip_versions(user_agent: str | None) -> str | None:
+    """A user agent without version numbers: browser and platform family only."""
+    if not user_agent:
+        return None
+    return " ".join(re.sub(r"/[\w.]+|\b\d+[\w.]*", "", user_agent).split())[:200] or None
+
+
+def mail_window(settings: Settings) -> timedelta:
+    """The sliding window the rate limits count over."""
+    return timedelta(minutes=settings.rate_limit_window_minutes)
+
+
+def form_post_allowed(app: App, ip: str) -> bool:
+    """Count a subscribe-form post from an IP; False when the IP is over its limit."""
+    s = app.settings
+    with app.engine.begin() as conn:
+        return ratelimit.allow(conn, ratelimit.limit_key("ip", ip), s.confirm_limit_per_ip,
+                               mail_window(s), app.clock.now()) is not None
+
+
+def subscribe(app: App, email: str, name: str, preferences: Preferences,
+              context: ConsentContext) -> SubscribeResult:
+    """Handle a subscribe request for a normalised address (double opt-in)."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        if subs.is_suppressed(conn, email):
+            return SubscribeResult(SubscribeOutcome.SUPPRESSED)
+        existing = subs.find_by_email(conn, email)
+        if existing is None:
+            sub = subs.add_subscriber(
+                conn, email=email, name=name, preferences=preferences,
+                status=SubscriberStatus.PENDING, source=context.source, now=now,
+                consent_text_version=context.consent_text_version, ip=context.ip,
+                user_agent=context.user_agent)
+            return _with_mail(app, conn, SubscribeOutcome.NEW, "confirm", sub)
+        if existing.status is SubscriberStatus.ACTIVE:
+            return _with_mail(app, conn, SubscribeOutcome.ALREADY_ACTIVE, "already", existing)
+        subs.change_preferences(conn, existing.id, preferences, name, now, context)
+        subs.log_event(conn, subs.subscriber_row(conn, existing.id), "subscribe", now, context)
+        return _with_mail(app, conn, SubscribeOutcome.RENEWED, "confirm",
+                          subs.subscriber_by_id(conn, existing.id))
+
+
+def _with_mail(app: App, conn: Connection, outcome: SubscribeOutcome, kind: str,
+               sub: Subscriber) -> SubscribeResult:
+    job = mail_job(app, conn, kind, sub)
+    if job is None:
+        return SubscribeResult(SubscribeOutcome.MAIL_LIMITED)
+    return SubscribeResult(outcome, job)
+
+
+def mail_job(app: App, conn: Connection, kind: str, sub: Subscriber) -> MailJob | None:
+    """A mail for a subscriber if their address is under its mail limit, else None."""
+    s = app.settings
+    serial = ratelimit.allow(conn, ratelimit.limit_key("mail", sub.email),
+                             s.confirm_limit_per_address, mail_window(s), app.clock.now())
+    if serial is None:
+        log.info("mail limit reached for subscriber %d; %s mail not sent", sub.id, kind)
+        return None
+    return MailJob(kind, sub.id, sub.email, sub.name, sub.token_version, serial)
+
+
+def confirm(app: App, subscriber_id: int, context: ConsentContext) -> bool:
+    """Activate a pending (or unsubscribed) subscriber; False if already active."""
+    with app.engine.begin() as conn:
+        sub = subs.subscriber_by_id(conn, subscriber_id)
+        if sub is None or sub.status not in CONFIRMABLE:
+            return False
+        return subs.set_status(conn, subscriber_id, SubscriberStatus.ACTIVE, app.clock.now(),
+                               context.source, event="confirm", context=context)
+
+
+def change_preferences(app: App, subscriber_id: int, preferences: Preferences, name: str,
+                       context: ConsentContext) -> bool:
+    """Store a subscriber's new choice of sections, themes and name."""
+    with app.engine.begin() as conn:
+        return subs.change_preferences(conn, subscriber_id, preferences, name,
+                                       app.clock.now(), context)
+
+
+def unsubscribe(app: App, subscriber_id: int, context: ConsentContext) -> MailJob | None:
+    """Unsubscribe at once (idempotent); returns the goodbye mail to send, if any."""
+    with app.engine.begin() as conn:
+        sub = subs.subscriber_by_id(conn, subscriber_id)
+        if sub is None or sub.status not in RECEIVING:
+            return None
+        changed = subs.set_status(conn, subscriber_id, SubscriberStatus.UNSUBSCRIBED,
+                                  app.clock.now(), context.source, event="unsubscribe",
+                                  context=context)
+        if not (changed and app.settings.goodbye_mail):
+            return None
+        return mail_job(app, conn, "goodbye", subs.subscriber_by_id(conn, subscriber_id))
+
+
+def resubscribe(app: App, subscriber_id: int, context: ConsentContext) -> bool:
+    """Undo an unsubscribe from the subscriber's own link; False if not unsubscribed."""
+    with app.engine.begin() as conn:
+        sub = subs.subscriber_by_id(conn, subscriber_id)
+        if sub is None or sub.status is not SubscriberStatus.UNSUBSCRIBED:
+            return False
+        return subs.set_status(conn, subscriber_id, SubscriberStatus.ACTIVE, app.clock.now(),
+                               context.source, event="resubscribe", context=context)
+
+
+def forget(app: App, email: str, source: str) -> bool:
+    """Erase everything about an address but a hashed suppression entry; False if unknown."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        sub = subs.find_by_email(conn, email)
+        if sub is None:
+            known = subs.is_suppressed(conn, email)
+            subs.suppress(conn, email, "erased", now)
+            return known
+        privacy.erase(conn, sub.id, now, source)
+        return True
+
+
+def purge_pending(app: App) -> int:
+    """Erase subscribers left pending longer than `pending_purge_days`; returns how many.
+
+    They never confirmed, so there is no consent to prove and no suppression to keep.
+    Old rate-limit hits go too. The scheduler runs this daily.
+    """
+    now = app.clock.now()
+    before = now - timedelta(days=app.settings.pending_purge_days)
+    with app.engine.begin() as conn:
+        ids = privacy.stale_pending_ids(conn, before)
+        for subscriber_id in ids:
+            privacy.erase(conn, subscriber_id, now, "purge:pending",
+                          suppress_address=False, event="purge")
+        ratelimit.forget_hits_before(conn, now - mail_window(app.settings))
+    return len(ids)

@@ -1,0 +1,69 @@
+"""Security for every page: headers, CSRF tokens for forms, and the client's address."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from flask import Response, request, session
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+# The archived newsletter is mail HTML: inline styles, remote images, no forms, no script.
+ARCHIVE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+               "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass
+class PageError(Exception):
+    """An error shown to a person as a Dutch page with a status code."""
+
+    status: int
+    title: str
+    text: str
+
+
+def add_security_headers(response: Response) -> Response:
+    """CSP, no framing, no referrer (tokens in URLs never leak), no sniffing, no caching."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    if request.scheme == "https":
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    if not request.path.startswith(("/static/", "/archief")):
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def csrf_token() -> str:
+    """The CSRF token of this browser session, made on first use (for forms)."""
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return session[CSRF_FIELD]
+
+
+def require_csrf() -> None:
+    """Refuse a form post whose CSRF token is missing or not this session's."""
+    sent = request.form.get(CSRF_FIELD, "")
+    expected = session.get(CSRF_FIELD, "")
+    if not (sent and expected and hmac.compare_digest(sent, expected)):
+        raise PageError(400, "Formulier verlopen",
+                        "Je formulier kon niet worden gecontroleerd. Dit gebeurt als de pagina "
+                        "lang open heeft gestaan of als je cookies blokkeert. Laad de pagina "
+                        "opnieuw en probeer het nog eens.")
+
+
+def client_ip() -> str:
+    """The client's IP address (ProxyFix has applied trusted X-Forwarded-For already)."""
+    return request.remote_addr or ""
+
+
+def user_agent() -> str:
+    """The client's user agent string."""
+    return request.headers.get("User-Agent", "")

@@ -1,0 +1,74 @@
+"""`/aanmelden` (subscribe form) and `/bevestigen/<token>` (double opt-in confirmation)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from mailer.subscriptions import confirm, consent_context, form_post_allowed, subscribe
+from mailer.web import mail_queue, mailer_app
+from mailer.web.forms import SECTION_LABELS, FormInput, read_subscribe
+from mailer.web.security import PageError, client_ip, csrf_token, require_csrf, user_agent
+from mailer.web.tokens import subscriber_for
+
+blueprint = Blueprint("subscribe", __name__)
+HONEYPOT = "website"
+TOO_MANY = PageError(429, "Even wachten", "Er zijn vanaf jouw internetverbinding veel "
+                     "aanmeldingen gedaan. Probeer het over een uur opnieuw.")
+
+
+def _form(data: FormInput, status: int = 200):
+    return render_template("subscribe.html", form=data, sections=SECTION_LABELS,
+                           themes=mailer_app().settings.themes, csrf=csrf_token()), status
+
+
+@blueprint.get("/aanmelden")
+def subscribe_form():
+    """The subscribe form."""
+    return _form(FormInput())
+
+
+@blueprint.post("/aanmelden")
+def subscribe_post():
+    """Handle the form; the answer is the same whether the address is new, known or blocked."""
+    require_csrf()
+    app = mailer_app()
+    data = read_subscribe(request.form, app.settings.themes)
+    if data.errors:
+        return _form(data, 400)
+    if request.form.get(HONEYPOT):
+        return render_template("subscribe_sent.html")  # a bot: answer as usual, do nothing
+    if not form_post_allowed(app, client_ip()):
+        raise TOO_MANY
+    context = consent_context(app.settings, "web:" + app.links.url("aanmelden"),
+                              client_ip(), user_agent())
+    result = subscribe(app, data.email, data.name, data.preferences, context)
+    mail_queue().submit(result.mail)
+    return render_template("subscribe_sent.html")
+
+
+@blueprint.get("/bevestigen/<token>")
+def confirm_page(token: str):
+    """A page with one button: link scanners prefetch GETs, so only the POST confirms."""
+    app = mailer_app()
+    sub = subscriber_for("confirm", token, app.settings.confirm_max_age_days)
+    if sub.status.value == "active":
+        return render_template("confirmed.html", already=True,
+                               preferences_url=app.links.preferences_url(sub.id, sub.token_version))
+    return render_template("confirm.html", csrf=csrf_token())
+
+
+@blueprint.post("/bevestigen/<token>")
+def confirm_post(token: str):
+    """Confirm the subscription: the subscriber becomes active."""
+    require_csrf()
+    app = mailer_app()
+    sub = subscriber_for("confirm", token, app.settings.confirm_max_age_days)
+    context = consent_context(app.settings, "web:" + app.links.url("bevestigen"),
+                              client_ip(), user_agent())
+    confirmed = confirm(app, sub.id, context)
+    if not confirmed and sub.status.value != "active":
+        raise PageError(410, "Aanmelden lukt niet met deze link",
+                        "Dit adres kan zich niet met deze link aanmelden. Neem contact op met "
+                        f"de redactie: {app.settings.reply_to}")
+    return render_template("confirmed.html", already=not confirmed,
+                           preferences_url=app.links.preferences_url(sub.id, sub.token_version))

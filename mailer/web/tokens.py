@@ -1,0 +1,36 @@
+"""Turning a link's token into a subscriber, or into a friendly error page."""
+
+from __future__ import annotations
+
+from mailer.links import TokenExpired, TokenInvalid
+from mailer.models import Subscriber, SubscriberStatus
+from mailer.store.subscribers import subscriber_by_id
+from mailer.web import mailer_app
+from mailer.web.security import PageError
+
+INVALID = PageError(400, "Deze link klopt niet",
+                    "De link is niet compleet of is veranderd. Kopieer de link uit je e-mail "
+                    "helemaal, of gebruik de knop in de e-mail.")
+EXPIRED = PageError(410, "Deze link is verlopen",
+                    "De link is te oud. Meld je opnieuw aan; je krijgt dan een nieuwe link.")
+REVOKED = PageError(410, "Deze link werkt niet meer",
+                    "Deze link is ingetrokken. Gebruik de link uit je nieuwste e-mail van ons.")
+
+
+def subscriber_for(purpose: str, token: str, max_age_days: int | None = None) -> Subscriber:
+    """The subscriber a token is for; raises PageError (400/410) and changes nothing."""
+    app = mailer_app()
+    max_age = max_age_days * 86400 if max_age_days else None
+    try:
+        claims = app.links.read(purpose, token, max_age=max_age)
+    except TokenExpired:
+        raise EXPIRED from None
+    except TokenInvalid:
+        raise INVALID from None
+    with app.engine.connect() as conn:
+        sub = subscriber_by_id(conn, claims.subscriber_id)
+    if sub is None:
+        raise INVALID
+    if sub.token_version != claims.version or sub.status is SubscriberStatus.ERASED:
+        raise REVOKED
+    return sub

@@ -1,0 +1,205 @@
+"""Subscriber services on both databases: double opt-in, ledger, preferences, erasure."""
+
+from datetime import UTC, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from mailer.app import App
+from mailer.clock import FixedClock
+from mailer.models import Preferences, SubscriberStatus
+from mailer.store import privacy
+from mailer.store import subscribers as subs
+from mailer.store.tables import consent_events, outbox, suppressions
+from mailer.subscriber_import import CsvRow, import_rows, parse_csv
+from mailer.subscriptions import (
+    SubscribeOutcome,
+    confirm,
+    consent_context,
+    forget,
+    mail_job,
+    purge_pending,
+    resubscribe,
+    strip_versions,
+    subscribe,
+    truncate_ip,
+    unsubscribe,
+)
+from tests.conftest import make_settings
+from tests.webhelpers import link_in, mails_in
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
+PREFS = Preferences(frozenset({"magazine"}), frozenset({"onderwijs"}))
+
+
+def ctx(app, ip="192.0.2.77"):
+    return consent_context(app.settings, "web:test", ip, UA)
+
+
+def ledger(app, subscriber_id):
+    with app.engine.connect() as conn:
+        return conn.execute(select(consent_events).where(
+            consent_events.c.subscriber_id == subscriber_id).order_by(consent_events.c.id)).all()
+
+
+def test_double_opt_in_lifecycle_and_ledger(app):
+    result = subscribe(app, "anna@example.org", "Anna de Boer", PREFS, ctx(app))
+    assert result.outcome is SubscribeOutcome.NEW and result.mail.kind == "confirm"
+    sid = result.mail.subscriber_id
+    with app.engine.connect() as conn:
+        sub = subs.subscriber_by_id(conn, sid)
+        row = subs.subscriber_row(conn, sid)
+    assert sub.status is SubscriberStatus.PENDING
+    assert row.segment_key == PREFS.key() == "s=magazine;t=onderwijs"
+    assert confirm(app, sid, ctx(app)) is True
+    assert confirm(app, sid, ctx(app)) is False  # idempotent
+    new = Preferences(frozenset({"magazine", "agenda"}), frozenset({"jeugdhulp", "onderwijs"}))
+    assert subs_change(app, sid, new, "Anna") is True
+    assert subs_change(app, sid, new, "Anna") is False
+    with app.engine.connect() as conn:
+        assert subs.subscriber_row(conn, sid).segment_key == new.key()
+    assert unsubscribe(app, sid, ctx(app)).kind == "goodbye"
+    assert unsubscribe(app, sid, ctx(app)) is None  # idempotent, no second goodbye
+    assert resubscribe(app, sid, ctx(app)) is True
+    events = ledger(app, sid)
+    assert [e.event for e in events] == ["subscribe", "confirm", "preferences",
+                                         "unsubscribe", "resubscribe"]
+    first = events[0]
+    assert first.source == "web:test" and first.consent_text_version == "2026-11"
+    assert first.ip == "192.0.2.0" and "120" not in first.user_agent  # truncated policy
+    assert events[2].details == {"sections": ["agenda", "magazine"],
+                                 "themes": ["jeugdhulp", "onderwijs"], "name_changed": True}
+
+
+def subs_change(app, sid, prefs, name):
+    from mailer.subscriptions import change_preferences
+    return change_preferences(app, sid, prefs, name, ctx(app))
+
+
+@pytest.mark.parametrize("policy, ip, ua", [
+    ("stored", "192.0.2.77", UA), ("truncated", "192.0.2.0", "Mozilla (X11; Linux x86_64) "
+     "AppleWebKit Chrome Safari"), ("none", None, None)])
+def test_ip_policy(tmp_path, policy, ip, ua):
+    settings = make_settings(tmp_path, "sqlite:///unused.db", store_ip=policy)
+    context = consent_context(settings, "web:test", "192.0.2.77", UA)
+    assert (context.ip, context.user_agent) == (ip, ua)
+
+
+def test_ip_truncation():
+    assert truncate_ip("2001:db8:abcd:12:1:2:3:4") == "2001:db8:abcd::"
+    assert truncate_ip("not an ip") is None
+    assert strip_versions("curl/8.5.0") == "curl"
+
+
+def test_the_form_never_enumerates_and_limits_mails(app):
+    first = subscribe(app, "bob@example.org", "", PREFS, ctx(app))
+    confirm(app, first.mail.subscriber_id, ctx(app))
+    again = subscribe(app, "bob@example.org", "Mallory", Preferences(), ctx(app))
+    assert again.outcome is SubscribeOutcome.ALREADY_ACTIVE and again.mail.kind == "already"
+    with app.engine.connect() as conn:  # an active subscriber's choices are not overwritten
+        assert subs.find_by_email(conn, "bob@example.org").preferences == PREFS
+    third = subscribe(app, "bob@example.org", "", PREFS, ctx(app))
+    assert third.mail is not None
+    assert subscribe(app, "bob@example.org", "", PREFS, ctx(app)).outcome is \
+        SubscribeOutcome.MAIL_LIMITED  # limit 3 per address per window
+    later = App(app.settings, FixedClock(app.clock.now() + timedelta(minutes=61)))
+    assert subscribe(later, "bob@example.org", "", PREFS, ctx(app)).mail is not None
+    later.engine.dispose()
+
+
+def test_suppressed_and_erased_addresses_get_nothing(app):
+    forget(app, "gone@example.org", "admin:test")
+    assert subscribe(app, "gone@example.org", "", PREFS, ctx(app)).outcome is \
+        SubscribeOutcome.SUPPRESSED
+    with app.engine.connect() as conn:
+        assert subs.find_by_email(conn, "gone@example.org") is None
+
+
+def test_forget_erases_personal_data_and_keeps_a_hash(app):
+    result = subscribe(app, "carla@example.org", "Carla", PREFS, ctx(app))
+    sid = result.mail.subscriber_id
+    confirm(app, sid, ctx(app))
+    with app.engine.begin() as conn:
+        conn.execute(outbox.insert().values(
+            issue_id=_issue(conn), subscriber_id=sid, email="carla@example.org",
+            segment_key=PREFS.key(), status="sent", attempts=1, message_id="<m@x>",
+            possible_duplicate=False, created_at=app.clock.now(), updated_at=app.clock.now()))
+    assert forget(app, "carla@example.org", "admin:test") is True
+    with app.engine.connect() as conn:
+        row = subs.subscriber_row(conn, sid)
+        assert row.email == privacy.erased_address(sid) and row.name == ""
+        assert row.status == "erased" and row.token_version == 2
+        assert conn.execute(select(outbox.c.email)).scalar() == privacy.erased_address(sid)
+        assert subs.is_suppressed(conn, "carla@example.org")
+        assert conn.execute(select(suppressions.c.reason)).scalar() == "erased"
+        assert privacy.data_held(conn, "carla@example.org")["subscriber"] is None
+    events = ledger(app, sid)
+    assert events[-1].event == "erase"
+    assert all(e.ip is None and e.user_agent is None for e in events)
+
+
+def _issue(conn):
+    from datetime import date, datetime
+
+    from mailer.store.tables import issues
+    now = datetime(2026, 12, 3, 8, tzinfo=UTC)
+    return conn.execute(issues.insert().values(
+        list_id="l", period="2026-W49", number=1, issue_date=date(2026, 12, 3), moment=now,
+        subject="s", preheader="p", status="sent", created_at=now)).inserted_primary_key[0]
+
+
+def test_purge_pending_erases_only_stale_pending(app):
+    old = subscribe(app, "old@example.org", "", PREFS, ctx(app)).mail.subscriber_id
+    kept = subscribe(app, "kept@example.org", "", PREFS, ctx(app)).mail.subscriber_id
+    confirm(app, kept, ctx(app))
+    later = App(app.settings, FixedClock(app.clock.now() + timedelta(days=31)))
+    fresh = subscribe(later, "fresh@example.org", "", PREFS, ctx(app)).mail.subscriber_id
+    assert purge_pending(later) == 1
+    with later.engine.connect() as conn:
+        assert subs.subscriber_by_id(conn, old).status is SubscriberStatus.ERASED
+        assert subs.subscriber_by_id(conn, kept).status is SubscriberStatus.ACTIVE
+        assert subs.subscriber_by_id(conn, fresh).status is SubscriberStatus.PENDING
+        assert not subs.is_suppressed(conn, "old@example.org")  # never consented: no record
+    later.engine.dispose()
+
+
+def test_import_merges_reports_and_refuses_suppressed(app, tmp_path):
+    forget(app, "erased@example.org", "admin:test")
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,name,sections,themes,audience\n"
+        "x@example.org,Xandra,magazine,onderwijs,\n"
+        "not-an-address,Bad,,,\n"
+        "X@EXAMPLE.org,,agenda,,jeugdhulp\n"
+        "y@example.org,Yusuf,krant,,\n"
+        "erased@example.org,Eve,,,\n"
+        "z@example.org,Zoë,,,nergens\n", encoding="utf-8")
+    rows, rejected = parse_csv(path, set(app.settings.themes))
+    assert [(r.line, r.reason.split()[0]) for r in rejected] == [
+        (3, "An"), (5, "unknown"), (7, "unknown")]
+    with app.engine.begin() as conn:
+        report = import_rows(conn, rows, confirmed=False, context=ctx(app), note=None,
+                             now=app.clock.now(), mail_for=lambda c, s: mail_job(app, c,
+                                                                                "confirm", s))
+    assert (report.added, report.merged, report.existing) == (1, 1, 0)
+    assert [r.line for r in report.refused] == [6]
+    assert len(report.mails) == 1
+    with app.engine.connect() as conn:
+        x = subs.find_by_email(conn, "x@example.org")
+    assert x.status is SubscriberStatus.PENDING and x.name == "Xandra"
+    assert x.preferences == Preferences(frozenset({"magazine", "agenda"}),
+                                        frozenset({"onderwijs", "jeugdhulp"}))
+    app.subscriber_mail.send(report.mails[0])
+    assert "/bevestigen/" in link_in(mails_in(app.settings.outbox_dir)[0], "bevestigen")
+
+
+def test_confirmed_import_records_the_note(app):
+    rows = [CsvRow(2, "n@example.org", "N", Preferences())]
+    with app.engine.begin() as conn:
+        report = import_rows(conn, rows, confirmed=True, context=ctx(app),
+                             note="paper form, event 2026-10-01", now=app.clock.now())
+    assert report.added == 1 and not report.mails
+    with app.engine.connect() as conn:
+        data = privacy.data_held(conn, "n@example.org")
+    assert data["subscriber"]["status"] == "active"
+    assert data["consent_history"][0]["details"] == {"note": "paper form, event 2026-10-01"}

@@ -1,0 +1,330 @@
+"""The subscriber web app through Flask's test client, on a real SQLite file."""
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer.app import App
+from mailer.clock import FixedClock, parse_instant
+from mailer.models import Preferences, SubscriberStatus
+from mailer.providers.file import FileProvider
+from mailer.store import subscribers as subs
+from mailer.store.tables import consent_events, subscribers
+from mailer.subscriptions import forget
+from mailer.web import create_app
+from tests.conftest import DEMO_NOW, make_settings
+from tests.webhelpers import csrf_of, link_in, mails_in, text_of
+
+HEADERS = {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy",
+           "X-Content-Type-Options"}
+
+
+@pytest.fixture
+def mailer(tmp_path, sqlite_url):
+    app = App(make_settings(tmp_path, sqlite_url, base_url="http://localhost"),
+              FixedClock(parse_instant(DEMO_NOW)))
+    yield app
+    app.engine.dispose()
+
+
+@pytest.fixture
+def web(mailer):
+    return create_app(mailer)
+
+
+@pytest.fixture
+def client(web):
+    return web.test_client()
+
+
+def join(web):
+    web.extensions["weerbaarnl.mail"].join()
+
+
+def post_form(client, data, path="/aanmelden", **kw):
+    page = client.get(path)
+    return client.post(path, data={"csrf_token": csrf_of(page.text), **data}, **kw)
+
+
+def status_of(app, email):
+    with app.engine.connect() as conn:
+        sub = subs.find_by_email(conn, email)
+    return sub.status if sub else None
+
+
+def subscribed(client, web, mailer, email="anna@example.org", **fields):
+    """Subscribe through the form and return the confirmation mail."""
+    response = post_form(client, {"email": email, **fields})
+    assert response.status_code == 200
+    join(web)
+    return [m for m in mails_in(mailer.settings.outbox_dir) if email in m["To"]][-1]
+
+
+def path_of(url):
+    return re.sub(r"^https?://[^/]+", "", url)
+
+
+def active(client, web, mailer, email="anna@example.org"):
+    confirm = path_of(link_in(subscribed(client, web, mailer, email), "bevestigen"))
+    assert post_form(client, {}, confirm).status_code == 200
+    with mailer.engine.connect() as conn:
+        sub = subs.find_by_email(conn, email)
+    assert sub.status is SubscriberStatus.ACTIVE
+    return sub
+
+
+@pytest.mark.parametrize("path", ["/aanmelden", "/healthz", "/archief", "/nergens",
+                                  "/afmelden/kapot", "/afmelden", "/static/site.css"])
+def test_security_headers_on_every_response(client, path):
+    response = client.get(path)
+    assert set(response.headers.keys()) >= HEADERS
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "script-src" not in response.headers["Content-Security-Policy"]  # none at all
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_pages_are_dutch_and_labelled(client):
+    page = client.get("/aanmelden").text
+    assert '<html lang="nl">' in page and 'href="#inhoud"' in page
+    for field in ("email", "naam", "onderdeel-magazine", "thema-onderwijs"):
+        assert f'<label for="{field}"' in page and f'id="{field}"' in page
+    assert "checked" not in page  # no pre-ticked boxes (AVG)
+
+
+def test_double_opt_in_through_the_web(client, web, mailer):
+    mail = subscribed(client, web, mailer, naam="Anna de Boer", themas=["onderwijs"],
+                      onderdelen=["magazine"])
+    assert mail["Subject"] == "Bevestig je aanmelding voor WeerbaarNL"
+    assert "Beste Anna," in text_of(mail)
+    confirm = path_of(link_in(mail, "bevestigen"))
+    page = client.get(confirm)  # a link scanner's GET changes nothing
+    assert page.status_code == 200 and "Ja, ik wil" in page.text
+    assert status_of(mailer, "anna@example.org") is SubscriberStatus.PENDING
+    done = client.post(confirm, data={"csrf_token": csrf_of(page.text)})
+    assert done.status_code == 200 and "Gelukt" in done.text
+    assert status_of(mailer, "anna@example.org") is SubscriberStatus.ACTIVE
+    again = client.get(confirm)
+    assert "al bevestigd" in again.text
+    with mailer.engine.connect() as conn:
+        events = conn.execute(select(consent_events.c.event, consent_events.c.source,
+                                     consent_events.c.ip)).all()
+    assert [e.event for e in events] == ["subscribe", "confirm"]
+    assert events[0].source == "web:http://localhost/aanmelden"
+    assert events[0].ip == "127.0.0.0"  # truncated by default
+
+
+def test_missing_or_wrong_csrf_changes_nothing(client, web, mailer):
+    client.get("/aanmelden")
+    refused = client.post("/aanmelden", data={"email": "x@example.org"})
+    assert refused.status_code == 400 and "Formulier verlopen" in refused.text
+    forged = client.post("/aanmelden", data={"email": "x@example.org", "csrf_token": "fake"})
+    assert forged.status_code == 400
+    assert status_of(mailer, "x@example.org") is None
+    sub = active(client, web, mailer)
+    prefs = path_of(mailer.links.preferences_url(sub.id, sub.token_version))
+    fresh = mailer.engine  # a different browser: no session cookie, no token
+    other = web.test_client()
+    assert other.post(prefs, data={"onderdelen": "agenda"}).status_code == 400
+    with fresh.connect() as conn:
+        assert subs.find_by_email(conn, "anna@example.org").preferences == Preferences()
+
+
+def test_subscribe_answers_the_same_for_every_address(client, web, mailer):
+    active(client, web, mailer, "known@example.org")
+    post_form(client, {"email": "pending@example.org"})
+    forget(mailer, "erased@example.org", "admin:test")
+    with mailer.engine.begin() as conn:
+        sid = subs.add_subscriber(conn, email="bounced@example.org", name="",
+                                  preferences=Preferences(), status=SubscriberStatus.ACTIVE,
+                                  source="t", now=mailer.clock.now()).id
+        subs.set_status(conn, sid, SubscriberStatus.BOUNCED, mailer.clock.now(), "webhook:t")
+    answers = {email: post_form(client, {"email": email}) for email in (
+        "new@example.org", "known@example.org", "pending@example.org", "erased@example.org",
+        "bounced@example.org")}
+    bodies = {(r.status_code, r.text) for r in answers.values()}
+    assert len(bodies) == 1 and next(iter(bodies))[0] == 200
+    join(web)
+    to = [m["To"] for m in mails_in(mailer.settings.outbox_dir)]
+    assert not any("erased@" in t or "bounced@" in t for t in to)
+    kinds = {m["To"]: m["Subject"] for m in mails_in(mailer.settings.outbox_dir)}
+    assert kinds["known@example.org"] == "Je bent al aangemeld voor WeerbaarNL"
+
+
+class GatedProvider(FileProvider):
+    """The file provider that waits for a gate: a provider that is slow to answer."""
+
+    gate = threading.Event()
+
+    def send_batch(self, batch):
+        assert self.gate.wait(30)
+        return super().send_batch(batch)
+
+
+def test_mail_goes_out_after_the_answer(mailer):
+    s = mailer.settings
+    mailer.provider = GatedProvider(s.path(s.outbox_dir), mailer.sender, s.reply_to,
+                                    mailer.clock)
+    web = create_app(mailer)
+    response = post_form(web.test_client(), {"email": "slow@example.org"})
+    assert response.status_code == 200  # answered while the provider still blocks
+    assert mails_in(s.outbox_dir) == []
+    GatedProvider.gate.set()
+    join(web)
+    assert len(mails_in(s.outbox_dir)) == 1
+
+
+def test_header_injection_through_the_name(client, web, mailer):
+    mail = subscribed(client, web, mailer, "eve@example.org",
+                      naam="Eve\r\nBcc: victim@example.org\r\nSubject: gewonnen")
+    assert mail["Bcc"] is None and len(mail.get_all("Subject")) == 1
+    assert mail["Subject"] == "Bevestig je aanmelding voor WeerbaarNL"
+    assert [a.addr_spec for a in mail["To"].addresses] == ["eve@example.org"]
+    with mailer.engine.connect() as conn:
+        name = subs.find_by_email(conn, "eve@example.org").name
+    assert "\n" not in name and "\r" not in name
+
+
+def test_invalid_address_is_an_error_tied_to_the_field(client, mailer):
+    response = post_form(client, {"email": "niet-geldig@", "naam": "N"})
+    assert response.status_code == 400
+    assert 'aria-invalid="true" aria-describedby="email-fout"' in response.text
+    assert 'id="email-fout"' in response.text and 'href="#email"' in response.text
+    assert status_of(mailer, "niet-geldig@") is None
+
+
+def test_honeypot_answers_as_usual_but_does_nothing(client, web, mailer):
+    response = post_form(client, {"email": "bot@example.org", "website": "http://spam"})
+    assert response.status_code == 200 and "Kijk in je mailbox" in response.text
+    join(web)
+    assert status_of(mailer, "bot@example.org") is None and not mails_in(
+        mailer.settings.outbox_dir)
+
+
+def test_rate_limits_per_ip_and_per_address(tmp_path, sqlite_url):
+    settings = make_settings(tmp_path, sqlite_url, confirm_limit_per_ip=4,
+                             confirm_limit_per_address=2)
+    app = App(settings, FixedClock(parse_instant(DEMO_NOW)))
+    web = create_app(app)
+    client = web.test_client()
+    answers = [post_form(client, {"email": "same@example.org"}).status_code for _ in range(3)]
+    assert answers == [200, 200, 200]  # the address limit is silent (no enumeration)
+    join(web)
+    assert len(mails_in(settings.outbox_dir)) == 2
+    assert post_form(client, {"email": "other@example.org"}).status_code == 200
+    blocked = post_form(client, {"email": "third@example.org"})
+    assert blocked.status_code == 429 and "Even wachten" in blocked.text
+    assert status_of(app, "third@example.org") is None
+    other_ip = post_form(client, {"email": "third@example.org"},
+                         environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert other_ip.status_code == 200
+    app.engine.dispose()
+
+
+def test_tampered_forged_expired_and_revoked_tokens(client, web, mailer):
+    mail = subscribed(client, web, mailer)
+    confirm = path_of(link_in(mail, "bevestigen"))
+    token = confirm.rsplit("/", 1)[1]
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    with mailer.engine.connect() as conn:
+        sub_id = subs.find_by_email(conn, "anna@example.org").id
+    forged = mailer.links.__class__("another-secret-key-of-32-chars!!", "http://x")
+    cases = {
+        f"/bevestigen/{tampered}": 400,
+        f"/bevestigen/{forged.token('confirm', int(sub_id), 1)}": 400,
+        f"/afmelden/{token}": 400,  # a confirm token is no unsubscribe token
+        "/voorkeuren/1": 400,
+    }
+    for path, status in cases.items():
+        response = client.get(path)
+        assert response.status_code == status, path
+        assert "Deze link klopt niet" in response.text
+        assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code in (400,)
+    later = App(mailer.settings, FixedClock(mailer.clock.now() + timedelta(days=8)))
+    expired = create_app(later).test_client().get(confirm)
+    assert expired.status_code == 410 and "verlopen" in expired.text
+    later.engine.dispose()
+    assert status_of(mailer, "anna@example.org") is SubscriberStatus.PENDING
+
+
+def test_revoked_and_erased_links_stop_working(client, web, mailer):
+    sub = active(client, web, mailer)
+    old = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))
+    with mailer.engine.begin() as conn:
+        subs.revoke_links(conn, sub.id, mailer.clock.now(), "admin:test")
+    revoked = client.post(old, data={"List-Unsubscribe": "One-Click"})
+    assert revoked.status_code == 410 and "ingetrokken" in revoked.text
+    assert status_of(mailer, "anna@example.org") is SubscriberStatus.ACTIVE
+    new = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version + 1))
+    forget(mailer, "anna@example.org", "admin:test")
+    assert client.get(new).status_code == 410
+
+
+def test_one_click_unsubscribe_rfc8058(client, web, mailer):
+    sub = active(client, web, mailer)
+    url = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))
+    bare = web.test_client()  # a mail provider: no cookies, no CSRF token
+    page = bare.get(url)
+    assert page.status_code == 200 and status_of(mailer, "anna@example.org") is \
+        SubscriberStatus.ACTIVE
+    response = bare.post(url, data="List-Unsubscribe=One-Click",
+                         content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert "Je bent afgemeld" in response.text
+    assert status_of(mailer, "anna@example.org") is SubscriberStatus.UNSUBSCRIBED
+    multipart = bare.post(url, data={"List-Unsubscribe": "One-Click"},
+                          content_type="multipart/form-data")
+    assert multipart.status_code == 200  # idempotent
+    join(web)
+    goodbyes = [m for m in mails_in(mailer.settings.outbox_dir)
+                if m["Subject"] == "Je bent afgemeld voor WeerbaarNL"]
+    assert len(goodbyes) == 1
+    with mailer.engine.connect() as conn:
+        count = conn.execute(select(func.count()).where(
+            consent_events.c.event == "unsubscribe")).scalar()
+    assert count == 1
+    assert bare.post(url, data={"anders": "1"}).status_code == 400
+
+
+def test_preferences_change_and_way_back(client, web, mailer):
+    sub = active(client, web, mailer)
+    prefs = path_of(mailer.links.preferences_url(sub.id, sub.token_version))
+    saved = post_form(client, {"naam": "Anna", "onderdelen": ["agenda"],
+                               "themas": ["jeugdhulp", "onbekend"], "actie": "opslaan"}, prefs)
+    assert saved.status_code == 200 and "opgeslagen" in saved.text
+    with mailer.engine.connect() as conn:
+        row = conn.execute(select(subscribers)).first()
+    assert (row.sections, row.themes, row.segment_key) == (
+        ["agenda"], ["jeugdhulp"], "s=agenda;t=jeugdhulp")
+    empty = post_form(client, {"actie": "opslaan"}, prefs)
+    assert empty.status_code == 400 and 'id="onderdelen-fout"' in empty.text
+    unsubscribe = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))
+    goodbye = client.post(unsubscribe, data={"List-Unsubscribe": "One-Click", "via": "pagina"})
+    assert prefs in goodbye.text  # the way back
+    back = post_form(client, {"actie": "weer-aanmelden"}, prefs)
+    assert "Welkom terug" in back.text
+    assert status_of(mailer, "anna@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_archive_shows_sent_issues_without_personal_links(loaded_app):
+    from mailer.compose import issue_moment
+    from mailer.sending import send_issue, store_issue
+
+    issue = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock, None))
+    send_issue(loaded_app, issue)
+    client = create_app(loaded_app).test_client()
+    index = client.get("/archief")
+    assert f"/archief/{issue.period}" in index.text
+    page = client.get(f"/archief/{issue.period}")
+    assert page.status_code == 200 and "Beste lezer," in page.text
+    assert "%%" not in page.text
+    assert not re.search(r"/(afmelden|voorkeuren)/[\w.-]{20,}", page.text)
+    assert "style-src 'unsafe-inline'" in page.headers["Content-Security-Policy"]
+    assert client.get("/archief/2030-W01").status_code == 404
+    assert client.get("/archief/..%2Fetc").status_code == 404
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
