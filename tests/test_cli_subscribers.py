@@ -1,0 +1,114 @@
+"""`mailer subscribers ...` and `mailer serve` as an operator runs them."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_cli import invoke
+from tests.webhelpers import link_in, mails_in
+
+
+@pytest.fixture
+def env(tmp_path, sqlite_url):
+    return {"MAILER_DATABASE_URL": sqlite_url, "MAILER_SECRET_KEY": "k" * 32,
+            "MAILER_NOW": "2026-12-03T09:00", "MAILER_OUTBOX_DIR": str(tmp_path / "outbox")}
+
+
+def test_add_pending_sends_a_confirmation(env, tmp_path):
+    result = invoke(["subscribers", "add", "Anna@Example.ORG", "--name", "Anna",
+                     "--themes", "onderwijs"], env)
+    assert result.exit_code == 0, result.output
+    assert "Added Anna@example.org as pending" in result.output
+    assert "/bevestigen/" in link_in(mails_in(tmp_path / "outbox")[0], "bevestigen")
+    again = invoke(["subscribers", "add", "Anna@example.org"], env)
+    assert again.exit_code == 1 and "already a subscriber" in again.output
+    bad = invoke(["subscribers", "add", "x@example.org", "--themes", "astrologie"], env)
+    assert bad.exit_code == 2 and "unknown theme(s) astrologie" in bad.output
+
+
+def test_confirmed_needs_a_consent_note(env):
+    result = invoke(["subscribers", "add", "b@example.org", "--confirmed"], env)
+    assert result.exit_code == 2 and "--consent-note" in result.output
+
+
+def test_import_export_show_forget(env, tmp_path):
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text("email,name,sections,themes,audience\n"
+                        "a@example.org,Anna,magazine,,onderwijs\n"
+                        "broken,,,\n"
+                        "A@example.org,,agenda,,\n"
+                        "b@example.org,Bas,agenda,jeugdhulp,\n", encoding="utf-8")
+    result = invoke(["subscribers", "import", str(csv_path), "--confirmed",
+                     "--consent-note", "aanmeldlijst training 2026-10-01"], env)
+    assert result.exit_code == 2  # some rows rejected: visible in the exit status
+    assert "in.csv line 3: An email address must have an @-sign." in result.output
+    assert "2 added (active), 1 duplicate row(s) merged, 0 already present, 1 rejected" \
+        in result.output
+    exported = json.loads(invoke(["subscribers", "export", "--format", "json"], env).output)
+    assert [(r["email"], r["sections"], r["themes"]) for r in exported] == [
+        ("a@example.org", ["agenda", "magazine"], ["onderwijs"]),
+        ("b@example.org", ["agenda"], ["jeugdhulp"])]
+    out = tmp_path / "out.csv"
+    assert invoke(["subscribers", "export", "--out", str(out)], env).exit_code == 0
+    assert out.read_text().splitlines()[1].startswith("a@example.org,Anna,active,agenda;magazine")
+    shown = json.loads(invoke(["subscribers", "show", "a@example.org", "--json"], env).output)
+    assert shown["subscriber"]["status"] == "active"
+    assert shown["consent_history"][0]["details"] == {"note": "aanmeldlijst training 2026-10-01"}
+    assert invoke(["subscribers", "forget", "a@example.org", "--yes"], env).exit_code == 0
+    listed = invoke(["subscribers", "list"], env).output
+    assert "a@example.org" not in listed and "1 subscriber(s)" in listed
+    gone = json.loads(invoke(["subscribers", "show", "a@example.org", "--json"], env).output)
+    assert gone["subscriber"] is None and gone["suppression"]["reason"] == "erased"
+    reimport = invoke(["subscribers", "import", str(csv_path), "--confirmed",
+                       "--consent-note", "opnieuw"], env)
+    assert "line 2: address is suppressed" in reimport.output
+
+
+def test_purge_command(env):
+    invoke(["subscribers", "add", "p@example.org"], env)
+    later = {**env, "MAILER_NOW": "2027-01-10T09:00"}
+    result = invoke(["subscribers", "purge"], later)
+    assert result.exit_code == 0 and "Purged 1 pending subscriber(s)" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_gunicorn(env, tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailer", "--config", str(REPO / "mailer.toml"), "serve",
+         "--port", str(port), "--workers", "2"],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)}, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as response:
+                    body = json.loads(response.read())
+                    server = response.headers["Server"]
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.1)  # polling a real condition with a deadline
+        assert body == {"status": "ok"} and "gunicorn" in server
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_serve_without_key_is_one_clear_line(env):
+    result = invoke(["serve"], {**env, "MAILER_SECRET_KEY": ""})
+    assert result.exit_code == 1 and "MAILER_SECRET_KEY" in result.output

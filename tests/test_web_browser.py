@@ -1,0 +1,172 @@
+"""End to end in Debian's Chromium: subscribe, confirm from the mail, change preferences,
+unsubscribe through the newsletter's link, come back; axe-core on every page.
+
+Screenshots go to test-artifacts/ (git-ignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+import threading
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from mailer.app import App
+from mailer.clock import FixedClock, parse_instant
+from mailer.compose import issue_moment
+from mailer.sending import send_issue, store_issue
+from mailer.sync import sync_source
+from mailer.web import create_app
+from tests.conftest import DEMO_NOW, REPO, make_settings
+from tests.webhelpers import link_in, mails_in
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "web"
+
+
+class LateApp:
+    """A WSGI app set after the server is bound, so the app's base_url knows the port."""
+
+    wsgi = None
+
+    def __call__(self, environ, start_response):
+        return self.wsgi(environ, start_response)
+
+
+@pytest.fixture
+def site(tmp_path, sqlite_url):
+    holder = LateApp()
+    server = make_server("127.0.0.1", 0, holder, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    app = App(make_settings(tmp_path, sqlite_url, base_url=base),
+              FixedClock(parse_instant(DEMO_NOW)))
+    holder.wsgi = create_app(app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, holder.wsgi, base
+    server.shutdown()
+    thread.join(10)
+    app.engine.dispose()
+
+
+@pytest.fixture
+def browser_page():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium (.ci/run does)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        context = browser.new_context(locale="nl-NL", viewport={"width": 1000, "height": 900})
+        yield context.new_page()
+        browser.close()
+
+
+class Checker:
+    """Runs axe-core on a page and saves a screenshot, numbering them in order."""
+
+    def __init__(self, page):
+        from axe_playwright_python.sync_playwright import Axe
+
+        self.page, self.axe, self.count = page, Axe(), 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def check(self, name: str) -> None:
+        self.count += 1
+        self.page.screenshot(path=ARTIFACTS / f"{self.count:02d}-{name}.png", full_page=True)
+        violations = self.axe.run(self.page).response["violations"]
+        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+               for v in violations if v["impact"] in ("serious", "critical")]
+        assert not bad, f"axe on {name} ({self.page.url}): {bad}"
+
+
+def send_newsletter(app: App) -> list[email.message.EmailMessage]:
+    for name, source in app.sources():
+        assert sync_source(app.engine, name, source, app.clock).ok
+    issue = store_issue(app, issue_moment(app.settings, app.clock, None))
+    send_issue(app, issue)
+    folder = app.settings.path(app.settings.outbox_dir) / f"issue-{issue.id}"
+    return [email.message_from_bytes(p.read_bytes(), policy=default)
+            for p in sorted(folder.glob("*.eml"))], issue
+
+
+def test_subscriber_journey_in_chromium(site, browser_page):
+    app, web, base = site
+    page, checker = browser_page, Checker(browser_page)
+
+    page.goto(f"{base}/aanmelden")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Direct naar de inhoud"
+    checker.check("aanmelden")
+    page.fill("#email", "geen-adres")
+    page.click("button[type=submit]")
+    assert page.locator("#email-fout").is_visible()
+    assert page.get_attribute("#email", "aria-invalid") == "true"
+    checker.check("aanmelden-fout")
+
+    page.fill("#email", "anna@example.org")
+    page.fill("#naam", "Anna de Boer")
+    page.check("#onderdeel-magazine")
+    page.check("#thema-onderwijs")
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "Kijk in je mailbox"
+    checker.check("kijk-in-je-mailbox")
+
+    web.extensions["weerbaarnl.mail"].join()
+    confirmation = mails_in(app.settings.outbox_dir)[-1]
+    page.goto(link_in(confirmation, "bevestigen"))
+    checker.check("bevestigen")
+    page.click("text=Ja, ik wil WeerbaarNL ontvangen")
+    assert page.locator("h1").inner_text() == "Gelukt, je bent aangemeld"
+    checker.check("bevestigd")
+
+    page.click("text=Kies welke onderdelen")
+    assert page.is_checked("#onderdeel-magazine") and not page.is_checked("#onderdeel-agenda")
+    page.uncheck("#onderdeel-magazine")
+    page.uncheck("#thema-onderwijs")
+    page.click("text=Voorkeuren opslaan")
+    assert page.locator("#onderdelen-fout").is_visible()
+    checker.check("voorkeuren-fout")
+    page.check("#onderdeel-agenda")
+    page.check("#thema-jeugdhulp")
+    page.click("text=Voorkeuren opslaan")
+    assert "opgeslagen" in page.locator("[role=status]").inner_text()
+    checker.check("voorkeuren-opgeslagen")
+
+    messages, issue = send_newsletter(app)
+    mine = [m for m in messages if m["To"].addresses[0].addr_spec == "anna@example.org"]
+    assert len(mine) == 1, "anna gets the issue once"
+    header_url = re.search(r"<(https?://[^>]+)>", mine[0]["List-Unsubscribe"]).group(1)
+    assert mine[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    html = mine[0].get_body(preferencelist=("html",)).get_content()
+    assert "Uit het magazine" not in html  # she chose the agenda only
+    body_link = re.search(r'href="([^"]+/afmelden/[^"]+)"', html).group(1)
+
+    page.goto(body_link)
+    checker.check("afmelden")
+    page.click("button:has-text('Afmelden')")
+    assert page.locator("h1").inner_text() == "Je bent afgemeld"
+    checker.check("afgemeld")
+    one_click = page.request.post(header_url, form={"List-Unsubscribe": "One-Click"},
+                                  max_redirects=0)
+    assert one_click.status == 200  # RFC 8058 POST: idempotent, no redirect
+
+    page.click("text=Meld je weer aan via je voorkeuren")
+    page.click("button:has-text('Weer aanmelden')")
+    assert "Welkom terug" in page.locator("[role=status]").inner_text()
+    checker.check("weer-aangemeld")
+
+    page.goto(f"{base}/archief")
+    checker.check("archief")
+    page.click(f"a[href='/archief/{issue.period}']")
+    assert "Beste lezer," in page.content()
+    checker.check("archief-nummer")
+
+    response = page.goto(f"{base}/afmelden/niet-echt")
+    assert response.status == 400
+    checker.check("foute-link")
