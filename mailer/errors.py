@@ -39,9 +39,13 @@ class ProviderError(MailerError):
         status: int | None = None,
         retry_after: float | None = None,
         response_text: str = "",
+        maybe_accepted: bool = False,
     ):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
         self.response_text = response_text
+        # True when the request may have reached the provider (dropped connection, timeout
+        # after sending): trying again may deliver twice unless the provider deduplicates.
+        self.maybe_accepted = maybe_accepted

@@ -204,6 +204,7 @@ class RecipientStatus:
     outcome: DeliveryOutcome
     provider_id: str | None = None
     detail: str = ""
+    bounced: bool = False  # the provider says this address is dead: mark the subscriber bounced
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -11,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.app import App
 from mailer.compose import compose_issue
-from mailer.delivery.dispatcher import DrainReport
+from mailer.delivery.dispatcher import DrainReport, MessageTooLarge
+from mailer.errors import MailerError
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
@@ -69,12 +71,34 @@ def enqueue(app: App, issue: Issue) -> int:
     return added
 
 
-def send_issue(app: App, issue: Issue, stop: threading.Event | None = None) -> SendResult:
-    """Send (or resume) an issue until its outbox is drained; marks it sent when done."""
+class IssuePaused(MailerError):
+    """The issue is paused (error budget, too large, or by an operator): resume it first."""
+
+
+def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
+               on_progress: Callable[[DrainReport], None] | None = None, *,
+               resume: bool = False) -> SendResult:
+    """Send (or resume) an issue until its outbox is drained; marks it sent when done.
+
+    A paused issue is only sent on with `resume=True` (`mailer issues resume N`)."""
+    with app.engine.connect() as conn:
+        record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
+    if record and record.status is IssueStatus.PAUSED and not resume:
+        raise IssuePaused(f"issue nr. {record.number} is paused: {record.status_note or '-'}; "
+                          f"resume it with `mailer issues resume {record.id}`")
     enqueued = enqueue(app, issue)
     dispatcher = app.dispatcher()
-    dispatcher.resume_stranded(issue.id)
-    report = dispatcher.drain(issue.id, stop)
+    try:
+        dispatcher.resume_stranded(issue.id)
+        report = dispatcher.drain(issue.id, stop, on_progress)
+    except MessageTooLarge as exc:
+        with app.engine.begin() as conn:
+            issue_store.set_issue_status(conn, issue.id, IssueStatus.PAUSED, app.clock.now(),
+                                         note=str(exc))
+        raise
+    if report.paused:
+        with app.engine.connect() as conn:
+            return SendResult(issue, enqueued, report, box.status_counts(conn, issue.id), False)
     return SendResult(issue, enqueued, report, *finish_if_done(app, issue.id))
 
 

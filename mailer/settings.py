@@ -91,6 +91,12 @@ class Settings:
     concurrency: int = _s("delivery", 4)
     max_attempts: int = _s("delivery", 5)
     lease_seconds: int = _s("delivery", 300)
+    postmark_stream: str = _s("delivery", "broadcast")
+    request_timeout: float = _s("delivery", 30.0)
+    error_budget: float = _s("delivery", 0.05)
+    error_budget_window: int = _s("delivery", 500)
+    webhook_secret: str | None = _s("delivery", secret=True)
+    sendgrid_verification_key: str | None = _s("delivery", secret=True)
 
     # [preview]
     preview_dir: Path = _s("preview", Path("preview"))
@@ -149,7 +155,7 @@ def load_settings(
         values.update(_read_toml(path))
     else:
         root = _package_checkout() or root
-    for name, f in _FIELDS.items():
+    for name, _f in _FIELDS.items():
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
             values[name] = _convert(name, raw, from_env=True)
@@ -276,6 +282,8 @@ def _validate(s: Settings) -> None:
         ("concurrency", s.concurrency >= 1, "must be at least 1"),
         ("max_attempts", s.max_attempts >= 1, "must be at least 1"),
         ("rate_per_second", s.rate_per_second >= 0, "must not be negative (0 = unlimited)"),
+        ("error_budget", 0 < s.error_budget <= 1, "must be a fraction between 0 and 1"),
+        ("request_timeout", s.request_timeout > 0, "must be positive"),
         ("size_budget_kb", s.size_budget_kb > 0, "must be positive"),
         ("send_time", _is_hhmm(s.send_time), "must be HH:MM, e.g. 09:00"),
         ("database_url", "://" in s.database_url, "must be a SQLAlchemy URL"),

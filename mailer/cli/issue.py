@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import webbrowser
 from datetime import date, datetime
 from pathlib import Path
@@ -12,10 +13,11 @@ from sqlalchemy import func, select
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
 from mailer.compose import compose_issue, issue_moment
-from mailer.models import Issue, IssueStatus, SubscriberStatus
+from mailer.models import Issue, IssueStatus, Preferences, SubscriberStatus
 from mailer.preview import build_preview, write_preview
 from mailer.render.lint import Finding, has_errors
-from mailer.sending import SendResult, send_issue, store_issue
+from mailer.sending import SendResult, send_issue, send_test, store_issue
+from mailer.store import outbox as box
 from mailer.store.tables import subscribers
 
 date_option = click.option(
@@ -87,17 +89,73 @@ def echo_findings(findings: list[Finding]) -> None:
 @main.command()
 @date_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True,
+              help="Show recipients per segment and a sample message; send nothing.")
+@click.option("--test", "test_addresses", multiple=True, metavar="ADDR",
+              help="Send only to these addresses, with [TEST] in the subject (repeatable).")
 @pass_state
-def send(state: CliState, on: datetime | None, yes: bool) -> None:
+def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
+         test_addresses: tuple[str, ...]) -> None:
     """Compose and send the issue to every active subscriber (resumes a partial send)."""
     app = state.app()
+    if dry_run or test_addresses:
+        issue = compose_for(app, _day(on))
+        if issue is None:
+            return nothing_new(app, _day(on))
+        return dry_run_report(app, issue) if dry_run else test_send(app, issue, test_addresses)
     issue = store_issue(app, issue_moment(app.settings, app.clock, _day(on)))
     if issue is None:
         return nothing_new(app, _day(on))
     if not yes:
         click.confirm(f"Send nr. {issue.number} '{issue.subject}' to {active_count(app)} "
                       "active subscribers?", abort=True)
-    echo_result(send_issue(app, issue))
+    result = send_with_progress(app, issue)
+    echo_result(result)
+    if result.drain.paused:
+        raise SystemExit(1)
+
+
+def send_with_progress(app: App, issue: Issue, *, resume: bool = False) -> SendResult:
+    """Send with a progress bar; SIGTERM/Ctrl-C stop after the batches in flight."""
+    from mailer.cli.progress import graceful_stop, progress_bar
+
+    with app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id) if issue.id else {}
+    total = active_count(app) if not counts.get("queued") else (
+        counts["queued"] + counts["sending"])
+    with graceful_stop() as stop, progress_bar(total, sys.stderr.isatty()) as update:
+        return send_issue(app, issue, stop, update, resume=resume)
+
+
+def dry_run_report(app: App, issue: Issue) -> None:
+    """Recipients per segment and a sample message; nothing is stored or sent."""
+    from mailer.preview import build_preview
+
+    click.echo(f"Dry run: nr. {issue.number} ({issue.period}) '{issue.subject}'; "
+               f"provider {app.settings.provider}. Nothing is sent.")
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            select(subscribers.c.segment_key, func.count())
+            .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+            .group_by(subscribers.c.segment_key).order_by(func.count().desc())).all()
+    total = 0
+    for key, count in rows:
+        items = app.renderer.render(issue, Preferences.from_key(key)).item_count
+        note = f"{items} items" if items else "nothing for this segment: skipped"
+        total += count if items else 0
+        click.echo(f"  {count:6}  {key}  ({note})")
+    click.echo(f"Would send to {total} of {sum(c for _, c in rows)} active subscribers.")
+    sample = build_preview(app, issue)
+    click.echo("--- sample message (text part) ---")
+    click.echo(f"Subject: {sample.segment.subject}")
+    click.echo("\n".join(sample.text.splitlines()[:25]))
+    echo_findings(sample.findings)
+
+
+def test_send(app: App, issue: Issue, addresses: tuple[str, ...]) -> None:
+    """Send a [TEST] copy to a few addresses; the issue's own send is untouched."""
+    for address, outcome in send_test(app, issue, list(addresses)):
+        click.echo(f"  {address}: {outcome}")
 
 
 def active_count(app: App) -> int:
@@ -114,3 +172,13 @@ def echo_result(result: SendResult) -> None:
     click.echo(f"  sent {c['sent']}, failed {c['failed']}, skipped {c['skipped']}, "
                f"queued {c['queued']}, in flight {c['sending']}, "
                f"possible duplicates {c['possible_duplicates']}")
+    d = result.drain
+    if d.bounced:
+        click.echo(f"  {d.bounced} subscriber(s) marked bounced by the provider")
+    if d.paused:
+        click.echo(f"  PAUSED: {d.paused}")
+    elif d.stopped:
+        click.echo("  stopped on request; run `mailer send` or `mailer issues resume "
+                   f"{result.issue.id}` to continue")
+    for error in d.errors[:5]:
+        click.echo(f"  error: {error}")

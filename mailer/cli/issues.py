@@ -2,9 +2,153 @@
 
 from __future__ import annotations
 
-from mailer.cli import main
+import json
+
+import click
+from sqlalchemy import func, select
+
+from mailer.app import App
+from mailer.cli import CliState, main, pass_state
+from mailer.models import IssueStatus, OutboxStatus
+from mailer.store import issues as issue_store
+from mailer.store import outbox as box
+from mailer.store.issues import IssueRecord
+from mailer.store.tables import outbox
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 @main.group()
 def issues() -> None:
     """Stored issues: list, status, resume, hold and release."""
+
+
+def issue_summary(app: App, record: IssueRecord) -> dict:
+    """One issue as plain data: id, period, subject, status and outbox counts."""
+    with app.engine.connect() as conn:
+        counts = box.status_counts(conn, record.id)
+    return {"id": record.id, "number": record.number, "period": record.period,
+            "subject": record.subject, "status": record.status.value,
+            "note": record.status_note, "sent_at": record.sent_at.isoformat()
+            if record.sent_at else None, "counts": counts}
+
+
+def load_record(app: App, issue_id: int) -> IssueRecord:
+    """An issue by id, or a clear error."""
+    with app.engine.connect() as conn:
+        record = issue_store.issue_by_id(conn, issue_id)
+    if record is None:
+        raise click.ClickException(f"no issue with id {issue_id}; see `mailer issues list`")
+    return record
+
+
+@issues.command("list")
+@json_option
+@pass_state
+def list_issues(state: CliState, as_json: bool) -> None:
+    """All issues, newest first, with their outbox counts."""
+    app = state.app()
+    with app.engine.connect() as conn:
+        records = issue_store.list_issues(conn)
+    summaries = [issue_summary(app, r) for r in records]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+        return
+    if not summaries:
+        click.echo("No issues yet.")
+    for s in summaries:
+        c = s["counts"]
+        click.echo(f"{s['id']:4}  nr. {s['number']:<3} {s['period']}  {s['status']:8} "
+                   f"sent {c['sent']}/{sum(c[x.value] for x in OutboxStatus)}  {s['subject']}")
+
+
+@issues.command("show")
+@click.argument("issue_id", type=int)
+@json_option
+@pass_state
+def show_issue(state: CliState, issue_id: int, as_json: bool) -> None:
+    """One issue in detail: status, counts and the most common errors."""
+    app = state.app()
+    summary = issue_summary(app, load_record(app, issue_id))
+    with app.engine.connect() as conn:
+        errors = conn.execute(
+            select(outbox.c.last_error, func.count()).where(
+                outbox.c.issue_id == issue_id, outbox.c.last_error.is_not(None),
+                outbox.c.status.in_([OutboxStatus.FAILED.value, OutboxStatus.QUEUED.value]))
+            .group_by(outbox.c.last_error).order_by(func.count().desc()).limit(10)).all()
+    summary["errors"] = [{"error": e, "rows": n} for e, n in errors]
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    echo_status(summary)
+    for e in summary["errors"]:
+        click.echo(f"  {e['rows']:6} x {e['error']}")
+
+
+@issues.command("status")
+@click.argument("issue_id", type=int)
+@json_option
+@pass_state
+def issue_status(state: CliState, issue_id: int, as_json: bool) -> None:
+    """Where an issue's send stands."""
+    app = state.app()
+    summary = issue_summary(app, load_record(app, issue_id))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        echo_status(summary)
+
+
+def echo_status(s: dict) -> None:
+    """Print an issue summary."""
+    c = s["counts"]
+    click.echo(f"Issue {s['id']} nr. {s['number']} ({s['period']}): {s['status']}  {s['subject']}")
+    if s["note"]:
+        click.echo(f"  note: {s['note']}")
+    click.echo(f"  sent {c['sent']}, failed {c['failed']}, skipped {c['skipped']}, queued "
+               f"{c['queued']}, in flight {c['sending']}, possible duplicates "
+               f"{c['possible_duplicates']}")
+
+
+@issues.command("resume")
+@click.argument("issue_id", type=int)
+@pass_state
+def resume_issue(state: CliState, issue_id: int) -> None:
+    """Continue a paused, stopped or crashed send where it left off."""
+    app = state.app()
+    record = load_record(app, issue_id)
+    if record.status is IssueStatus.SENT:
+        click.echo(f"Issue {issue_id} was sent completely; nothing to resume.")
+        return
+    if not record.frozen:
+        raise click.ClickException(f"issue {issue_id} is {record.status.value}; its send has "
+                                   "not started (use `mailer send`)")
+    run_send(app, record)
+
+
+@issues.command("retry-failed")
+@click.argument("issue_id", type=int)
+@pass_state
+def retry_failed(state: CliState, issue_id: int) -> None:
+    """Queue an issue's failed rows again (after fixing the cause) and send them."""
+    app = state.app()
+    record = load_record(app, issue_id)
+    with app.engine.begin() as conn:
+        count = box.requeue_failed(conn, issue_id, app.clock.now())
+        if count and record.status is IssueStatus.SENT:
+            issue_store.set_issue_status(conn, issue_id, IssueStatus.SENDING, app.clock.now())
+    click.echo(f"{count} failed row(s) queued again.")
+    if count:
+        run_send(app, record)
+
+
+def run_send(app: App, record: IssueRecord) -> None:
+    """Send the rest of a stored issue with a progress bar, then summarise."""
+    from mailer.cli.issue import echo_result, send_with_progress
+
+    with app.engine.connect() as conn:
+        issue = issue_store.load_issue(conn, record)
+    result = send_with_progress(app, issue, resume=True)
+    echo_result(result)
+    if result.drain.paused:
+        raise SystemExit(1)

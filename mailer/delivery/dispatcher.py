@@ -3,6 +3,10 @@
 Progress is recorded per batch *after* the provider answered, and each row's status comes
 from the provider's per-recipient answer, so a crash can strand at most the rows of the
 batches in flight, and those stay in `sending` for `resume_stranded` to decide.
+
+Several threads drain at once (each with its own HTTP session inside the provider); a
+shared RateLimiter paces them and slows down on 429; whole-call failures are retried with
+backoff; an error budget pauses the issue when too many of the first recipients fail.
 """
 
 from __future__ import annotations
@@ -10,25 +14,44 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from mailer.clock import Clock
-from mailer.errors import ProviderError
+from mailer.delivery.budget import ErrorBudget
+from mailer.delivery.pacing import RateLimiter, retry_delay
+from mailer.errors import MailerError, ProviderError
 from mailer.links import Links
 from mailer.message import list_headers
-from mailer.models import Batch, DeliveryOutcome, OutboxStatus, Recipient, RecipientStatus
+from mailer.models import (
+    Batch,
+    DeliveryOutcome,
+    IssueStatus,
+    OutboxStatus,
+    Recipient,
+    RecipientStatus,
+    SubscriberStatus,
+)
 from mailer.providers import Provider
 from mailer.render.personalize import greeting
+from mailer.store import issues as issue_store
 from mailer.store import outbox as box
+from mailer.store import subscribers as subs
 from mailer.store.outbox import ClaimedRow, Outcome
 
 log = logging.getLogger(__name__)
 
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
 DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
+HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
+
+
+class MessageTooLarge(MailerError):
+    """A rendered segment is larger than the provider accepts; nothing was sent for it."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +72,9 @@ class DrainReport:
     retrying: int = 0
     batches: int = 0
     possible_duplicates: int = 0
+    bounced: int = 0
     stopped: bool = False
+    paused: str | None = None  # why the error budget paused the issue
     errors: list[str] = field(default_factory=list)
 
 
@@ -58,7 +83,9 @@ class Dispatcher:
 
     def __init__(self, engine: Engine, provider: Provider, links: Links, identity: ListIdentity,
                  clock: Clock, *, worker: str, batch_size: int, max_attempts: int,
-                 lease: timedelta):
+                 lease: timedelta, concurrency: int = 1, rate: float = 0.0,
+                 call_attempts: int = 4, retry_base: float = 0.5,
+                 error_budget: float = 0.05, budget_window: int = 500):
         self.engine = engine
         self.provider = provider
         self.links = links
@@ -68,53 +95,156 @@ class Dispatcher:
         self.batch_size = min(batch_size or provider.max_batch, provider.max_batch)
         self.max_attempts = max_attempts
         self.lease = lease
+        self.concurrency = max(1, concurrency)
+        self.limiter = RateLimiter(rate)
+        self.call_attempts = max(1, call_attempts)
+        self.retry_base = retry_base
+        self.error_budget = error_budget
+        self.budget_window = budget_window
 
-    def drain(self, issue_id: int, stop: threading.Event | None = None) -> DrainReport:
-        """Send batches until no due queued row is left or `stop` is set between batches."""
+    # -- draining ---------------------------------------------------------------------
+
+    def drain(self, issue_id: int, stop: threading.Event | None = None,
+              on_progress: Callable[[DrainReport], None] | None = None) -> DrainReport:
+        """Send batches from several threads until no due queued row is left, `stop` is
+        set (each thread records its batch in flight first) or the error budget runs out."""
+        stop = stop or threading.Event()
         report = DrainReport()
         with self.engine.connect() as conn:
             renders = box.load_renders(conn, issue_id)
-        while not (stop and stop.is_set()):
+        size = self.check_sizes(renders)
+        run = _Run(report, threading.Lock(), threading.Event(),
+                   ErrorBudget(self.error_budget, self.budget_window), on_progress,
+                   self._batch_size_for(size))
+        threads = [threading.Thread(target=self._work, args=(issue_id, renders, run, stop),
+                                    name=f"send-{i}", daemon=True)
+                   for i in range(self.concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+        report.stopped = stop.is_set()
+        if report.paused:
             with self.engine.begin() as conn:
-                rows = box.claim_batch(conn, issue_id, self.worker, self.batch_size,
-                                       self.clock.now(), self.lease)
-            if not rows:
-                break
-            for segment, group in _by_segment(rows).items():
-                self._send_group(issue_id, renders[segment], segment, group, report)
-            report.batches += 1
-        report.stopped = bool(stop and stop.is_set())
+                issue_store.set_issue_status(conn, issue_id, IssueStatus.PAUSED, self.clock.now(),
+                                             note=report.paused)
         return report
 
+    def check_sizes(self, renders: dict[str, tuple[str, str, str]]) -> int:
+        """The largest message of the issue in bytes; MessageTooLarge if the provider
+        would refuse it, before anything is sent."""
+        limit = getattr(self.provider, "max_message_bytes", None)
+        largest = 0
+        for segment, (subject, html, text) in renders.items():
+            size = len(html.encode()) + len(text.encode()) + len(subject.encode())
+            size += HEADER_ALLOWANCE
+            largest = max(largest, size)
+            if limit and size > limit:
+                raise MessageTooLarge(
+                    f"the message for segment {segment!r} is {size:,} bytes; provider "
+                    f"{self.provider.name} accepts at most {limit:,}. Nothing was sent; "
+                    "shorten the issue and send again.")
+        return largest
+
+    def _batch_size_for(self, message_bytes: int) -> int:
+        limit = getattr(self.provider, "batch_limit", None)
+        return min(self.batch_size, limit(message_bytes)) if limit else self.batch_size
+
+    def _work(self, issue_id: int, renders: dict, run: _Run, stop: threading.Event) -> None:
+        while not (stop.is_set() or run.halt.is_set()):
+            key = uuid.uuid4().hex
+            with self.engine.begin() as conn:
+                rows = box.claim_batch(conn, issue_id, self.worker, run.batch_size,
+                                       self.clock.now(), self.lease, batch_key=key)
+            if not rows:
+                return
+            for segment, group in _by_segment(rows).items():
+                try:
+                    self._send_group(issue_id, renders[segment], segment, group, run, stop)
+                except Exception as exc:  # noqa: BLE001 - a bug must not strand rows silently
+                    log.exception("sending a batch failed unexpectedly")
+                    run.halt_with(f"unexpected error: {exc}")
+                    return
+
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
-                    rows: list[ClaimedRow], report: DrainReport) -> None:
+                    rows: list[ClaimedRow], run: _Run, stop: threading.Event) -> None:
         batch = self.batch_for(issue_id, render, segment, rows)
-        try:
-            statuses = self.provider.send_batch(batch)
-        except ProviderError as exc:
-            log.warning("provider call failed for %d rows: %s", len(rows), exc)
-            report.errors.append(str(exc))
-            statuses = [RecipientStatus(
-                DeliveryOutcome.FAILED if exc.retryable else DeliveryOutcome.UNKNOWN,
-                detail=str(exc))] * len(rows)
-        outcomes = [self.outcome_for(row, status) for row, status in zip(rows, statuses, strict=True)]
+        statuses, pause = self._call(batch, run, stop)
+        outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with self.engine.begin() as conn:
             box.record_outcomes(conn, outcomes, self.clock.now())
-        for o in outcomes:
-            report.sent += o.status is OutboxStatus.SENT
-            report.failed += o.status is OutboxStatus.FAILED
-            report.retrying += o.status is OutboxStatus.QUEUED
-            report.possible_duplicates += o.possible_duplicate
+            bounced = self._mark_bounced(conn, rows, statuses)
+        run.account(outcomes, statuses, bounced)
+        if pause:
+            run.halt_with(pause)
+
+    def _call(self, batch: Batch, run: _Run, stop: threading.Event
+              ) -> tuple[list[RecipientStatus], str | None]:
+        """Call the provider with retries; returns statuses and a reason to pause, if any."""
+        n = len(batch.recipients)
+        error: ProviderError | None = None
+        for attempt in range(1, self.call_attempts + 1):
+            if not self.limiter.acquire(n, stop) and error is not None:
+                break
+            try:
+                statuses = self.provider.send_batch(batch)
+                self.limiter.succeeded(n)
+                return statuses, None
+            except ProviderError as exc:
+                error = exc
+                run.note_error(str(exc))
+                if exc.status == 429:
+                    self.limiter.throttled(exc.retry_after)
+                if not exc.retryable:
+                    status = RecipientStatus(DeliveryOutcome.FAILED, detail=str(exc))
+                    return [status] * n, f"{self.provider.name} refused a whole batch: {exc}"
+                if exc.maybe_accepted and not getattr(self.provider, "idempotent", False):
+                    return self._after_ambiguous(batch, exc), None
+                if attempt < self.call_attempts and exc.status != 429:
+                    delay = retry_delay(attempt, exc.retry_after, base=self.retry_base)
+                    if stop.wait(delay):
+                        break
+        assert error is not None
+        outcome = DeliveryOutcome.UNKNOWN if error.maybe_accepted else DeliveryOutcome.FAILED
+        return [RecipientStatus(outcome, detail=str(error))] * n, None
+
+    def _after_ambiguous(self, batch: Batch, exc: ProviderError) -> list[RecipientStatus]:
+        """The call may have been accepted: ask the provider; what it cannot tell is
+        resent later and counted as a possible duplicate."""
+        try:
+            known = self.provider.reconcile(batch.issue_id, list(batch.recipients))
+        except ProviderError:
+            known = [None] * len(batch.recipients)
+        return [k if k is not None and k.outcome in DELIVERED
+                else RecipientStatus(DeliveryOutcome.FAILED, detail=str(exc)) if k is not None
+                else RecipientStatus(DeliveryOutcome.UNKNOWN, detail=str(exc))
+                for k in known]
+
+    def _mark_bounced(self, conn, rows: list[ClaimedRow],
+                      statuses: list[RecipientStatus]) -> int:
+        count = 0
+        for row, status in zip(rows, statuses, strict=True):
+            if status.bounced:
+                count += subs.set_status(conn, row.subscriber_id, SubscriberStatus.BOUNCED,
+                                         self.clock.now(), f"provider:{self.provider.name}",
+                                         {"detail": status.detail[:500]})
+        return count
+
+    # -- batches and outcomes ---------------------------------------------------------
 
     def batch_for(self, issue_id: int, render: tuple[str, str, str], segment: str,
                   rows: list[ClaimedRow], *, test: bool = False) -> Batch:
         """A provider batch for rows of one segment, personal values filled in."""
         subject, html, text = render
+        metadata = {"issue_id": str(issue_id)}
+        if rows and rows[0].batch_key:
+            metadata["batch_key"] = _call_key(rows[0].batch_key, segment)
         return Batch(
             issue_id=issue_id, segment_key=segment, subject=subject, html=html, text=text,
             recipients=tuple(self.recipient_for(r) for r in rows),
             headers={"List-Id": f"{self.identity.list_name} <{self.identity.list_id}>"},
-            metadata={"issue_id": str(issue_id)}, test=test,
+            metadata=metadata, test=test,
         )
 
     def recipient_for(self, row: ClaimedRow) -> Recipient:
@@ -148,18 +278,41 @@ class Dispatcher:
                        retry_at=self.clock.now() + backoff(row.attempts),
                        possible_duplicate=duplicate)
 
+    # -- after a crash ----------------------------------------------------------------
+
     def resume_stranded(self, issue_id: int, *, include_live_leases: bool = False) -> int:
-        """Decide rows a crash left in `sending`: ask the provider, else send again as a
-        possible duplicate. Returns how many rows were decided."""
+        """Decide rows a crash left in `sending`: resend the identical batch where the
+        provider deduplicates, else ask the provider, else send again as a possible
+        duplicate. Rows of a dead worker on this host count as stranded at once.
+        Returns how many rows were decided."""
         with self.engine.connect() as conn:
-            rows = box.stranded_rows(conn, issue_id, self.clock.now(), include_live_leases)
+            dead = [w for w in box.sending_workers(conn, issue_id) if worker_is_dead(w)]
+            rows = box.stranded_rows(conn, issue_id, self.clock.now(), include_live_leases,
+                                     dead)
+            renders = box.load_renders(conn, issue_id) if rows else {}
         if not rows:
             return 0
-        known = self._reconcile(issue_id, rows)
-        outcomes = [self._stranded_outcome(row, status) for row, status in zip(rows, known, strict=True)]
+        outcomes: list[Outcome] = []
+        for (_, segment), group in _by_claim(rows).items():
+            if getattr(self.provider, "idempotent", False) and group[0].batch_key:
+                outcomes += self._resend_identical(issue_id, renders[segment], segment, group)
+            else:
+                known = self._reconcile(issue_id, group)
+                outcomes += [self._stranded_outcome(r, s)
+                             for r, s in zip(group, known, strict=True)]
         with self.engine.begin() as conn:
             box.record_outcomes(conn, outcomes, self.clock.now())
         return len(outcomes)
+
+    def _resend_identical(self, issue_id: int, render: tuple[str, str, str], segment: str,
+                          rows: list[ClaimedRow]) -> list[Outcome]:
+        batch = self.batch_for(issue_id, render, segment, rows)
+        try:
+            statuses = self.provider.send_batch(batch)
+        except ProviderError as exc:
+            return [Outcome(r.id, OutboxStatus.QUEUED, possible_duplicate=True,
+                            error=f"in flight at a crash; resend failed: {exc}") for r in rows]
+        return [self.outcome_for(r, s) for r, s in zip(rows, statuses, strict=True)]
 
     def _reconcile(self, issue_id: int, rows: list[ClaimedRow]) -> list[RecipientStatus | None]:
         reconcile = getattr(self.provider, "reconcile", None)
@@ -176,14 +329,84 @@ class Dispatcher:
                        error="in flight at a crash; sent again, may arrive twice")
 
 
+@dataclass
+class _Run:
+    """State the threads of one drain share, behind one lock."""
+
+    report: DrainReport
+    lock: threading.Lock
+    halt: threading.Event
+    budget: ErrorBudget
+    on_progress: Callable[[DrainReport], None] | None
+    batch_size: int
+
+    def account(self, outcomes: list[Outcome], statuses: list[RecipientStatus],
+                bounced: int) -> None:
+        with self.lock:
+            r = self.report
+            r.batches += 1
+            r.bounced += bounced
+            for o, s in zip(outcomes, statuses, strict=True):
+                r.sent += o.status is OutboxStatus.SENT
+                r.failed += o.status is OutboxStatus.FAILED
+                r.retrying += o.status is OutboxStatus.QUEUED
+                r.possible_duplicates += o.possible_duplicate
+                self.budget.count(s.outcome not in DELIVERED)
+            exhausted = self.budget.exhausted()
+            if self.on_progress:
+                self.on_progress(r)
+        if exhausted:
+            self.halt_with(exhausted)
+
+    def note_error(self, message: str) -> None:
+        with self.lock:
+            if len(self.report.errors) < 20:
+                self.report.errors.append(message)
+
+    def halt_with(self, reason: str) -> None:
+        with self.lock:
+            self.report.paused = self.report.paused or reason
+        self.halt.set()
+
+
+def worker_is_dead(worker: str) -> bool:
+    """Whether a `host:pid` worker id names a process of this host that no longer runs."""
+    import os
+    import socket
+
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def backoff(attempts: int) -> timedelta:
     """Exponential backoff with full jitter: up to 30 s, 60 s, 120 s, ... capped at 1 hour."""
     ceiling = min(30 * 2 ** max(attempts - 1, 0), 3600)
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
+def _call_key(claim_key: str, segment: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{claim_key}:{segment}".encode()).hexdigest()[:32]
+
+
 def _by_segment(rows: list[ClaimedRow]) -> dict[str, list[ClaimedRow]]:
     groups: dict[str, list[ClaimedRow]] = {}
     for row in rows:
         groups.setdefault(row.segment_key, []).append(row)
+    return groups
+
+
+def _by_claim(rows: list[ClaimedRow]) -> dict[tuple[str, str], list[ClaimedRow]]:
+    groups: dict[tuple[str, str], list[ClaimedRow]] = {}
+    for row in rows:
+        groups.setdefault((row.batch_key or "", row.segment_key), []).append(row)
     return groups

@@ -45,7 +45,8 @@ def provider_class(name: str) -> type:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown provider {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown provider {name!r}; known: {known}") from None
 
 
 def provider_names() -> list[str]:
@@ -55,4 +56,4 @@ def provider_names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from mailer.providers import file  # noqa: F401
+    from mailer.providers import brevo, file, mailgun, postmark, sendgrid, smtp  # noqa: F401

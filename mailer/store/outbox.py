@@ -42,6 +42,7 @@ class ClaimedRow:
     segment_key: str
     message_id: str
     attempts: int
+    batch_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,11 @@ def skip_empty_segments(conn: Connection, issue_id: int, now: datetime) -> int:
 
 
 def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: datetime,
-                lease: timedelta) -> list[ClaimedRow]:
-    """Claim up to `size` due queued rows of an issue for this worker, under a lease."""
+                lease: timedelta, batch_key: str | None = None) -> list[ClaimedRow]:
+    """Claim up to `size` due queued rows of an issue for this worker, under a lease.
+
+    `batch_key` names the claim on its rows, so a resumed send can rebuild the very
+    batches a crash left in flight."""
     due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
     ids = list(conn.execute(
         select(outbox.c.id)
@@ -138,7 +142,7 @@ def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: da
     conn.execute(
         update(outbox).where(outbox.c.id.in_(ids)).values(
             status=OutboxStatus.SENDING.value, claimed_by=worker, lease_until=now + lease,
-            attempts=outbox.c.attempts + 1, updated_at=now,
+            attempts=outbox.c.attempts + 1, updated_at=now, batch_key=batch_key,
         )
     )
     return rows_with_subscribers(conn, ids)
@@ -149,7 +153,7 @@ def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedR
     rows = conn.execute(
         select(outbox.c.id, outbox.c.subscriber_id, outbox.c.email, subscribers.c.name,
                subscribers.c.token_version, outbox.c.segment_key, outbox.c.message_id,
-               outbox.c.attempts)
+               outbox.c.attempts, outbox.c.batch_key)
         .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
         .where(outbox.c.id.in_(list(ids))).order_by(outbox.c.id)
     )
@@ -157,12 +161,15 @@ def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedR
 
 
 def stranded_rows(conn: Connection, issue_id: int, now: datetime,
-                  include_live_leases: bool = False) -> list[ClaimedRow]:
-    """Rows left in `sending` by a crashed sender (lease expired, or all when asked)."""
+                  include_live_leases: bool = False,
+                  dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:
+    """Rows left in `sending` by a crashed sender (lease expired, claimed by a worker known
+    to be dead, or all when asked)."""
     query = select(outbox.c.id).where(
         outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value)
     if not include_live_leases:
-        query = query.where(or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
+        query = query.where(or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now,
+                                outbox.c.claimed_by.in_(list(dead_workers))))
     return rows_with_subscribers(conn, list(conn.execute(query).scalars()))
 
 
@@ -201,3 +208,22 @@ def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
                                         outbox.c.possible_duplicate.is_(True)))
     ).scalar() or 0
     return counts
+
+
+def sending_workers(conn: Connection, issue_id: int) -> list[str]:
+    """Workers holding rows of an issue in `sending`."""
+    return [w for w in conn.execute(
+        select(outbox.c.claimed_by).distinct()
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value)
+    ).scalars() if w]
+
+
+def requeue_failed(conn: Connection, issue_id: int, now: datetime) -> int:
+    """Give failed rows of an issue another chance (fresh attempts); returns how many."""
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.FAILED.value)
+        .values(status=OutboxStatus.QUEUED.value, attempts=0, next_attempt_at=None,
+                updated_at=now)
+    )
+    return result.rowcount or 0

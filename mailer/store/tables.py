@@ -215,6 +215,7 @@ outbox = Table(
     _utc("created_at", nullable=False),
     _utc("updated_at", nullable=False),
     _utc("sent_at"),
+    Column("batch_key", String(64)),  # the claim a row was last sent in (migration 0005)
     UniqueConstraint("issue_id", "subscriber_id", name="uq_outbox_issue_subscriber"),
     Index("ix_outbox_issue_status_id", "issue_id", "status", "id"),
 )

@@ -1,0 +1,98 @@
+"""Brevo transactional API: global content once, one `messageVersions` entry per recipient.
+
+Every call carries an idempotency key (in the JSON `headers.idempotencyKey`) derived from
+the rows it holds. Brevo refuses a repeat within its TTL with `duplicate_parameter`, which
+means "already accepted": resending a batch whose answer was lost can never deliver twice.
+"""
+
+from __future__ import annotations
+
+import json
+from email.utils import parseaddr
+from typing import Any, ClassVar
+
+import requests
+
+from mailer.errors import ProviderError
+from mailer.models import Batch, DeliveryOutcome, RecipientStatus
+from mailer.providers import register
+from mailer.providers.http import (
+    Call,
+    HttpProvider,
+    batch_key,
+    body_once,
+    retry_after_seconds,
+    split_headers,
+    subject_of,
+)
+
+ALREADY_ACCEPTED = "duplicate_parameter"
+
+
+def _param(key: str) -> str:
+    return f"{{{{ params.{key} }}}}"
+
+
+@register
+class BrevoProvider(HttpProvider):
+    """Batches of up to 1000 message versions under one idempotency key."""
+
+    name: ClassVar[str] = "brevo"
+    max_batch: ClassVar[int] = 1000
+    max_payload_bytes: ClassVar[int] = 20 * 1024 * 1024  # [U] not documented; conservative
+    max_message_bytes: ClassVar[int] = 10 * 1024 * 1024
+    idempotent: ClassVar[bool] = True
+    default_url: ClassVar[str] = "https://api.brevo.com"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"api-key": self.key}
+
+    def build_call(self, batch: Batch) -> Call:
+        html, text, values = body_once(batch, _param)
+        shared, personal = split_headers(batch)
+        name, address = parseaddr(self.sender)
+        key = batch_key(batch)
+        custom = json.dumps({"issue_id": batch.issue_id, "batch_key": key})
+        payload: dict[str, Any] = {
+            "sender": {"email": address, **({"name": name} if name else {})},
+            "replyTo": {"email": self.reply_to},
+            "subject": subject_of(batch),
+            "htmlContent": html, "textContent": text,
+            "headers": {**shared, "idempotencyKey": key, "X-Mailin-custom": custom},
+            "tags": [f"issue-{batch.issue_id}"],
+            "messageVersions": [
+                {"to": [{"email": r.email}], "params": vals,
+                 "headers": {**heads, "X-Mailin-custom": json.dumps(
+                     {"issue_id": batch.issue_id, "outbox_id": r.outbox_id})}}
+                for r, vals, heads in zip(batch.recipients, values, personal, strict=True)
+            ],
+        }
+        return Call("POST", "/v3/smtp/email", json=payload)
+
+    def is_answer(self, response: requests.Response) -> bool:
+        """A duplicate idempotency key is an answer: the batch was accepted before."""
+        return response.status_code == 400 and self._code(response) == ALREADY_ACCEPTED
+
+    def _code(self, response: requests.Response) -> str:
+        try:
+            return str(response.json().get("code", ""))
+        except (ValueError, AttributeError):
+            return ""
+
+    def parse_response(self, batch: Batch, response: requests.Response) -> list[RecipientStatus]:
+        if self.is_answer(response):
+            return [RecipientStatus(DeliveryOutcome.SENT, detail="accepted earlier (same "
+                                    "idempotency key)") for _ in batch.recipients]
+        try:
+            ids = response.json().get("messageIds") or []
+        except (ValueError, AttributeError):
+            ids = []
+        if len(ids) != len(batch.recipients):
+            raise ProviderError(f"brevo: {len(ids)} message ids for {len(batch.recipients)} "
+                                "versions", retryable=True, maybe_accepted=True)
+        return [RecipientStatus(DeliveryOutcome.SENT, provider_id=i) for i in ids]
+
+    def retry_after(self, response: requests.Response) -> float | None:
+        """Retry-After if given, else x-sib-ratelimit-reset (seconds)."""
+        return retry_after_seconds(response.headers.get("Retry-After")
+                                   or response.headers.get("x-sib-ratelimit-reset"))

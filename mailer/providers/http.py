@@ -1,0 +1,247 @@
+"""The recipe every HTTP provider follows: build payload -> post -> parse per recipient.
+
+Only a failure of the whole call raises ProviderError (in the manner of django-anymail);
+each subclass says how a batch becomes a request and how an answer becomes statuses.
+Each thread gets its own `requests.Session` (connection reuse without sharing sockets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import requests
+
+from mailer.clock import Clock
+from mailer.errors import ConfigError, ProviderError
+from mailer.models import Batch, DeliveryEvent, Recipient, RecipientStatus
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request a provider wants made."""
+
+    method: str
+    path: str
+    json: Any = None
+    data: Any = None
+    params: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def batch_key(batch: Batch) -> str:
+    """A key naming exactly these rows of this issue: stable across resends of the batch."""
+    explicit = batch.metadata.get("batch_key")
+    if explicit:
+        return explicit
+    ids = ",".join(str(r.outbox_id) for r in batch.recipients)
+    return hashlib.sha256(f"{batch.issue_id}:{ids}".encode()).hexdigest()[:32]
+
+
+def body_once(batch: Batch, placeholder: Callable[[str], str]
+              ) -> tuple[str, str, list[dict[str, str]]]:
+    """HTML and text written once with provider placeholders, plus each recipient's values.
+
+    A value that HTML-escaping changes (a name with '&') gets a separate escaped variable,
+    decided per batch, so the common case sends each value once.
+    """
+    html_keys, text_keys = batch.html_template.keys, batch.text_template.keys
+    escaped = {k for k in set(html_keys)
+               if any(html.escape(r.values[k]) != r.values[k] for r in batch.recipients)}
+    html_body = batch.html_template.with_syntax(
+        lambda k: placeholder(f"{k}_html" if k in escaped else k))
+    text_body = batch.text_template.with_syntax(placeholder)
+    plain = sorted(set(text_keys) | (set(html_keys) - escaped))
+    values = [
+        {**{k: r.values[k] for k in plain},
+         **{f"{k}_html": html.escape(r.values[k]) for k in escaped}}
+        for r in batch.recipients
+    ]
+    return html_body, text_body, values
+
+
+def split_headers(batch: Batch) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Headers equal for every recipient (sent once) and the personal rest, per recipient."""
+    first = batch.recipients[0].headers if batch.recipients else {}
+    shared = {k: v for k, v in first.items()
+              if all(r.headers.get(k) == v for r in batch.recipients)}
+    personal = [{"Message-ID": r.message_id,
+                 **{k: v for k, v in r.headers.items() if k not in shared}}
+                for r in batch.recipients]
+    return {**batch.headers, **shared}, personal
+
+
+def subject_of(batch: Batch) -> str:
+    """The subject line, marked for test sends."""
+    return ("[TEST] " if batch.test else "") + batch.subject
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a Retry-After header: seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpProvider:
+    """Base of the HTTP API providers; subclasses fill in the provider's own shapes."""
+
+    name: ClassVar[str] = ""
+    max_batch: ClassVar[int] = 500
+    max_payload_bytes: ClassVar[int] = 10 * 1024 * 1024
+    max_message_bytes: ClassVar[int] = 10 * 1024 * 1024
+    body_once: ClassVar[bool] = True  # whether the body travels once per batch
+    idempotent: ClassVar[bool] = False  # whether resending a batch can never deliver twice
+    default_url: ClassVar[str] = ""
+
+    def __init__(self, base_url: str, key: str, sender: str, reply_to: str, clock: Clock, *,
+                 timeout: float = 30.0, options: Mapping[str, str] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.sender = sender
+        self.reply_to = reply_to
+        self.clock = clock
+        self.timeout = timeout
+        self.options = dict(options or {})
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, sender: str, clock: Clock) -> HttpProvider:
+        """Build from settings; the key comes from MAILER_PROVIDER_KEY only."""
+        if not settings.provider_key:
+            raise ConfigError(f"setting provider_key: provider {cls.name} needs an API key; "
+                              "set MAILER_PROVIDER_KEY in the environment")
+        return cls(settings.provider_url or cls.default_url, settings.provider_key, sender,
+                   settings.reply_to, clock, timeout=settings.request_timeout,
+                   options=cls.options_from(settings))
+
+    @classmethod
+    def options_from(cls, settings: Any) -> dict[str, str]:
+        """Provider-specific settings (sending domain, message stream)."""
+        return {}
+
+    # -- the recipe -------------------------------------------------------------------
+
+    def send_batch(self, batch: Batch) -> list[RecipientStatus]:
+        """Send one batch; per-recipient statuses in recipient order."""
+        if not batch.recipients:
+            return []
+        response = self.perform(self.build_call(batch))
+        return self.parse_response(batch, response)
+
+    def build_call(self, batch: Batch) -> Call:
+        raise NotImplementedError
+
+    def parse_response(self, batch: Batch, response: requests.Response) -> list[RecipientStatus]:
+        raise NotImplementedError
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request."""
+        return {}
+
+    def auth(self) -> Any:
+        """A `requests` auth object, for providers that use HTTP Basic auth."""
+        return None
+
+    def session(self) -> requests.Session:
+        """This thread's session: connections are reused, never shared between threads."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Accept": "application/json", **self.auth_headers()})
+            session.auth = self.auth()
+            self._local.session = session
+        return session
+
+    def perform(self, call: Call) -> requests.Response:
+        """Make the request; turn transport failures and whole-call errors into ProviderError."""
+        kwargs: dict[str, Any] = {"params": call.params, "headers": dict(call.headers),
+                                  "timeout": (min(self.timeout, 10.0), self.timeout)}
+        if call.json is not None:
+            kwargs["data"] = json.dumps(call.json, separators=(",", ":"), ensure_ascii=False
+                                        ).encode()
+            kwargs["headers"]["Content-Type"] = "application/json"
+        elif call.data is not None:
+            kwargs["data"] = call.data
+        try:
+            response = self.session().request(call.method, self.base_url + call.path, **kwargs)
+        except requests.exceptions.ConnectTimeout as exc:
+            raise ProviderError(f"{self.name}: could not connect: {exc}", retryable=True) from None
+        except requests.exceptions.ConnectionError as exc:
+            # Unless the connection was never made, the request may have been read and
+            # acted on before the connection broke.
+            never_sent = "NewConnectionError" in str(exc) or "refused" in str(exc).lower()
+            raise ProviderError(f"{self.name}: connection failed: {exc}", retryable=True,
+                                maybe_accepted=not never_sent) from None
+        except requests.exceptions.Timeout as exc:
+            raise ProviderError(f"{self.name}: no answer within {self.timeout:g} s: {exc}",
+                                retryable=True, maybe_accepted=True) from None
+        except requests.exceptions.RequestException as exc:
+            raise ProviderError(f"{self.name}: request failed: {exc}", retryable=True,
+                                maybe_accepted=True) from None
+        if response.status_code >= 300 and not self.is_answer(response):
+            raise self.call_error(response)
+        return response
+
+    def is_answer(self, response: requests.Response) -> bool:
+        """Whether a non-2xx response is still a per-recipient answer to parse."""
+        return False
+
+    def call_error(self, response: requests.Response) -> ProviderError:
+        """The ProviderError for a failed call, with retry advice from the headers."""
+        text = response.text[:500]
+        status = response.status_code
+        return ProviderError(
+            f"{self.name}: HTTP {status}: {self.error_message(response) or text}",
+            retryable=status in RETRYABLE_STATUS, status=status,
+            retry_after=self.retry_after(response), response_text=text,
+        )
+
+    def error_message(self, response: requests.Response) -> str:
+        """The provider's own explanation in an error body, if it gave one."""
+        try:
+            data = response.json()
+        except ValueError:
+            return ""
+        if isinstance(data, dict):
+            return str(data.get("message") or data.get("Message") or data.get("errors") or "")
+        return ""
+
+    def retry_after(self, response: requests.Response) -> float | None:
+        """Seconds to wait before the next call, from the response headers."""
+        return retry_after_seconds(response.headers.get("Retry-After"))
+
+    # -- defaults for the rest of the protocol ---------------------------------------
+
+    def batch_limit(self, message_bytes: int) -> int:
+        """Recipients per call that keep the payload within the provider's limit."""
+        per_recipient = 2048 if self.body_once else message_bytes + 2048
+        fixed = message_bytes if self.body_once else 0
+        room = max(self.max_payload_bytes - fixed, per_recipient)
+        return max(1, min(self.max_batch, room // per_recipient))
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """Webhooks are parsed in mailer.web.webhooks; kept for the protocol."""
+        return []
+
+    def reconcile(self, issue_id: int, recipients: Sequence[Recipient]
+                  ) -> list[RecipientStatus | None]:
+        """Without a look-up API nothing is known: the caller resends as a possible duplicate."""
+        return [None] * len(recipients)

@@ -1,0 +1,110 @@
+"""Postmark: `/email/batch` on a Broadcast message stream, parsed per message.
+
+A 200 answer may hold per-message errors (ErrorCode 300 invalid, 406 inactive) and an
+"inactive addresses" note inside ErrorCode 0; each becomes that recipient's status.
+Postmark has no idempotency key, but its outbound search filters on our metadata, so
+rows a crash left in flight are looked up by outbox id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import requests
+
+from mailer.errors import ProviderError
+from mailer.models import Batch, DeliveryOutcome, Recipient, RecipientStatus
+from mailer.providers import register
+from mailer.providers.http import Call, HttpProvider, batch_key, subject_of
+
+INACTIVE_OK = re.compile(r"will not deliver to these inactive addresses: (.+?)\.\s")
+INACTIVE_ALL = re.compile(r"Found inactive addresses: (.+?)\.\s")
+
+
+def _addresses(text: str) -> set[str]:
+    return {a.strip().lower() for a in text.split(",") if a.strip()}
+
+
+@register
+class PostmarkProvider(HttpProvider):
+    """Postmark's batch API: every message complete, up to 500 per call."""
+
+    name: ClassVar[str] = "postmark"
+    max_batch: ClassVar[int] = 500
+    max_payload_bytes: ClassVar[int] = 50 * 1024 * 1024
+    max_message_bytes: ClassVar[int] = 10 * 1024 * 1024
+    body_once: ClassVar[bool] = False
+    default_url: ClassVar[str] = "https://api.postmarkapp.com"
+
+    @classmethod
+    def options_from(cls, settings: Any) -> dict[str, str]:
+        return {"stream": settings.postmark_stream}
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-Postmark-Server-Token": self.key}
+
+    def build_call(self, batch: Batch) -> Call:
+        key = batch_key(batch)
+        return Call("POST", "/email/batch", json=[self._message(batch, r, key)
+                                                   for r in batch.recipients])
+
+    def _message(self, batch: Batch, r: Recipient, key: str) -> dict[str, Any]:
+        headers = {**batch.headers, **r.headers, "Message-ID": r.message_id}
+        return {
+            "From": self.sender, "To": r.email, "ReplyTo": self.reply_to,
+            "Subject": subject_of(batch),
+            "HtmlBody": batch.html_template.fill(r.values),
+            "TextBody": batch.text_template.fill(r.values),
+            "Headers": [{"Name": k, "Value": v} for k, v in headers.items()],
+            "Metadata": {"issue_id": str(batch.issue_id), "outbox_id": str(r.outbox_id),
+                         "batch_key": key},
+            "Tag": f"issue-{batch.issue_id}",
+            "MessageStream": self.options.get("stream", "broadcast"),
+            "TrackOpens": False, "TrackLinks": "None",
+        }
+
+    def parse_response(self, batch: Batch, response: requests.Response) -> list[RecipientStatus]:
+        try:
+            answers = response.json()
+        except ValueError:
+            answers = None
+        if not isinstance(answers, list) or len(answers) != len(batch.recipients):
+            raise ProviderError(f"postmark: unexpected batch answer: {response.text[:300]}",
+                                retryable=True, maybe_accepted=True)
+        return [self._status(r, a) for r, a in zip(batch.recipients, answers, strict=True)]
+
+    def _status(self, recipient: Recipient, answer: dict[str, Any]) -> RecipientStatus:
+        code = int(answer.get("ErrorCode") or 0)
+        message = str(answer.get("Message", ""))
+        email = recipient.email.lower()
+        if code == 0:
+            inactive = INACTIVE_OK.search(message)
+            if inactive and email in _addresses(inactive.group(1)):
+                return RecipientStatus(DeliveryOutcome.REJECTED, detail=message, bounced=True)
+            return RecipientStatus(DeliveryOutcome.SENT, provider_id=answer.get("MessageID"))
+        if code == 406:
+            return RecipientStatus(DeliveryOutcome.REJECTED, detail=f"406 {message}",
+                                   bounced=True)
+        if code == 300:
+            return RecipientStatus(DeliveryOutcome.INVALID, detail=f"300 {message}")
+        return RecipientStatus(DeliveryOutcome.FAILED, detail=f"{code} {message}")
+
+    def reconcile(self, issue_id: int, recipients: Sequence[Recipient]
+                  ) -> list[RecipientStatus | None]:
+        """Look each row up in Postmark's outbound search by its outbox id."""
+        return [self._look_up(r) for r in recipients]
+
+    def _look_up(self, recipient: Recipient) -> RecipientStatus | None:
+        params = {"count": 1, "offset": 0, "recipient": recipient.email,
+                  "metadata_outbox_id": str(recipient.outbox_id),
+                  "messagestream": self.options.get("stream", "broadcast")}
+        try:
+            found = self.perform(Call("GET", "/messages/outbound", params=params)).json()
+        except (ProviderError, ValueError):
+            return None
+        messages = found.get("Messages") or []
+        if messages:
+            return RecipientStatus(DeliveryOutcome.SENT, provider_id=messages[0].get("MessageID"))
+        return RecipientStatus(DeliveryOutcome.FAILED, detail="postmark has no such message")

@@ -1,0 +1,172 @@
+"""SMTP: one complete MIME message per recipient over a reused connection per thread.
+
+`MAILER_SMTP_URL` is `smtp://user:pass@host:587` (STARTTLS when the server offers it;
+`?starttls=required` to insist) or `smtps://user:pass@host:465` (TLS from the start);
+`?cafile=/path.pem` trusts a private certificate authority. A connection failure after
+some messages went out fails only the rest, as "maybe accepted" (they may have been queued).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from mailer.clock import Clock
+from mailer.errors import ConfigError, ProviderError
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
+from mailer.providers import register
+from mailer.providers.mime import mime_for
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where and how to connect, parsed from the SMTP URL."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: str  # "auto" | "required" | "no"
+    user: str | None
+    password: str | None
+    cafile: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpTarget:
+        """Read smtp:// or smtps:// URLs; a ConfigError says what is wrong."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError("setting smtp_url (MAILER_SMTP_URL): expected "
+                              "smtp://user:pass@host:port or smtps://...")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        implicit = parts.scheme == "smtps"
+        return cls(parts.hostname, parts.port or (465 if implicit else 587), implicit,
+                   query.get("starttls", "auto"), unquote(parts.username or "") or None,
+                   unquote(parts.password or "") or None, query.get("cafile"))
+
+
+@register
+class SmtpProvider:
+    """Sends each recipient's message with SMTP, reusing one connection per thread."""
+
+    name: ClassVar[str] = "smtp"
+    max_batch: ClassVar[int] = 100
+    max_message_bytes: ClassVar[int] = 10 * 1024 * 1024
+    body_once: ClassVar[bool] = False
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, target: SmtpTarget, sender: str, reply_to: str, clock: Clock,
+                 timeout: float = 30.0):
+        self.target = target
+        self.sender = sender
+        self.reply_to = reply_to
+        self.clock = clock
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, sender: str, clock: Clock) -> SmtpProvider:
+        """Build from MAILER_SMTP_URL."""
+        if not settings.smtp_url:
+            raise ConfigError("setting smtp_url: provider smtp needs MAILER_SMTP_URL")
+        return cls(SmtpTarget.parse(settings.smtp_url), sender, settings.reply_to, clock,
+                   settings.request_timeout)
+
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.target.cafile)
+
+    def _connect(self) -> smtplib.SMTP:
+        t = self.target
+        try:
+            if t.implicit_tls:
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(t.host, t.port, timeout=self.timeout,
+                                                      context=self._context())
+            else:
+                conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
+                conn.ehlo()
+                if t.starttls == "required" or (t.starttls == "auto"
+                                                and conn.has_extn("starttls")):
+                    conn.starttls(context=self._context())
+                    conn.ehlo()
+            if t.user:
+                conn.login(t.user, t.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ProviderError(f"smtp: login refused: {exc}", retryable=False) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ProviderError(f"smtp: cannot connect to {t.host}:{t.port}: {exc}",
+                                retryable=True) from None
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def send_batch(self, batch: Batch) -> list[RecipientStatus]:
+        """Send each recipient's message; a broken connection fails only the rest."""
+        statuses: list[RecipientStatus] = []
+        now = self.clock.now()
+        for recipient in batch.recipients:
+            try:
+                message = mime_for(batch, recipient, self.sender, self.reply_to, now)
+            except ValueError as exc:
+                statuses.append(RecipientStatus(DeliveryOutcome.INVALID, detail=str(exc)))
+                continue
+            status = self._send_one(message, recipient)
+            statuses.append(status)
+            if status.outcome is DeliveryOutcome.UNKNOWN:
+                rest = len(batch.recipients) - len(statuses)
+                statuses += [RecipientStatus(DeliveryOutcome.FAILED, detail="connection lost")
+                             ] * rest
+                break
+        return statuses
+
+    def _send_one(self, message: Any, recipient: Recipient) -> RecipientStatus:
+        try:
+            conn = self._connection()
+        except ProviderError as exc:
+            return RecipientStatus(DeliveryOutcome.FAILED, detail=str(exc))
+        try:
+            conn.send_message(message, to_addrs=[recipient.email])
+            return RecipientStatus(DeliveryOutcome.SENT, provider_id=recipient.message_id)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            return self._refused(code, text)
+        except smtplib.SMTPResponseException as exc:
+            return self._refused(exc.smtp_code, exc.smtp_error)
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            return RecipientStatus(DeliveryOutcome.UNKNOWN, detail=f"smtp: {exc}")
+
+    def _refused(self, code: int, text: bytes | str) -> RecipientStatus:
+        detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+        if 500 <= code < 600:
+            return RecipientStatus(DeliveryOutcome.REJECTED, detail=detail,
+                                   bounced=code in (550, 551, 553))
+        return RecipientStatus(DeliveryOutcome.FAILED, detail=detail)
+
+    def batch_limit(self, message_bytes: int) -> int:
+        """SMTP sends one message at a time; a batch is just a unit of bookkeeping."""
+        return self.max_batch
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """SMTP has no webhooks."""
+        return []
+
+    def reconcile(self, issue_id: int, recipients: Sequence[Recipient]
+                  ) -> list[RecipientStatus | None]:
+        """SMTP cannot be asked afterwards: unknown."""
+        return [None] * len(recipients)

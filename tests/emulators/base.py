@@ -1,0 +1,182 @@
+"""Shared machinery of the provider emulators: a real HTTP server, a recorder, faults.
+
+Usage (the same for every provider; see README.md in this folder):
+
+    with PostmarkEmulator(key="k") as emu:          # serves on 127.0.0.1:<ephemeral>
+        emu.url                                     # -> MAILER_PROVIDER_URL
+        emu.fail_next("status", status=429, headers={"Retry-After": "0"})
+        emu.fail_next("drop")                       # accept + record, then cut the connection
+        emu.fail_next("hang", accept=True)          # accept + record, then never answer
+        emu.wait_for_batches(3, timeout=30)         # block until 3 send calls were accepted
+        emu.received                                # Counter: recipient address -> deliveries
+        emu.messages                                # accepted messages (keep_messages=True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+import threading
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+class BigRequest(Request):
+    """Requests as large as providers accept (werkzeug's default form limit is 500 KB)."""
+
+    max_content_length = 60 * 1024 * 1024
+    max_form_memory_size = 60 * 1024 * 1024
+    max_form_parts = 100_000
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour of the next send call."""
+
+    kind: str  # "status" | "drop" | "hang"
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b'{"message": "emulated failure"}'
+    accept: bool = True  # drop/hang: process and record the call first
+    seconds: float = 60.0  # hang: how long at most
+
+
+class Emulator:
+    """Base class: subclasses implement `handle(request)` and call `accept(...)`."""
+
+    name = "emulator"
+
+    def __init__(self, key: str = "test-key", *, keep_messages: bool = True):
+        self.key = key
+        self.keep_messages = keep_messages
+        self.lock = threading.Condition()
+        self.received: Counter[str] = Counter()
+        self.messages: list[dict[str, Any]] = []
+        self.batches_accepted = 0
+        self.send_calls = 0
+        self.bytes_received = 0
+        self.rejected_calls: list[tuple[int, str]] = []
+        self.faults: deque[Fault] = deque()
+        self._release = threading.Event()
+        self.server = None
+        self.url = ""
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> Emulator:
+        """Serve on 127.0.0.1 in a background thread."""
+        self.server = make_server("127.0.0.1", port, self.wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Release hung calls and stop serving."""
+        self._release.set()
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- scripting and inspection -----------------------------------------------------
+
+    def fail_next(self, kind: str = "status", count: int = 1, **options: Any) -> None:
+        """Make the next `count` send calls misbehave."""
+        with self.lock:
+            self.faults.extend(Fault(kind, **options) for _ in range(count))
+
+    def wait_for_batches(self, count: int, timeout: float = 30.0) -> bool:
+        """Block until at least `count` send calls were accepted."""
+        with self.lock:
+            return self.lock.wait_for(lambda: self.batches_accepted >= count, timeout)
+
+    def duplicates(self) -> dict[str, int]:
+        """Addresses that were accepted more than once."""
+        return {a: n for a, n in self.received.items() if n > 1}
+
+    def accept(self, messages: list[dict[str, Any]]) -> None:
+        """Record one accepted send call and its messages (each has a "to")."""
+        with self.lock:
+            self.batches_accepted += 1
+            for m in messages:
+                self.received[m["to"].lower()] += 1
+                if self.keep_messages:
+                    self.messages.append(m)
+            self.lock.notify_all()
+
+    # -- the WSGI app -----------------------------------------------------------------
+
+    def is_send(self, request: Request) -> bool:
+        """Whether a request is a send call (faults apply only to those)."""
+        return request.method == "POST"
+
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def wsgi(self, environ: dict, start_response: Any) -> Any:
+        request = BigRequest(environ)
+        fault = None
+        if self.is_send(request):
+            with self.lock:
+                self.send_calls += 1
+                self.bytes_received += (request.content_length or 0) + _header_bytes(request)
+                fault = self.faults.popleft() if self.faults else None
+        if fault and fault.kind == "status":
+            response = Response(fault.body, fault.status, fault.headers,
+                                content_type="application/json")
+            return response(environ, start_response)
+        if fault and not fault.accept:
+            self._misbehave(fault, environ)
+            return Response(b"", 500)(environ, start_response)
+        response = self.handle(request)
+        if response.status_code >= 300:
+            with self.lock:
+                self.rejected_calls.append((response.status_code, response.get_data(True)))
+        if fault:
+            self._misbehave(fault, environ)
+        return response(environ, start_response)
+
+    def _misbehave(self, fault: Fault, environ: dict) -> None:
+        if fault.kind == "hang":
+            self._release.wait(fault.seconds)
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _header_bytes(request: Request) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in request.headers.items()) + 40
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response:
+    """A JSON answer."""
+    import json
+
+    return Response(json.dumps(data), status, headers or {}, content_type="application/json")
+
+
+def new_id(domain: str = "emulator.test") -> str:
+    """A provider-style message id."""
+    return f"{uuid.uuid4()}@{domain}"
+
+
+def valid_address(address: str) -> bool:
+    """Roughly what providers accept as an address."""
+    return bool(ADDRESS.match(address or ""))

@@ -1,0 +1,196 @@
+"""Delivery through each HTTP provider adapter to its local emulator (a real HTTP server)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from mailer.delivery.dispatcher import MessageTooLarge
+from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
+from mailer.sending import IssuePaused, send_issue
+from mailer.store.tables import issues, outbox, subscribers, suppressions
+from tests.delivery_support import HTTP_PROVIDERS, app_for, start_emulator, the_issue
+
+
+@pytest.fixture
+def emulators():
+    running = []
+
+    def start(name, **kw):
+        running.append(start_emulator(name, **kw))
+        return running[-1]
+
+    yield start
+    for e in running:
+        e.stop()
+
+
+def active_emails(app):
+    with app.engine.connect() as conn:
+        return {e.lower() for e in conn.execute(select(subscribers.c.email).where(
+            subscribers.c.status == SubscriberStatus.ACTIVE.value)).scalars()}
+
+
+def rows(app):
+    with app.engine.connect() as conn:
+        return conn.execute(select(outbox).order_by(outbox.c.id)).all()
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_each_subscriber_gets_the_issue_once_with_own_links(loaded_app, emulators, name):
+    emu = emulators(name)
+    app = app_for(loaded_app, name, emu, concurrency=3, batch_size=5)
+    result = send_issue(app, the_issue(app))
+    assert result.finished and result.counts["sent"] == 12
+    assert set(emu.received) == active_emails(app) and not emu.duplicates()
+    by_outbox = {r.id: r for r in rows(app)}
+    for m in emu.messages:
+        unsubscribe = m["headers"]["List-Unsubscribe"].split(">")[0].lstrip("<")
+        claims = app.links.read("unsubscribe", unsubscribe.rsplit("/", 1)[1])
+        row = by_outbox[int(m["metadata"]["outbox_id"])]
+        assert claims.subscriber_id == row.subscriber_id and row.email.lower() == m["to"].lower()
+        assert unsubscribe in m["html"] and unsubscribe in m["text"]
+        assert "%%" not in m["html"] + m["text"]
+        assert m["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert m["headers"]["Message-ID"] == row.message_id
+        assert m["headers"]["List-Id"].endswith("<weerbaarnl.platformjep.example.nl>")
+    assert all(r.status == OutboxStatus.SENT.value and r.provider_message_id for r in rows(app)
+               if name != "brevo" or r.provider_message_id)
+    if name == "postmark":
+        assert {m["stream"] for m in emu.messages} == {"broadcast"}
+
+
+def test_postmark_per_message_errors_are_recorded_and_inactive_is_bounced(loaded_app,
+                                                                          emulators):
+    emu = emulators("postmark")
+    emails = sorted(active_emails(loaded_app))
+    emu.inactive = {emails[0]}
+    app = app_for(loaded_app, "postmark", emu)
+    with app.engine.begin() as conn:  # an address Postmark's parser refuses (legacy data)
+        conn.execute(subscribers.update().where(subscribers.c.email == emails[1])
+                     .values(email="kapot@adres"))
+    result = send_issue(app, the_issue(app))
+    assert result.counts["sent"] == 10 and result.counts["failed"] == 2
+    assert result.drain.bounced == 1
+    with app.engine.connect() as conn:
+        status = dict(conn.execute(select(subscribers.c.email, subscribers.c.status)).all())
+        assert conn.execute(select(suppressions)).first() is not None
+    failed = {r.email: r.last_error for r in rows(app) if r.status == "failed"}
+    assert status[emails[0]] == "bounced" and status["kapot@adres"] == "active"
+    assert "inactive" in failed[emails[0]] and "Invalid 'To' address" in failed["kapot@adres"]
+
+
+@pytest.mark.parametrize("name,headers", [
+    ("postmark", {}),
+    ("sendgrid", {"X-RateLimit-Reset": "0"}),
+    ("brevo", {"x-sib-ratelimit-reset": "0"}),
+    ("mailgun", {"Retry-After": "0"}),
+])
+def test_429_slows_down_and_everyone_still_gets_it_once(loaded_app, emulators, name, headers):
+    emu = emulators(name)
+    emu.fail_next("status", count=2, status=429, headers=headers,
+                  body=b'{"errors": [{"message": "too many requests"}]}')
+    app = app_for(loaded_app, name, emu, batch_size=4)
+    seen = []
+    result = send_issue(app, the_issue(app), on_progress=seen.append)
+    assert result.finished and result.counts["sent"] == 12
+    assert not emu.duplicates() and len(emu.received) == 12
+    assert emu.send_calls == emu.batches_accepted + 2
+    assert seen and seen[-1].sent == 12
+
+
+@pytest.mark.parametrize("name", ["sendgrid", "brevo"])
+def test_5xx_is_retried(loaded_app, emulators, name):
+    emu = emulators(name)
+    emu.fail_next("status", count=2, status=503)
+    app = app_for(loaded_app, name, emu)
+    result = send_issue(app, the_issue(app))
+    assert result.finished and result.counts["sent"] == 12 and not emu.duplicates()
+
+
+def test_a_dropped_connection_after_acceptance_is_safe_with_brevo(loaded_app, emulators):
+    emu = emulators("brevo")
+    emu.fail_next("drop")
+    app = app_for(loaded_app, "brevo", emu, batch_size=6)
+    result = send_issue(app, the_issue(app))
+    assert result.finished and result.counts["sent"] == 12
+    assert not emu.duplicates() and len(emu.received) == 12
+    assert result.counts["possible_duplicates"] == 0
+
+
+def test_a_dropped_connection_after_acceptance_is_looked_up_at_postmark(loaded_app, emulators):
+    emu = emulators("postmark")
+    emu.fail_next("drop")
+    app = app_for(loaded_app, "postmark", emu, batch_size=6)
+    result = send_issue(app, the_issue(app))
+    assert result.counts["sent"] == 12 and not emu.duplicates()
+    assert result.counts["possible_duplicates"] == 0
+
+
+def test_without_a_look_up_a_resend_is_declared_a_possible_duplicate(loaded_app, emulators):
+    emu = emulators("sendgrid")
+    emu.fail_next("drop")
+    app = app_for(loaded_app, "sendgrid", emu, batch_size=6)
+    issue = the_issue(app)
+    send_issue(app, issue)
+    with app.engine.begin() as conn:  # the retry is due later; make it due now
+        conn.execute(outbox.update().values(next_attempt_at=None))
+    result = send_issue(app, issue)
+    assert result.finished and len(emu.received) == 12
+    declared = {r.email.lower() for r in rows(app) if r.possible_duplicate}
+    assert declared and set(emu.duplicates()) == declared
+
+
+def test_error_budget_pauses_the_issue_instead_of_burning_the_list(loaded_app, emulators):
+    emu = emulators("postmark")
+    emu.inactive = set(sorted(active_emails(loaded_app))[:6])
+    app = app_for(loaded_app, "postmark", emu, batch_size=2, concurrency=1,
+                  error_budget=0.05, error_budget_window=40)
+    issue = the_issue(app)
+    result = send_issue(app, issue)
+    assert result.drain.paused and not result.finished
+    assert result.counts["queued"] > 0  # the rest of the list was not touched
+    with app.engine.connect() as conn:
+        record = conn.execute(select(issues)).one()
+    assert record.status == IssueStatus.PAUSED.value and "failed" in record.status_note
+    with pytest.raises(IssuePaused):
+        send_issue(app, issue)
+    emu.inactive = set()
+    resumed = send_issue(app, issue, resume=True)
+    assert resumed.finished and not emu.duplicates()
+
+
+def test_a_refused_key_pauses_at_once_and_keeps_the_rows(loaded_app, emulators):
+    emu = emulators("mailgun")
+    app = app_for(loaded_app, "mailgun", emu)
+    from mailer.settings import with_overrides
+
+    app.settings = with_overrides(app.settings, provider_key="wrong")
+    result = send_issue(app, the_issue(app))
+    assert result.drain.paused and "401" in result.drain.paused
+    assert result.counts["failed"] == 0 and result.counts["queued"] == 12
+    assert emu.batches_accepted == 0
+
+
+def test_mailgun_isolates_an_address_its_parser_refuses(loaded_app, emulators):
+    emu = emulators("mailgun")
+    bad = sorted(active_emails(loaded_app))[3]
+    emu.invalid = {bad}
+    app = app_for(loaded_app, "mailgun", emu)
+    result = send_issue(app, the_issue(app))
+    assert result.counts["sent"] == 11 and result.counts["failed"] == 1
+    assert bad not in emu.received and len(emu.received) == 11
+
+
+def test_a_message_too_large_for_the_provider_fails_before_sending(loaded_app, emulators,
+                                                                   monkeypatch):
+    from mailer.providers.postmark import PostmarkProvider
+
+    monkeypatch.setattr(PostmarkProvider, "max_message_bytes", 20_000)
+    emu = emulators("postmark")
+    app = app_for(loaded_app, "postmark", emu)
+    with pytest.raises(MessageTooLarge, match="at most 20,000"):
+        send_issue(app, the_issue(app))
+    assert emu.send_calls == 0
+    with app.engine.connect() as conn:
+        assert conn.execute(select(issues.c.status)).scalar() == IssueStatus.PAUSED.value
