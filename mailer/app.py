@@ -19,10 +19,16 @@ from mailer.providers import Provider, provider_class
 from mailer.render.newsletter import NewsletterRenderer
 from mailer.settings import Settings
 from mailer.sources import Source, SourceConfig, factory_for
+from mailer.sources.config import load_source_configs
+from mailer.sources.http import FetchPolicy, HttpClient
 from mailer.store.db import make_engine
 
 if TYPE_CHECKING:
     from mailer.subscriber_mail import SubscriberMail
+
+# Events are fetched a few weeks beyond the agenda's horizon: issues are composed days
+# after a sync, and an event must be in the ledger before it enters the horizon.
+SYNC_HORIZON_SLACK_WEEKS = 4
 
 
 @dataclass
@@ -98,11 +104,34 @@ class App:
             error_budget=s.error_budget, budget_window=s.error_budget_window,
         )
 
-    def sources(self) -> list[tuple[str, Source]]:
-        """The configured content sources, by name."""
+    @cached_property
+    def http(self) -> HttpClient:
+        """The one HTTP session all remote sources share."""
         s = self.settings
-        local = SourceConfig(name="local", kind="markdown", location=str(s.path(s.content_dir)))
-        return [(local.name, factory_for(local.kind)(local))]
+        return HttpClient(FetchPolicy(timeout=s.fetch_timeout_seconds,
+                                      max_bytes=s.fetch_max_bytes, retries=s.fetch_retries))
+
+    def source_configs(self) -> list[SourceConfig]:
+        """Every configured source, enabled or not: content/sources.toml, else local only."""
+        s = self.settings
+        path = s.path(s.sources_file) if s.sources_file else s.path(s.content_dir) / "sources.toml"
+        if s.sources_file or path.is_file():
+            return load_source_configs(path, s.themes)
+        return [SourceConfig(name="local", kind="markdown", location=str(s.path(s.content_dir)))]
+
+    def sources(self, only: str | None = None) -> list[tuple[str, Source]]:
+        """The enabled content sources (or just the one named), by name, in configured order."""
+        configs = self.source_configs()
+        if only is not None:
+            chosen = [c for c in configs if c.name == only]
+            if not chosen:
+                known = ", ".join(c.name for c in configs)
+                raise ConfigError(f"unknown source {only!r}; configured: {known}")
+            configs = chosen
+        horizon = self.settings.event_horizon_weeks + SYNC_HORIZON_SLACK_WEEKS
+        return [(c.name, factory_for(c.kind)(c, http=self.http, clock=self.clock,
+                                             horizon_weeks=horizon))
+                for c in configs if c.enabled or only is not None]
 
 
 def default_worker_id() -> str:

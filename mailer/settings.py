@@ -78,6 +78,10 @@ class Settings:
     send_time: str = _s("content", "09:00")
     demo_date: str = _s("content", "2026-12-03")
     size_budget_kb: int = _s("content", 90)
+    sources_file: Path | None = _s("content")  # default: <content_dir>/sources.toml
+    fetch_timeout_seconds: float = _s("content", 20.0)
+    fetch_max_bytes: int = _s("content", 20_000_000)
+    fetch_retries: int = _s("content", 2)
 
     # [delivery]
     provider: str = _s("delivery", "file")
@@ -285,6 +289,9 @@ def _validate(s: Settings) -> None:
         ("error_budget", 0 < s.error_budget <= 1, "must be a fraction between 0 and 1"),
         ("request_timeout", s.request_timeout > 0, "must be positive"),
         ("size_budget_kb", s.size_budget_kb > 0, "must be positive"),
+        ("fetch_timeout_seconds", s.fetch_timeout_seconds > 0, "must be positive"),
+        ("fetch_max_bytes", s.fetch_max_bytes > 0, "must be positive"),
+        ("fetch_retries", s.fetch_retries >= 0, "must not be negative"),
         ("send_time", _is_hhmm(s.send_time), "must be HH:MM, e.g. 09:00"),
         ("database_url", "://" in s.database_url, "must be a SQLAlchemy URL"),
         ("confirm_max_age_days", s.confirm_max_age_days >= 1, "must be at least 1"),

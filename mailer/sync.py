@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mailer.clock import Clock
 from mailer.errors import ContentError, MailerError
+from mailer.models import Item
 from mailer.sources import Source
-from mailer.store.items import upsert_items
+from mailer.sources.http import FetchError, Validators
+from mailer.store.items import UpsertCounts, upsert_items
+from mailer.store.source_state import load_validators, record_failure, record_success
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,8 @@ class SourceReport:
     new: int = 0
     updated: int = 0
     deleted: int = 0
+    duplicates: int = 0
+    not_modified: bool = False  # the server answered 304: nothing new since last time
     problems: list[str] = field(default_factory=list)  # per-entry problems; source still synced
     error: str | None = None  # the whole source failed; nothing of it was committed
 
@@ -35,20 +40,65 @@ class SourceReport:
 def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> SourceReport:
     """Fetch one source and upsert its items; a failure rolls back this source only."""
     report = SourceReport(name=name)
+    if hasattr(source, "validators"):
+        with engine.connect() as conn:
+            source.validators = Validators(*load_validators(conn, name))
     try:
         fetched = list(source.fetch())
-        # Only a clean, complete read proves that a missing item is gone: a file with a
-        # typo must not make its article disappear.
-        complete = getattr(source, "complete", True) and not getattr(source, "problems", [])
         with engine.begin() as conn:
-            counts = upsert_items(conn, name, fetched, clock.now(), complete=complete)
-    except (MailerError, OSError, ValueError) as exc:
-        report.error = str(exc) if isinstance(exc, ContentError) else f"{type(exc).__name__}: {exc}"
-        log.warning("source %s failed: %s", name, report.error)
+            if getattr(source, "not_modified", False):
+                report.not_modified = True
+            else:
+                _apply(conn, name, source, fetched, clock, report)
+            validators = getattr(source, "validators", None) or Validators()
+            record_success(conn, name, clock.now(), validators.etag, validators.last_modified)
+    except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
+        report.error = describe(exc)
+        log.warning("source %s failed: %s", name, report.error,
+                    exc_info=not isinstance(exc, MailerError | OSError | ValueError))
+        with engine.begin() as conn:
+            record_failure(conn, name, clock.now(), report.error)
         return report
-    report.fetched = len(fetched)
-    report.new, report.updated, report.deleted = counts.new, counts.updated, counts.deleted
-    report.problems = [str(p) for p in getattr(source, "problems", [])]
     for problem in report.problems:
         log.warning("source %s: %s", name, problem)
     return report
+
+
+def preview_source(engine: Engine, name: str, source: Source,
+                   clock: Clock) -> tuple[list[Item], SourceReport]:
+    """Fetch and parse a source and count what syncing would do, storing nothing."""
+    report = SourceReport(name=name)
+    try:
+        fetched = list(source.fetch())
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                _apply(conn, name, source, fetched, clock, report)
+            finally:
+                transaction.rollback()
+    except Exception as exc:  # noqa: BLE001 - report it like sync does
+        report.error = describe(exc)
+        return [], report
+    return fetched, report
+
+
+def _apply(conn: Connection, name: str, source: Source, fetched: list[Item], clock: Clock,
+           report: SourceReport) -> None:
+    problems = [str(p) for p in getattr(source, "problems", [])]
+    # Only a clean read proves that a missing item is gone: a file with a typo, or a feed
+    # read leniently, must not make articles disappear.
+    complete = getattr(source, "complete", True) and not problems
+    window = None if problems else getattr(source, "window", None)
+    counts: UpsertCounts = upsert_items(conn, name, fetched, clock.now(), complete=complete,
+                                        window=window)
+    report.fetched = len(fetched)
+    report.new, report.updated, report.deleted = counts.new, counts.updated, counts.deleted
+    report.duplicates = counts.duplicates
+    report.problems = problems
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying why a source failed."""
+    if isinstance(exc, ContentError | FetchError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from mailer.models import Item
@@ -34,6 +35,19 @@ class SourceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Window:
+    """The part of a source one fetch saw in full: items missing inside it are gone.
+
+    `column` is the item field the window is on (published_at or starts_at); rows of this
+    source whose value lies in [start, end) and that the fetch did not return are deleted.
+    """
+
+    column: str
+    start: datetime
+    end: datetime | None = None
+
+
 SourceFactory = Callable[..., Source]
 _REGISTRY: dict[str, SourceFactory] = {}
 
@@ -56,9 +70,10 @@ def factory_for(kind: str) -> SourceFactory:
     try:
         return _REGISTRY[kind]
     except KeyError:
-        raise KeyError(f"unknown source kind {kind!r}; known: {', '.join(sorted(_REGISTRY))}")
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown source kind {kind!r}; known: {known}") from None
 
 
 def _load_builtin_kinds() -> None:
     # Importing the modules runs their @register decorators.
-    from mailer.sources import markdown  # noqa: F401
+    from mailer.sources import feed, ical, markdown, wordpress, wordpress_events  # noqa: F401

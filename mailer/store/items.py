@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, and_, select, update
 
 from mailer.models import Item, ItemKind, ItemStatus, StoredItem
 from mailer.store.tables import items
+
+if TYPE_CHECKING:
+    from mailer.sources import Window
 
 TRACKING_PARAMS = ("utm_", "mc_", "fbclid", "gclid", "_hsenc", "_hsmi", "mkt_tok", "ref")
 
@@ -25,6 +29,7 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    duplicates: int = 0  # new here, but another source already holds the same item
 
 
 def canonical_url(url: str) -> str:
@@ -47,50 +52,97 @@ def content_hash(item: Item) -> str:
 
 
 def upsert_items(
-    conn: Connection, source: str, fetched: Iterable[Item], now: datetime, *, complete: bool
+    conn: Connection, source: str, fetched: Iterable[Item], now: datetime, *, complete: bool,
+    window: Window | None = None,
 ) -> UpsertCounts:
-    """Insert new items, update edited ones in place; with `complete`, mark the missing deleted.
+    """Insert new items, update edited ones in place, and mark the provably gone deleted.
 
     An edited item keeps its id and first-seen time, so it is never offered again as new.
+    With `complete` every missing item is gone; with a `window` only the missing ones whose
+    date lies inside it. A new item that another source already holds (same canonical URL,
+    and for events the same start) is skipped: one article is one item. An article without
+    a publication date counts as published when first seen, so it is offered once.
     """
     existing = {
         row.source_id: row
         for row in conn.execute(
-            select(items.c.id, items.c.source_id, items.c.content_hash, items.c.status)
+            select(items.c.id, items.c.source_id, items.c.content_hash, items.c.status,
+                   items.c.published_at, items.c.starts_at)
             .where(items.c.source == source)
         )
     }
-    new = updated = unchanged = 0
-    seen: set[str] = set()
+    unique: dict[str, Item] = {}
     for item in fetched:
-        if item.source_id in seen:
-            continue
-        seen.add(item.source_id)
+        unique.setdefault(item.source_id, item)
+    fresh = [i for sid, i in unique.items() if sid not in existing]
+    taken = _held_elsewhere(conn, source, fresh)
+    inserts, touched = [], []
+    updated = duplicates = 0
+    for sid, item in unique.items():
         digest = content_hash(item)
-        old = existing.get(item.source_id)
+        old = existing.get(sid)
         if old is None:
-            conn.execute(items.insert().values(
-                **_row(item), content_hash=digest,
-                first_seen_at=now, updated_at=now, last_seen_at=now,
-            ))
-            new += 1
+            if _dedupe_key(item) in taken:
+                duplicates += 1
+                continue
+            row = _row(item)
+            if row["published_at"] is None and item.kind is ItemKind.MAGAZINE:
+                row["published_at"] = now
+            inserts.append(dict(**row, content_hash=digest, first_seen_at=now, updated_at=now,
+                                last_seen_at=now))
         elif old.content_hash != digest or old.status == ItemStatus.DELETED:
+            row = _row(item)
+            if row["published_at"] is None and old.published_at is not None:
+                row.pop("published_at")  # keep the first-seen stand-in date
             conn.execute(update(items).where(items.c.id == old.id).values(
-                **_row(item), content_hash=digest, updated_at=now, last_seen_at=now,
-            ))
+                **row, content_hash=digest, updated_at=now, last_seen_at=now))
             updated += 1
         else:
-            conn.execute(update(items).where(items.c.id == old.id).values(last_seen_at=now))
-            unchanged += 1
-    deleted = 0
-    if complete:
-        gone = [row.id for sid, row in existing.items()
-                if sid not in seen and row.status != ItemStatus.DELETED]
-        if gone:
-            conn.execute(update(items).where(items.c.id.in_(gone))
-                         .values(status=ItemStatus.DELETED, updated_at=now))
-        deleted = len(gone)
-    return UpsertCounts(new, updated, unchanged, deleted)
+            touched.append(old.id)
+    if inserts:
+        conn.execute(items.insert(), inserts)
+    for chunk in _chunks(touched):
+        conn.execute(update(items).where(items.c.id.in_(chunk)).values(last_seen_at=now))
+    gone = [row.id for sid, row in existing.items()
+            if sid not in unique and row.status != ItemStatus.DELETED
+            and (complete or _inside(row, window))]
+    for chunk in _chunks(gone):
+        conn.execute(update(items).where(items.c.id.in_(chunk))
+                     .values(status=ItemStatus.DELETED, updated_at=now))
+    return UpsertCounts(len(inserts), updated, len(touched), len(gone), duplicates)
+
+
+def _dedupe_key(item: Item) -> tuple:
+    """What makes two sources' items the same: the canonical URL (and an event's start)."""
+    starts = item.starts_at if item.kind is ItemKind.EVENT else None
+    return (item.kind.value, canonical_url(item.url), starts)
+
+
+def _held_elsewhere(conn: Connection, source: str, fresh: list[Item]) -> set[tuple]:
+    """Dedupe keys of live items other sources already hold, among the fresh items' URLs."""
+    urls = sorted({canonical_url(i.url) for i in fresh})
+    keys: set[tuple] = set()
+    for chunk in _chunks(urls):
+        query = (select(items.c.kind, items.c.canonical_url, items.c.starts_at)
+                 .where(items.c.canonical_url.in_(chunk), items.c.source != source,
+                        items.c.status != ItemStatus.DELETED.value))
+        for row in conn.execute(query):
+            starts = row.starts_at if row.kind == ItemKind.EVENT.value else None
+            keys.add((row.kind, row.canonical_url, starts))
+    return keys
+
+
+def _inside(row, window: Window | None) -> bool:
+    if window is None:
+        return False
+    value = getattr(row, window.column)
+    return value is not None and value >= window.start and (
+        window.end is None or value < window.end)
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _row(item: Item) -> dict:

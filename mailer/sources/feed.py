@@ -1,0 +1,173 @@
+"""RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 feeds, read with feedparser, into magazine items.
+
+A feed shows only its latest entries, so a fetch never proves that an older article is
+gone. It does prove it for the span the feed still covers: an article missing from the
+feed but newer than the oldest entry in it was taken down (see `window`).
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+
+from mailer.errors import ContentError
+from mailer.models import Item, ItemKind
+from mailer.sources import Window, register
+from mailer.sources.http import Document
+from mailer.sources.remote import RemoteSource, plain_text, summarize
+
+ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+          "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
+CLOSING_ROOT = re.compile(rb"</(?:rss|feed|(?:\w+:)?RDF)\s*>")
+IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+ATTR = re.compile(r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+FEED_LINK = re.compile(
+    r"""<link\b[^>]*type=["']application/(?:rss|atom)\+xml["'][^>]*>""", re.IGNORECASE)
+IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
+HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+@register
+class FeedSource(RemoteSource):
+    """A feed at `location` (http, https or file)."""
+
+    kind: ClassVar[str] = "feed"
+
+    def fetch(self) -> list[Item]:
+        """Fetch and parse the feed; raises ContentError when it is no usable feed."""
+        self.problems = []
+        doc = self.get(self.config.location, conditional=True, accept=ACCEPT)
+        if doc.not_modified:
+            return []
+        parsed = parse_feed(doc)
+        if parsed.bozo and not isinstance(parsed.bozo_exception, HARMLESS):
+            self.problem("feed", f"not well-formed XML, read leniently ({parsed.bozo_exception})")
+        base = parsed.get("href") or doc.url
+        items = [item for e in parsed.entries if (item := self._item(e, base)) is not None]
+        self.window = _window(parsed.entries, len(items))
+        return items
+
+    def _item(self, entry: Any, base: str) -> Item | None:
+        where = f"entry {entry.get('id') or entry.get('link') or entry.get('title') or '?'}"
+        title = plain_text(entry.get("title", ""))
+        link = self.link(entry.get("link"), base)
+        if not title:
+            self.problem(where, "entry has no title; skipped")
+            return None
+        if not link:
+            self.problem(where, "entry has no http(s) link; skipped")
+            return None
+        body = entry.get("summary") or _content(entry)
+        summary = summarize(body, self.summary_chars(), base)
+        image, alt = _image(entry, base, body + _content(entry))
+        tags = [t.get("term") or t.get("label") or "" for t in entry.get("tags", [])]
+        return Item(
+            source=self.name, source_id=str(entry.get("id") or link)[:500],
+            kind=ItemKind.MAGAZINE, title=title, url=link, summary=summary,
+            published_at=_when(entry), image_url=image, image_alt=(alt or title) if image else None,
+            topics=self.topics_for(tags),
+        )
+
+
+def parse_feed(doc: Document) -> Any:
+    """Parse a fetched document as a feed, or raise ContentError saying what it is instead."""
+    headers = {"content-location": doc.url, "content-type": _content_type(doc)}
+    parsed = feedparser.parse(doc.content, response_headers=headers,
+                              sanitize_html=False, resolve_relative_uris=False)
+    if not parsed.get("version"):
+        raise ContentError(doc.url, _not_a_feed(doc, parsed))
+    lenient = parsed.bozo and not isinstance(parsed.bozo_exception, HARMLESS)
+    if lenient and not CLOSING_ROOT.search(doc.content[-4096:]):
+        raise ContentError(doc.url, "feed is truncated or not well-formed "
+                                    f"(no closing root element; {parsed.bozo_exception})")
+    return parsed
+
+
+def _not_a_feed(doc: Document, parsed: Any) -> str:
+    head = doc.content[:4096].decode("utf-8", "replace")
+    if "<html" in head.lower() or doc.content_type == "text/html":
+        found = FEED_LINK.search(doc.content[:65536].decode("utf-8", "replace"))
+        hint = ""
+        if found and (href := re.search(r"""href=["']([^"']+)""", found.group(0))):
+            hint = f"; the page names a feed at {urljoin(doc.url, html.unescape(href.group(1)))}"
+        return f"not a feed: the server sent an HTML page{hint}"
+    reason = f" ({parsed.bozo_exception})" if parsed.get("bozo") else ""
+    return f"not an RSS or Atom feed{reason}"
+
+
+def _content_type(doc: Document) -> str:
+    """The Content-Type to tell feedparser; valid UTF-8 is UTF-8, whatever was declared.
+
+    Servers and generators often declare the wrong charset; UTF-8 with non-ASCII bytes is
+    valid only by design, so it wins. Anything else keeps the declaration and feedparser's
+    fallbacks (declared, then windows-1252) do the rest.
+    """
+    declared = doc.headers.get("content-type") or "application/xml"
+    if doc.content[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return declared
+    try:
+        doc.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return declared
+    return f"{doc.content_type or 'application/xml'}; charset=utf-8"
+
+
+def _content(entry: Any) -> str:
+    return "".join(c.get("value", "") for c in entry.get("content", [])[:1])
+
+
+def _when(entry: Any) -> datetime | None:
+    parsed = (entry.get("published_parsed") or entry.get("updated_parsed")
+              or entry.get("created_parsed"))
+    return datetime.fromtimestamp(calendar.timegm(parsed), UTC) if parsed else None
+
+
+def _stamp(entry: Any) -> datetime | None:
+    """The later of published and updated: feeds order by one of them."""
+    found = [entry.get(k) for k in ("published_parsed", "updated_parsed", "created_parsed")]
+    stamps = [datetime.fromtimestamp(calendar.timegm(p), UTC) for p in found if p]
+    return max(stamps) if stamps else None
+
+
+def _window(entries: Iterable[Any], usable: int) -> Window | None:
+    """From the oldest entry on, the feed is complete; without dates it proves nothing."""
+    stamps = [_stamp(e) for e in entries]
+    if not stamps or any(s is None for s in stamps) or usable != len(stamps):
+        return None
+    return Window("published_at", min(s for s in stamps if s is not None))
+
+
+def _is_image(media: Any) -> bool:
+    """media:content says image by medium or type; with neither, trust the file name."""
+    medium, kind = media.get("medium"), str(media.get("type", ""))
+    if medium or kind:
+        return medium == "image" or kind.startswith("image/")
+    return IMAGE_FILE.search(urlsplit(media["url"]).path) is not None
+
+
+def _image(entry: Any, base: str, body: str) -> tuple[str | None, str | None]:
+    """The entry's picture: enclosure, media:content, media:thumbnail, else first <img>."""
+    candidates: list[tuple[str, str | None]] = []
+    for enclosure in entry.get("enclosures", []):
+        if str(enclosure.get("type", "")).startswith("image/") and enclosure.get("href"):
+            candidates.append((enclosure["href"], None))
+    media = [m for m in entry.get("media_content", []) if m.get("url") and _is_image(m)]
+    media.sort(key=lambda m: -int(m["width"]) if str(m.get("width", "")).isdigit() else 0)
+    candidates += [(m["url"], None) for m in media]
+    candidates += [(t["url"], None) for t in entry.get("media_thumbnail", []) if t.get("url")]
+    for tag in IMG.findall(body)[:1]:
+        attrs = {m.group(1).lower(): m.group(2) or m.group(3) or "" for m in ATTR.finditer(tag)}
+        if attrs.get("src"):
+            candidates.append((html.unescape(attrs["src"]), html.unescape(attrs.get("alt", ""))))
+    for url, alt in candidates:
+        absolute = urljoin(base, url.strip())
+        if urlsplit(absolute).scheme in ("http", "https"):
+            return absolute, (" ".join(alt.split()) or None) if alt else None
+    return None, None

@@ -1,0 +1,203 @@
+"""iCalendar (.ics) agendas, read with icalendar and expanded with recurring-ical-events.
+
+Every occurrence within the horizon is its own event item. Occurrences of a series are
+identified by UID plus their original start (RECURRENCE-ID), so a moved occurrence is an
+edit, not a new event. An occurrence removed with EXDATE or marked STATUS:CANCELLED is
+yielded as cancelled: if it was already announced, the next issue says it is called off.
+The calendar is a full listing, so within the expanded window a missing occurrence is gone.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import recurring_ical_events
+
+from mailer.clock import AMSTERDAM
+from mailer.errors import ContentError
+from mailer.models import Item, ItemKind, ItemStatus
+from mailer.sanitize import shorten
+from mailer.sources import Window, register
+from mailer.sources.http import Document
+from mailer.sources.remote import RemoteSource, is_online
+
+ACCEPT = "text/calendar, application/calendar+json;q=0.5, */*;q=0.1"
+
+
+@register
+class ICalSource(RemoteSource):
+    """An .ics calendar at `location` (http, https or file)."""
+
+    kind: ClassVar[str] = "ical"
+    options: ClassVar[frozenset[str]] = RemoteSource.options | {"event_type", "horizon_weeks"}
+
+    def fetch(self) -> list[Item]:
+        """Fetch the calendar and yield one item per occurrence in [now, now + horizon)."""
+        self.problems = []
+        doc = self.get(self.config.location, conditional=True, accept=ACCEPT)
+        if doc.not_modified:
+            return []
+        calendar = parse_calendar(doc)
+        start = self.clock.now()
+        weeks = self.option("horizon_weeks")
+        end = start + (timedelta(weeks=int(weeks)) if weeks else self.horizon)
+        floating = _floating_zone(calendar)
+        recurring = _recurring_uids(calendar)
+        items: dict[str, Item] = {}
+        try:
+            occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(
+                start, end)
+        except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
+            raise ContentError(doc.url, f"cannot expand the calendar's events: {exc}") from None
+        for component in occurrences:
+            item = self._item(component, recurring, floating, doc.url)
+            if item is not None:
+                items.setdefault(item.source_id, item)
+        for item in self._excluded(calendar, start, end, floating, doc.url):
+            items.setdefault(item.source_id, item)
+        self.window = Window("starts_at", start, end)
+        return list(items.values())
+
+    def _item(self, event: Any, recurring: set[str], floating: tzinfo, base: str) -> Item | None:
+        uid = str(event.get("UID") or "").strip()
+        title = " ".join(str(event.get("SUMMARY") or "").split())
+        where = f"event {uid or title or '?'}"
+        if not uid or not title:
+            self.problem(where, "event without UID or SUMMARY; skipped")
+            return None
+        try:
+            starts, ends, all_day = _span(event, floating)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            self.problem(where, f"unusable DTSTART/DTEND/DURATION ({exc}); skipped")
+            return None
+        source_id = uid
+        if uid in recurring:
+            original = (event.get("RECURRENCE-ID") or event["DTSTART"]).dt
+            source_id = f"{uid}/{_stamp(original, floating)}"
+        link = self.link(str(event.get("URL") or "") or None, base)
+        if not link:
+            self.problem(where, "event has no URL and the source sets no `link`; skipped")
+            return None
+        location = " ".join(str(event.get("LOCATION") or "").split()) or None
+        tags = _categories(event)
+        cancelled = str(event.get("STATUS") or "").upper() == "CANCELLED"
+        return Item(
+            source=self.name, source_id=source_id[:500], kind=ItemKind.EVENT, title=title,
+            url=link, summary=_description(event, self.summary_chars()),
+            starts_at=starts, ends_at=ends, all_day=all_day, location=location,
+            online=is_online(location), event_type=self.event_type_for(tags),
+            topics=self.topics_for(tags),
+            status=ItemStatus.CANCELLED if cancelled else ItemStatus.ACTIVE,
+        )
+
+    def _excluded(self, calendar: Any, start: datetime, end: datetime, floating: tzinfo,
+                  base: str) -> Iterator[Item]:
+        """Occurrences a series removed with EXDATE, within the window, as cancelled items."""
+        for master in calendar.walk("VEVENT"):
+            if "EXDATE" not in master or "RRULE" not in master or "RECURRENCE-ID" in master:
+                continue
+            exdates = master["EXDATE"] if isinstance(master["EXDATE"], list) else [master["EXDATE"]]
+            duration = _duration(master)
+            for moment in (d.dt for lst in exdates for d in lst.dts):
+                begins = _utc(moment, floating)
+                if not start <= begins < end:
+                    continue
+                copy = master.copy()
+                for key in ("DTSTART", "DTEND", "DURATION", "RRULE", "EXDATE"):
+                    copy.pop(key, None)
+                copy.add("DTSTART", moment)
+                copy.add("DTEND", moment + duration)
+                copy.add("RECURRENCE-ID", moment)
+                copy["STATUS"] = "CANCELLED"
+                item = self._item(copy, {str(master.get("UID"))}, floating, base)
+                if item is not None:
+                    yield item
+
+
+def parse_calendar(doc: Document) -> Any:
+    """Parse a fetched document as iCalendar, or raise ContentError saying why it is not."""
+    text = doc.content.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text[:15].upper().startswith(b"BEGIN:VCALENDAR"):
+        what = "an HTML page" if b"<html" in text[:2048].lower() else "something else"
+        raise ContentError(doc.url, f"not an iCalendar file (no BEGIN:VCALENDAR; got {what})")
+    if b"END:VCALENDAR" not in text[-512:].upper():
+        raise ContentError(doc.url, "iCalendar file is truncated (no END:VCALENDAR at the end)")
+    try:
+        return icalendar.Calendar.from_ical(text)
+    except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
+        raise ContentError(doc.url, f"malformed iCalendar: {type(exc).__name__}: {exc}") from None
+
+
+def _span(event: Any, floating: tzinfo) -> tuple[datetime, datetime | None, bool]:
+    """Start, end (exclusive) and all-day flag, as aware UTC."""
+    raw_start = event["DTSTART"].dt
+    all_day = isinstance(raw_start, date) and not isinstance(raw_start, datetime)
+    raw_end = event["DTEND"].dt if "DTEND" in event else None
+    if raw_end is None and "DURATION" in event:
+        raw_end = raw_start + event["DURATION"].dt
+    if raw_end is None and all_day:
+        raw_end = raw_start + timedelta(days=1)
+    starts = _utc(raw_start, floating)
+    ends = _utc(raw_end, floating) if raw_end is not None else None
+    if ends is not None and ends < starts:
+        raise ValueError("ends before it starts")
+    return starts, ends, all_day
+
+
+def _utc(value: date | datetime, floating: tzinfo) -> datetime:
+    """A DATE is local midnight (Amsterdam); a floating time is in the calendar's zone."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(0, 0), AMSTERDAM).astimezone(UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=floating)
+    return value.astimezone(UTC)
+
+
+def _stamp(value: date | datetime, floating: tzinfo) -> str:
+    if not isinstance(value, datetime):
+        return value.strftime("%Y%m%d")
+    return _utc(value, floating).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _duration(master: Any) -> timedelta:
+    start = master["DTSTART"].dt
+    if "DTEND" in master:
+        return master["DTEND"].dt - start
+    if "DURATION" in master:
+        return master["DURATION"].dt
+    return timedelta(days=1) if not isinstance(start, datetime) else timedelta(0)
+
+
+def _recurring_uids(calendar: Any) -> set[str]:
+    """UIDs of series: a master with RRULE/RDATE, or any component with RECURRENCE-ID."""
+    return {str(c.get("UID")) for c in calendar.walk("VEVENT")
+            if "RRULE" in c or "RDATE" in c or "RECURRENCE-ID" in c}
+
+
+def _floating_zone(calendar: Any) -> tzinfo:
+    """Floating times are in the calendar's X-WR-TIMEZONE, else Europe/Amsterdam."""
+    name = str(calendar.get("X-WR-TIMEZONE") or "").strip()
+    try:
+        return ZoneInfo(name) if name else AMSTERDAM
+    except (ZoneInfoNotFoundError, ValueError):
+        return AMSTERDAM
+
+
+def _categories(event: Any) -> list[str]:
+    value = event.get("CATEGORIES")
+    values = value if isinstance(value, list) else [value] if value is not None else []
+    return [str(c) for v in values for c in getattr(v, "cats", [v])]
+
+
+def _description(event: Any, max_chars: int) -> str:
+    text = str(event.get("DESCRIPTION") or "").strip()
+    if not text:
+        return ""
+    paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]
+    short = shorten(" ".join(paragraphs), max_chars) if max_chars else " ".join(paragraphs)
+    return f"<p>{html.escape(short)}</p>"

@@ -1,0 +1,137 @@
+"""What every fetched (non-local) source shares: the HTTP client, topics, problems, limits."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+from mailer.clock import Clock, SystemClock
+from mailer.errors import ContentError
+from mailer.models import EVENT_TYPES
+from mailer.sanitize import sanitize_html, shorten
+from mailer.sources import SourceConfig, Window
+from mailer.sources.config import normalize_tag
+from mailer.sources.http import Document, HttpClient, Validators
+
+SUMMARY_CHARS = 400
+ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
+TAG = re.compile(r"<[^>]*>")
+HREF = re.compile(r'href="([^"]*)"')
+EVENT_TYPE_NAMES = {normalize_tag(k): k for k in EVENT_TYPES} | {
+    normalize_tag(v): k for k, v in EVENT_TYPES.items()}
+
+
+class RemoteSource:
+    """Base for sources read over HTTP (or file:): one fetch, its validators and problems.
+
+    After `fetch()`: `problems` lists entries that were skipped, `validators` holds what the
+    server sent for the next conditional GET, `not_modified` is set on 304, and `complete` /
+    `window` say which missing items the fetch proves gone (see `Window`).
+    """
+
+    kind: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset({"timeout", "link", "summary_chars"})
+    conditional: ClassVar[bool] = True  # single-document kinds may use ETag/Last-Modified
+
+    def __init__(self, config: SourceConfig, *, http: HttpClient | None = None,
+                 clock: Clock | None = None, horizon_weeks: int = 12, **_: Any):
+        self.config = config
+        self.http = http or HttpClient()
+        self.clock = clock or SystemClock()
+        self.horizon = timedelta(weeks=horizon_weeks)
+        self.problems: list[ContentError] = []
+        self.validators: Validators | None = None
+        self.not_modified = False
+        self.complete = False
+        self.window: Window | None = None
+
+    @property
+    def name(self) -> str:
+        """The configured name of this source."""
+        return self.config.name
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """A kind-specific option from sources.toml."""
+        return self.config.options.get(key, default)
+
+    def get(self, url: str, *, conditional: bool = False, **kwargs: Any) -> Document:
+        """Fetch with this source's limits; conditional GET only when asked and allowed."""
+        policy = self.http.policy
+        if self.option("timeout") is not None:
+            policy = replace(policy, timeout=float(self.option("timeout")))
+        validators = self.validators if conditional and self.conditional else None
+        document = self.http.get(url, validators=validators, policy=policy, **kwargs)
+        if conditional and self.conditional:
+            self.validators = document.validators
+            self.not_modified = document.not_modified
+        return document
+
+    def problem(self, where: str, what: str) -> None:
+        """Record one skipped entry; the rest of the source still syncs."""
+        self.problems.append(ContentError(f"{self.name}: {where}", what))
+
+    def topics_for(self, tags: Iterable[str]) -> tuple[str, ...]:
+        """Our topics for a set of source tags, through the source's mapping ('*' = all)."""
+        mapping = self.config.topics
+        found = [mapping[t] for t in (normalize_tag(tag) for tag in tags) if t in mapping]
+        if "*" in mapping:
+            found.append(mapping["*"])
+        return tuple(dict.fromkeys(found))
+
+    def event_type_for(self, tags: Iterable[str]) -> str:
+        """A category naming one of our event types wins; else the source's event_type."""
+        for tag in tags:
+            match = EVENT_TYPE_NAMES.get(normalize_tag(tag))
+            if match:
+                return match
+        return self.option("event_type") or "bijeenkomst"
+
+    def summary_chars(self) -> int:
+        """How much summary text to keep per item."""
+        return int(self.option("summary_chars", SUMMARY_CHARS))
+
+    def link(self, url: str | None, base: str) -> str | None:
+        """An absolute http(s) link, resolved against base; else the source's `link` option."""
+        if url:
+            absolute = urljoin(base, url.strip())
+            if urlsplit(absolute).scheme in ("http", "https"):
+                return absolute
+        fallback = self.option("link")
+        return str(fallback) if fallback else None
+
+
+def is_online(location: str | None) -> bool:
+    """Whether a location text says the event happens online."""
+    return bool(location and (ONLINE.search(location) or location.startswith(("http://",
+                                                                               "https://"))))
+
+
+def plain_text(fragment: str) -> str:
+    """Text of a possibly-HTML title: tags dropped, entities decoded, spaces collapsed."""
+    text = html.unescape(nh3.clean(fragment, tags=set())) if "<" in fragment or "&" in fragment \
+        else fragment
+    return " ".join(text.split())
+
+
+def summarize(fragment: str, max_chars: int, base: str) -> str:
+    """Sanitised summary HTML with absolute links, cut to max_chars of text when longer."""
+    cleaned = sanitize_html(fragment) if fragment else ""
+    text = " ".join(html.unescape(TAG.sub(" ", cleaned)).split())
+    if max_chars and len(text) > max_chars:
+        return f"<p>{html.escape(shorten(text, max_chars))}</p>"
+    return absolute_links(cleaned, base)
+
+
+def absolute_links(fragment: str, base: str) -> str:
+    """Resolve relative hrefs in sanitised HTML against the feed's base."""
+    def fix(match: re.Match) -> str:
+        target = urljoin(base, html.unescape(match.group(1)))
+        return f'href="{html.escape(target)}"'
+    return HREF.sub(fix, fragment) if 'href="' in fragment else fragment

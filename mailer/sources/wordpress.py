@@ -1,0 +1,189 @@
+"""WordPress posts through the REST API (`/wp-json/wp/v2/posts?_embed`), all pages.
+
+The API lists every published post, so a fetch that read all pages is complete: a post
+that is missing was deleted, unpublished or made private, and stops appearing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from requests.utils import parse_header_links
+
+from mailer.errors import ContentError
+from mailer.models import Item, ItemKind
+from mailer.sources import register
+from mailer.sources.remote import RemoteSource, plain_text, summarize
+
+POSTS_PATH = "/wp-json/wp/v2/posts"
+IMAGE_SIZES = ("medium_large", "large", "full")  # ~768 px suits a 600 px mail best
+MAX_PAGES = 50
+
+
+class PagedSource(RemoteSource):
+    """A WordPress REST collection read page by page (X-WP-TotalPages / Link: rel=next)."""
+
+    conditional: ClassVar[bool] = False  # pages change independently: always read them all
+    options: ClassVar[frozenset[str]] = RemoteSource.options | {"per_page", "max_pages"}
+    path: ClassVar[str]
+    max_per_page: ClassVar[int] = 100
+
+    def endpoint(self) -> str:
+        """The collection URL: the location itself, or the site root plus the API path."""
+        location = self.config.location.rstrip("/")
+        parts = urlsplit(location)
+        if "/wp-json/" in parts.path or "rest_route=" in parts.query or parts.scheme == "file":
+            return location
+        return location + self.path
+
+    def pages(self, params: Mapping[str, str], list_key: str | None = None) -> Iterator[Any]:
+        """Yield each page's list of records; sets `complete` when the last page was read."""
+        url: str | None = self.endpoint()
+        per_page = min(int(self.option("per_page", self.max_per_page)), self.max_per_page)
+        query: dict[str, str] | None = {**params, "per_page": str(per_page), "page": "1"}
+        limit = int(self.option("max_pages", MAX_PAGES))
+        self.complete = False
+        for number in range(1, limit + 1):
+            assert url is not None
+            doc = self.get(url, params=query, accept="application/json")
+            body = _json(doc.content, doc.url)
+            records = body.get(list_key) if list_key and isinstance(body, dict) else body
+            if not isinstance(records, list):
+                raise ContentError(doc.url, f"expected a JSON list of {list_key or 'posts'}, "
+                                            f"got {type(records).__name__}")
+            yield records
+            following = _next_page(doc.headers, body, number)
+            if following is None:
+                self.complete = True
+                return
+            if isinstance(following, str):
+                url, query = urljoin(doc.url, following), None
+            elif query is None:
+                url = _with_page(url, following)
+            else:
+                query = {**query, "page": str(following)}
+
+
+@register
+class WordPressSource(PagedSource):
+    """Posts of a WordPress site: `location` is the site or its posts endpoint."""
+
+    kind: ClassVar[str] = "wordpress"
+    options: ClassVar[frozenset[str]] = PagedSource.options | {"categories", "tags"}
+    path: ClassVar[str] = POSTS_PATH
+
+    def fetch(self) -> list[Item]:
+        """Read every page of posts and turn each into a magazine item."""
+        self.problems = []
+        params = {"_embed": "1", "orderby": "date", "order": "desc"}
+        for key in ("categories", "tags"):
+            if self.option(key):
+                params[key] = ",".join(str(v) for v in _as_list(self.option(key)))
+        items: dict[str, Item] = {}
+        for records in self.pages(params):
+            for post in records:
+                item = self._item(post)
+                if item is not None:
+                    items.setdefault(item.source_id, item)
+        return list(items.values())
+
+    def _item(self, post: Any) -> Item | None:
+        if not isinstance(post, dict) or "id" not in post:
+            self.problem("post ?", "not a WordPress post object; skipped")
+            return None
+        where = f"post {post['id']}"
+        title = plain_text(_rendered(post.get("title")))
+        link = self.link(post.get("link"), self.endpoint())
+        if not title or not link:
+            self.problem(where, "post without title or link; skipped")
+            return None
+        excerpt = post.get("excerpt") or {}
+        protected = isinstance(excerpt, dict) and excerpt.get("protected")
+        embedded = post.get("_embedded") or {}
+        image, alt = featured_image(embedded)
+        return Item(
+            source=self.name, source_id=str(post["id"]), kind=ItemKind.MAGAZINE, title=title,
+            url=link, summary="" if protected else summarize(
+                _rendered(excerpt), self.summary_chars(), link),
+            published_at=parse_wp_time(post.get("date_gmt")),
+            image_url=image, image_alt=(alt or title) if image else None,
+            topics=self.topics_for(term_names(embedded.get("wp:term"))),
+        )
+
+
+def featured_image(embedded: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The embedded featured image at a mail-friendly size, and its alt text."""
+    media = embedded.get("wp:featuredmedia") or []
+    first = media[0] if media and isinstance(media[0], dict) else {}
+    if not first.get("source_url") and not first.get("media_details"):
+        return None, None  # absent, or an error object such as rest_forbidden
+    sizes = (first.get("media_details") or {}).get("sizes") or {}
+    url = next((sizes[s]["source_url"] for s in IMAGE_SIZES
+                if isinstance(sizes.get(s), dict) and sizes[s].get("source_url")),
+               first.get("source_url"))
+    alt = " ".join(str(first.get("alt_text") or "").split()) or None
+    return url, alt
+
+
+def term_names(groups: Any) -> list[str]:
+    """Names and slugs of the embedded categories, tags and custom terms."""
+    names: list[str] = []
+    for group in groups or []:
+        for term in group if isinstance(group, list) else []:
+            if isinstance(term, dict):
+                names += [str(term[k]) for k in ("name", "slug") if term.get(k)]
+    return names
+
+
+def parse_wp_time(value: Any) -> datetime | None:
+    """WordPress's '2026-11-20T09:00:00' or '2026-11-20 09:00:00' in UTC (the *_gmt fields)."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _rendered(field: Any) -> str:
+    if isinstance(field, dict):
+        return str(field.get("rendered") or "")
+    return str(field or "")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _json(content: bytes, url: str) -> Any:
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        head = content[:200].lstrip().lower()
+        what = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "invalid JSON"
+        raise ContentError(url, f"expected JSON, got {what} ({exc})") from None
+
+
+def _next_page(headers: Mapping[str, str], body: Any, number: int) -> str | int | None:
+    """Where the next page is: a Link rel=next URL, else page+1 while below the total pages."""
+    for link in parse_header_links(headers.get("link", "")):
+        if link.get("rel") == "next" and link.get("url"):
+            return link["url"]
+    total = headers.get("x-wp-totalpages")
+    if total is None and isinstance(body, dict):
+        total = body.get("total_pages")
+    try:
+        return number + 1 if number < int(total or 0) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _with_page(url: str, page: int) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["page"] = str(page)
+    return urlunsplit(parts._replace(query=urlencode(query)))
