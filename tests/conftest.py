@@ -145,3 +145,9 @@ def run_mailer(args: list[str], env: dict[str, str] | None = None, cwd: Path = R
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, "-m", "mailer", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    """pytest-httpserver on 127.0.0.1 with an ephemeral port (never "localhost"/IPv6)."""
+    return ("127.0.0.1", 0)

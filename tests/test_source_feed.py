@@ -1,0 +1,210 @@
+"""Feeds (RSS 0.9x/1.0/2.0, Atom) served by a real local HTTP server."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mailer.errors import ContentError
+from mailer.models import ItemKind
+from tests.source_helpers import corpus, make_source, serve
+
+DUTCH = "Één gesprek over polarisatie: café, reünie en ‘coöperatie’"
+
+
+def rss(title: str, encoding: str = "utf-8", extra: str = "", items: str | None = None) -> str:
+    entry = items if items is not None else f"""
+    <item><title>{title}</title><link>https://www.platformjep.example.nl/artikel/1</link>
+      <guid isPermaLink="false">art-1</guid><pubDate>Tue, 01 Dec 2026 09:00:00 +0100</pubDate>
+      <description><![CDATA[<p>Over {title}</p>]]></description>{extra}</item>"""
+    return (f'<?xml version="1.0" encoding="{encoding}"?>\n<rss version="2.0" '
+            'xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+            f'<title>JEP</title><link>https://www.platformjep.example.nl/</link>{entry}'
+            '</channel></rss>')
+
+
+def fetch(httpserver, body: bytes, content_type: str = "application/rss+xml", **kwargs):
+    source = make_source("feed", serve(httpserver, "/feed", body, content_type), **kwargs)
+    return source.fetch(), source
+
+
+def test_wordpress_rss_with_cdata_and_numeric_entities(httpserver):
+    items, source = fetch(httpserver, corpus("feeds/wordpress-4.7-natashatherobot.rss.xml"))
+    assert len(items) == 10 and source.problems == []
+    first = items[0]
+    assert first.kind is ItemKind.MAGAZINE
+    assert first.title == "The Easiest Way to Get a URL for your Apple Wallet Passkit Pass"
+    assert any("’" in i.title for i in items)  # &#8217; decoded
+    assert not any("&#" in i.title for i in items)
+    assert first.published_at == datetime(2017, 7, 7, 11, 6, 10, tzinfo=UTC)
+    assert first.source_id.startswith("https://www.natashatherobot.com/?p=")  # the GUID
+    assert all(i.url.startswith("https://www.natashatherobot.com/") for i in items)
+
+
+def test_atom_in_german_keeps_umlauts(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/heise-developer-de.atom"),
+                     "application/atom+xml")
+    assert len(items) == 15
+    assert any("ü" in i.summary or "ä" in i.summary for i in items)
+    assert all(i.published_at and i.published_at.tzinfo is UTC for i in items)
+
+
+def test_rss_1_rdf_and_090_without_dates(httpserver):
+    items, source = fetch(httpserver, corpus("feeds/heise-rss090-no-dates.rdf"))
+    assert len(items) == 60 and all(i.published_at is None for i in items)
+    assert source.window is None  # without dates the feed proves nothing is gone
+    assert "Vorsichtsmaßnahmen" in items[0].title
+
+
+def test_relative_links_resolve_against_the_feed_url(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/intertwingly-relative-uris.atom"),
+                     "application/atom+xml")
+    assert items and all(i.url.startswith(f"http://127.0.0.1:{httpserver.port}/blog/")
+                         for i in items)
+    items, _ = fetch(httpserver, corpus("feeds/neverwinter-relative-links.rss.xml"))
+    assert items and all(i.url.startswith(f"http://127.0.0.1:{httpserver.port}/en/games/neverwinter/news/detail/")
+                         for i in items)
+
+
+def test_relative_links_inside_summaries_become_absolute(httpserver):
+    body = rss("x", extra="").replace("<p>Over x</p>", '<p><a href="/agenda">agenda</a></p>')
+    items, _ = fetch(httpserver, body.encode())
+    assert f'href="http://127.0.0.1:{httpserver.port}/agenda"' in items[0].summary
+
+
+def test_declared_iso_8859_1_is_decoded(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/golem-de-iso-8859-1.rss.xml"),
+                     "text/xml; charset=iso-8859-1")
+    assert len(items) == 40
+    assert any("ü" in i.summary for i in items) and not any("Ã" in i.summary for i in items)
+
+
+def test_windows_1251_with_enclosure_images(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/oren-ru-windows-1251-enclosures.rss.xml"))
+    assert items[0].title.startswith("В Бузулуке")
+    assert items[0].image_url.startswith("http://www.oren.ru/upload/")
+    assert items[0].image_alt == items[0].title  # no alt given: the title describes it
+
+
+@pytest.mark.parametrize("declared_http, declared_xml, encoding", [
+    ("application/rss+xml; charset=iso-8859-1", "utf-8", "utf-8"),  # header lies
+    ("application/rss+xml; charset=utf-8", "utf-8", "latin-1"),  # both lie
+    ("text/xml", "utf-8", "cp1252"),  # curly quotes in windows-1252 declared UTF-8
+    ("application/rss+xml", "iso-8859-1", "latin-1"),  # honest
+])
+def test_wrong_declared_encodings_keep_dutch_diacritics(httpserver, declared_http, declared_xml,
+                                                        encoding):
+    title = DUTCH if encoding == "utf-8" or encoding == "cp1252" else DUTCH.replace(
+        "‘", "'").replace("’", "'")
+    body = rss(title, declared_xml).encode(encoding)
+    items, _ = fetch(httpserver, body, declared_http)
+    assert items[0].title == title
+    assert "café, reünie" in items[0].summary
+
+
+def test_latin1_without_declaration_from_a_real_producer(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/broken-uol-latin1-undeclared.rss.xml"))
+    assert len(items) == 15
+    assert "simulações" in items[0].title
+
+
+def test_dutch_feed_with_emoji_and_crlf(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/fcutrecht-nl.rss.xml"))
+    assert len(items) == 20 and "Gözübüyük" in items[0].title
+    assert all("\n" not in i.title for i in items)
+
+
+def test_images_from_media_content_thumbnails_and_first_img(httpserver):
+    items, _ = fetch(httpserver, corpus("feeds/github-commits.atom"), "application/atom+xml")
+    assert items[0].image_url.startswith("https://avatars.githubusercontent.com/")
+    items, _ = fetch(httpserver, corpus("feeds/medium-content-encoded.rss.xml"))
+    assert items[0].image_url.startswith("https://cdn-images-1.medium.com/")
+    extra = ('<media:content url="https://cdn.example.nl/small.jpg" medium="image" width="140"/>'
+             '<media:content url="https://cdn.example.nl/large.jpg" medium="image" width="600"/>')
+    items, _ = fetch(httpserver, rss("Met foto", extra=extra).encode())
+    assert items[0].image_url == "https://cdn.example.nl/large.jpg"
+    body = rss("x").replace("<p>Over x</p>",
+                            '<p><img src="/img/a.png" alt="Twee docenten in gesprek"></p>')
+    items, _ = fetch(httpserver, body.encode())
+    assert items[0].image_url == f"http://127.0.0.1:{httpserver.port}/img/a.png"
+    assert items[0].image_alt == "Twee docenten in gesprek"
+    pixel = ('<p><img src="https://stats.example/p.gif" width="1" height="1">'
+             '<img src="https://cdn.example.nl/echt.jpg" alt=""></p>')
+    items, _ = fetch(httpserver, rss("Geen pixel").replace("<p>Over Geen pixel</p>", pixel).encode())
+    assert items[0].image_url == "https://cdn.example.nl/echt.jpg"  # never a tracking pixel
+    assert items[0].image_alt == "Geen pixel"  # alt="" on a content image: use the title
+
+
+def test_summaries_are_sanitised_and_shortened(httpserver):
+    evil = ('<p onclick="x()">Tekst <script>alert(1)</script><a href="javascript:alert(1)">'
+            'klik</a> <iframe src="https://evil.example"></iframe><strong>vet</strong></p>')
+    items, _ = fetch(httpserver, rss("x").replace("<p>Over x</p>", evil).encode())
+    summary = items[0].summary
+    assert "script" not in summary and "javascript" not in summary
+    assert "onclick" not in summary and "iframe" not in summary
+    assert "<strong>vet</strong>" in summary
+    long = "<p>" + "woord " * 500 + "</p>"
+    items, _ = fetch(httpserver, rss("x").replace("<p>Over x</p>", long).encode(),
+                     summary_chars=100)
+    assert len(items[0].summary) < 120 and items[0].summary.endswith("…</p>")
+
+
+def test_topics_are_mapped_from_categories(httpserver):
+    extra = "<category>Onderwijs</category><category> jeugdhulp </category><category>X</category>"
+    items, _ = fetch(httpserver, rss("x", extra=extra).encode(),
+                     topics={"onderwijs": "onderwijs", "jeugdhulp": "jeugdhulp",
+                             "*": "sociaal-domein"})
+    assert items[0].topics == ("onderwijs", "jeugdhulp", "sociaal-domein")
+
+
+def test_entries_without_link_or_title_are_problems_not_failures(httpserver):
+    entries = """<item><title>Goed</title><link>https://example.nl/a</link></item>
+                 <item><title>Zonder link</title></item>
+                 <item><link>https://example.nl/c</link></item>"""
+    items, source = fetch(httpserver, rss("", items=entries).encode())
+    assert [i.title for i in items] == ["Goed"]
+    assert len(source.problems) == 2
+    assert "no http(s) link" in str(source.problems[0]) and "no title" in str(source.problems[1])
+    assert items[0].source_id == "https://example.nl/a"  # no GUID: the link is the id
+
+
+def test_window_starts_at_the_oldest_entry(httpserver):
+    entries = "".join(
+        f"<item><title>T{d}</title><link>https://example.nl/{d}</link>"
+        f"<pubDate>{d:02d} Nov 2026 10:00:00 +0000</pubDate></item>" for d in (20, 5, 12))
+    _, source = fetch(httpserver, rss("", items=entries).encode())
+    assert source.window.column == "published_at"
+    assert source.window.start == datetime(2026, 11, 5, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("path, content_type, reason", [
+    ("feeds/broken-daringfireball-homepage.html", "text/html",
+     "not a feed: the server sent an HTML page; the page names a feed at http://127.0.0.1"),
+    ("feeds/broken-marketwatch-object-moved.html", "text/html", "not a feed"),
+])
+def test_html_instead_of_a_feed_fails_with_a_reason(httpserver, path, content_type, reason):
+    with pytest.raises(ContentError, match=reason):
+        fetch(httpserver, corpus(path), content_type)
+
+
+def test_truncated_feed_fails_instead_of_importing_half(httpserver):
+    whole = corpus("feeds/wordpress-4.7-natashatherobot.rss.xml")
+    with pytest.raises(ContentError, match="truncated or not well-formed"):
+        fetch(httpserver, whole[: len(whole) // 2])
+
+
+def test_not_well_formed_but_complete_feed_is_read_leniently_with_a_problem(httpserver):
+    body = rss("AT&T en zo").encode()  # a raw ampersand: not well-formed XML
+    items, source = fetch(httpserver, body)
+    assert items[0].title.startswith("AT&T")
+    assert "read leniently" in str(source.problems[0])
+
+
+def test_huge_feed_is_read_completely(httpserver):
+    entries = "".join(
+        f"<item><title>Artikel {n}</title><link>https://example.nl/a/{n}</link>"
+        f"<guid>id-{n}</guid><pubDate>Tue, 01 Dec 2026 09:00:00 +0000</pubDate>"
+        f"<description>Tekst {n} over weerbaarheid</description></item>" for n in range(3000))
+    items, source = fetch(httpserver, rss("", items=entries).encode())
+    assert len(items) == 3000 and len({i.source_id for i in items}) == 3000
+    assert source.problems == []

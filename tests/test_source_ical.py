@@ -1,0 +1,137 @@
+"""iCalendar agendas served by a real local HTTP server."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mailer.errors import ContentError
+from mailer.models import ItemKind, ItemStatus
+from tests.source_helpers import corpus, fixture, make_source, serve
+
+LINK = "https://www.platformjep.example.nl/agenda"
+
+
+def fetch(httpserver, body: bytes, at: datetime, **options):
+    url = serve(httpserver, "/agenda.ics", body, "text/calendar; charset=utf-8")
+    source = make_source("ical", url, at=at, **options)
+    return {i.source_id: i for i in source.fetch()}, source
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_spring_dst_weekly_series_with_exdate_and_moved_occurrence(httpserver):
+    items, source = fetch(httpserver, fixture("dst.ics"), utc(2026, 3, 1, 8))
+    series = "intervisie-voorjaar@platformjep.example.nl"
+    assert {k: (v.starts_at, v.status) for k, v in items.items() if k.startswith(series)} == {
+        f"{series}/20260319T090000Z": (utc(2026, 3, 19, 9), ItemStatus.ACTIVE),  # CET
+        f"{series}/20260326T090000Z": (utc(2026, 3, 26, 9), ItemStatus.CANCELLED),  # EXDATE
+        # moved from 10:00 to 14:00 local (CEST, after 29 March): keeps its original id
+        f"{series}/20260402T080000Z": (utc(2026, 4, 2, 12), ItemStatus.ACTIVE),
+        f"{series}/20260409T080000Z": (utc(2026, 4, 9, 8), ItemStatus.ACTIVE),  # CEST
+    }
+    moved = items[f"{series}/20260402T080000Z"]
+    assert moved.title == "Intervisie expertpool (verplaatst naar de middag)"
+    assert moved.ends_at == utc(2026, 4, 2, 13, 30)
+    first = items[f"{series}/20260319T090000Z"]
+    assert first.kind is ItemKind.EVENT and first.location == "Online (Teams)" and first.online
+    assert first.event_type == "intervisie"  # a category names one of our event types
+    assert first.summary == ("<p>Intervisie voor professionals. We bespreken casuïstiek, "
+                             "vertrouwelijk.</p>")
+    assert source.window.column == "starts_at" and source.window.start == utc(2026, 3, 1, 8)
+
+
+def test_autumn_dst_and_a_cancelled_override(httpserver):
+    items, _ = fetch(httpserver, fixture("dst.ics"), utc(2026, 10, 1, 8))
+    series = "werkatelier-najaar@platformjep.example.nl"
+    assert {k: (v.starts_at, v.status) for k, v in items.items() if k.startswith(series)} == {
+        f"{series}/20261015T170000Z": (utc(2026, 10, 15, 17), ItemStatus.ACTIVE),  # CEST
+        f"{series}/20261022T170000Z": (utc(2026, 10, 22, 17), ItemStatus.CANCELLED),
+        f"{series}/20261029T180000Z": (utc(2026, 10, 29, 18), ItemStatus.ACTIVE),  # CET
+    }
+    night = items["nachtdienst@platformjep.example.nl"]  # 22:00 CEST to 04:00 CET
+    assert (night.starts_at, night.ends_at) == (utc(2026, 10, 24, 20), utc(2026, 10, 25, 3))
+
+
+def test_floating_utc_all_day_duration_cancelled_and_horizon(httpserver):
+    items, source = fetch(httpserver, fixture("agenda.ics"), utc(2026, 12, 3, 8), link=LINK,
+                          topics={"*": "sociaal-domein"})
+    assert source.problems == []
+    floating = items["zwevend@platformjep.example.nl"]
+    assert floating.starts_at == utc(2026, 12, 10, 12, 30)  # floating = Amsterdam time
+    assert floating.location == "Jaarbeurs, Utrecht" and not floating.online
+    assert floating.event_type == "training"
+    assert floating.topics == ("sociaal-domein",)
+    webinar = items["utc@platformjep.example.nl"]
+    assert webinar.starts_at == utc(2026, 12, 11, 9) and webinar.online
+    assert webinar.url == LINK  # no URL of its own: the source's link
+    all_day = items["heledag@platformjep.example.nl"]
+    assert all_day.all_day
+    assert (all_day.starts_at, all_day.ends_at) == (utc(2026, 12, 13, 23), utc(2026, 12, 15, 23))
+    duration = items["duur@platformjep.example.nl"]
+    assert duration.ends_at - duration.starts_at == timedelta(hours=3, minutes=30)
+    assert items["afgelast@platformjep.example.nl"].status is ItemStatus.CANCELLED
+    assert "ver-weg@platformjep.example.nl" not in items  # 2028: beyond the horizon
+
+
+def test_events_without_url_and_without_link_option_are_problems(httpserver):
+    items, source = fetch(httpserver, fixture("agenda.ics"), utc(2026, 12, 3, 8))
+    assert "utc@platformjep.example.nl" not in items and len(items) == 4
+    assert "has no URL" in str(source.problems[0])
+
+
+def test_occurrence_ids_are_stable_between_fetches(httpserver):
+    first, _ = fetch(httpserver, fixture("dst.ics"), utc(2026, 3, 1, 8))
+    again, _ = fetch(httpserver, fixture("dst.ics"), utc(2026, 3, 1, 8))
+    assert first == again
+
+
+def test_exchange_all_day_series_with_moved_occurrence(httpserver):
+    items, _ = fetch(httpserver, corpus("ical/exchange2010-allday-moved-occurrence.ics"),
+                     utc(2026, 2, 1), link=LINK)
+    assert all(i.all_day for i in items.values())
+    starts = sorted(i.starts_at for i in items.values())
+    assert starts[0] == utc(2026, 2, 18, 23)  # 19 February, Amsterdam midnight
+    assert utc(2026, 2, 26, 23) in starts  # the moved occurrence
+
+
+def test_apple_duration_with_exdates_from_another_time_zone(httpserver):
+    items, _ = fetch(httpserver, corpus("ical/apple-ical2-duration-exdate.ics"),
+                     utc(2005, 12, 1), link=LINK)
+    statuses = sorted(i.status.value for i in items.values())
+    assert statuses == ["active"] * 5 + ["cancelled"] * 2
+    first = min(items.values(), key=lambda i: i.starts_at)
+    assert first.starts_at == utc(2006, 1, 1, 2)  # 12:00 Brisbane
+    assert first.ends_at - first.starts_at == timedelta(hours=1)
+
+
+def test_apple_status_mix_marks_only_cancelled(httpserver):
+    items, _ = fetch(httpserver, corpus("ical/apple-macos-status-mix.ics"), utc(2022, 7, 1),
+                     link=LINK)
+    by_title = {i.title: i.status for i in items.values()}
+    assert by_title == {"Tentative": ItemStatus.ACTIVE, "Confirmed": ItemStatus.ACTIVE,
+                        "Cancelled": ItemStatus.CANCELLED, "No Status": ItemStatus.ACTIVE}
+
+
+def test_broken_vtimezone_from_the_events_calendar_is_read_with_a_note(httpserver):
+    items, source = fetch(httpserver, corpus("ical/the-events-calendar-hathaway.ics"),
+                          utc(2024, 6, 1))
+    assert [i.title for i in items.values()] == ["Possible Snow Makeup Day"]
+    assert "read without its VTIMEZONEs" in str(source.problems[0])
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"<!DOCTYPE html><html><body>Agenda</body></html>", "not an iCalendar file.*HTML page"),
+    (b"", "not an iCalendar file"),
+    (b"BEGIN:VCALENDAR\r\nthis is not ical\r\nEND:VCALENDAR\r\n", "malformed iCalendar"),
+])
+def test_malformed_calendars_fail_with_a_reason(httpserver, body, reason):
+    with pytest.raises(ContentError, match=reason):
+        fetch(httpserver, body, utc(2026, 12, 3))
+
+
+def test_truncated_calendar_fails_instead_of_importing_half(httpserver):
+    whole = fixture("agenda.ics")
+    with pytest.raises(ContentError, match="truncated"):
+        fetch(httpserver, whole[: len(whole) // 2], utc(2026, 12, 3))
