@@ -130,7 +130,8 @@ def test_images_from_media_content_thumbnails_and_first_img(httpserver):
     assert items[0].image_alt == "Twee docenten in gesprek"
     pixel = ('<p><img src="https://stats.example/p.gif" width="1" height="1">'
              '<img src="https://cdn.example.nl/echt.jpg" alt=""></p>')
-    items, _ = fetch(httpserver, rss("Geen pixel").replace("<p>Over Geen pixel</p>", pixel).encode())
+    body = rss("Geen pixel").replace("<p>Over Geen pixel</p>", pixel)
+    items, _ = fetch(httpserver, body.encode())
     assert items[0].image_url == "https://cdn.example.nl/echt.jpg"  # never a tracking pixel
     assert items[0].image_alt == "Geen pixel"  # alt="" on a content image: use the title
 
