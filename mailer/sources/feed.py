@@ -27,7 +27,7 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9,
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
 CLOSING_ROOT = re.compile(rb"</(?:rss|feed|(?:\w+:)?RDF)\s*>")
 IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-ATTR = re.compile(r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+ATTR = re.compile(r"""\b(src|alt|width|height)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 FEED_LINK = re.compile(
     r"""<link\b[^>]*type=["']application/(?:rss|atom)\+xml["'][^>]*>""", re.IGNORECASE)
 IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
@@ -78,7 +78,9 @@ class FeedSource(RemoteSource):
 
 def parse_feed(doc: Document) -> Any:
     """Parse a fetched document as a feed, or raise ContentError saying what it is instead."""
-    headers = {"content-location": doc.url, "content-type": _content_type(doc)}
+    # No content-location: feedparser would resolve GUIDs against it, and an id must not
+    # change when the feed moves; links are resolved in `_item` instead.
+    headers = {"content-type": _content_type(doc)}
     parsed = feedparser.parse(doc.content, response_headers=headers,
                               sanitize_html=False, resolve_relative_uris=False)
     if not parsed.get("version"):
@@ -124,14 +126,15 @@ def _content(entry: Any) -> str:
 
 
 def _when(entry: Any) -> datetime | None:
-    parsed = (entry.get("published_parsed") or entry.get("updated_parsed")
-              or entry.get("created_parsed"))
+    parsed = (dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+              or dict.get(entry, "created_parsed"))
     return datetime.fromtimestamp(calendar.timegm(parsed), UTC) if parsed else None
 
 
 def _stamp(entry: Any) -> datetime | None:
     """The later of published and updated: feeds order by one of them."""
-    found = [entry.get(k) for k in ("published_parsed", "updated_parsed", "created_parsed")]
+    # dict.get: feedparser's own get() maps missing keys to others and warns about it.
+    found = [dict.get(entry, k) for k in ("published_parsed", "updated_parsed", "created_parsed")]
     stamps = [datetime.fromtimestamp(calendar.timegm(p), UTC) for p in found if p]
     return max(stamps) if stamps else None
 
@@ -142,6 +145,12 @@ def _window(entries: Iterable[Any], usable: int) -> Window | None:
     if not stamps or any(s is None for s in stamps) or usable != len(stamps):
         return None
     return Window("published_at", min(s for s in stamps if s is not None))
+
+
+def _is_pixel(attrs: dict[str, str]) -> bool:
+    """A 1x1 image is a tracking pixel, never a picture to show."""
+    sizes = [attrs.get(k, "").strip().rstrip("px") for k in ("width", "height")]
+    return any(s.isdigit() and int(s) <= 2 for s in sizes)
 
 
 def _is_image(media: Any) -> bool:
@@ -162,10 +171,11 @@ def _image(entry: Any, base: str, body: str) -> tuple[str | None, str | None]:
     media.sort(key=lambda m: -int(m["width"]) if str(m.get("width", "")).isdigit() else 0)
     candidates += [(m["url"], None) for m in media]
     candidates += [(t["url"], None) for t in entry.get("media_thumbnail", []) if t.get("url")]
-    for tag in IMG.findall(body)[:1]:
+    for tag in IMG.findall(body)[:5]:
         attrs = {m.group(1).lower(): m.group(2) or m.group(3) or "" for m in ATTR.finditer(tag)}
-        if attrs.get("src"):
+        if attrs.get("src") and not _is_pixel(attrs):
             candidates.append((html.unescape(attrs["src"]), html.unescape(attrs.get("alt", ""))))
+            break
     for url, alt in candidates:
         absolute = urljoin(base, url.strip())
         if urlsplit(absolute).scheme in ("http", "https"):

@@ -10,6 +10,7 @@ The calendar is a full listing, so within the expanded window a missing occurren
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.remote import RemoteSource, is_online
 
+VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
 ACCEPT = "text/calendar, application/calendar+json;q=0.5, */*;q=0.1"
 
 
@@ -42,7 +44,9 @@ class ICalSource(RemoteSource):
         doc = self.get(self.config.location, conditional=True, accept=ACCEPT)
         if doc.not_modified:
             return []
-        calendar = parse_calendar(doc)
+        calendar, note = parse_calendar(doc)
+        if note:
+            self.problem("calendar", note)
         start = self.clock.now()
         weeks = self.option("horizon_weeks")
         end = start + (timedelta(weeks=int(weeks)) if weeks else self.horizon)
@@ -119,8 +123,13 @@ class ICalSource(RemoteSource):
                     yield item
 
 
-def parse_calendar(doc: Document) -> Any:
-    """Parse a fetched document as iCalendar, or raise ContentError saying why it is not."""
+def parse_calendar(doc: Document) -> tuple[Any, str | None]:
+    """Parse a fetched document as iCalendar, or raise ContentError saying why it is not.
+
+    Some producers (The Events Calendar among them) write broken VTIMEZONE blocks; when
+    only those stop the parser, the calendar is read without them (named TZIDs still
+    resolve through the zone database) and a note says so.
+    """
     text = doc.content.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text[:15].upper().startswith(b"BEGIN:VCALENDAR"):
         what = "an HTML page" if b"<html" in text[:2048].lower() else "something else"
@@ -128,9 +137,16 @@ def parse_calendar(doc: Document) -> Any:
     if b"END:VCALENDAR" not in text[-512:].upper():
         raise ContentError(doc.url, "iCalendar file is truncated (no END:VCALENDAR at the end)")
     try:
-        return icalendar.Calendar.from_ical(text)
+        return icalendar.Calendar.from_ical(text), None
     except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
-        raise ContentError(doc.url, f"malformed iCalendar: {type(exc).__name__}: {exc}") from None
+        reason = f"malformed iCalendar: {type(exc).__name__}: {exc}"
+    without = VTIMEZONE.sub(b"", text)
+    if without != text:
+        try:
+            return icalendar.Calendar.from_ical(without), f"{reason}; read without its VTIMEZONEs"
+        except Exception:  # noqa: BLE001, S110 - report the first reason below
+            pass
+    raise ContentError(doc.url, reason)
 
 
 def _span(event: Any, floating: tzinfo) -> tuple[datetime, datetime | None, bool]:

@@ -69,8 +69,12 @@ class RemoteSource:
         validators = self.validators if conditional and self.conditional else None
         document = self.http.get(url, validators=validators, policy=policy, **kwargs)
         if conditional and self.conditional:
-            self.validators = document.validators
             self.not_modified = document.not_modified
+            fresh, known = document.validators, self.validators or Validators()
+            # A 304 need not repeat the validators; keep the ones it did not resend.
+            self.validators = Validators(fresh.etag or known.etag,
+                                         fresh.last_modified or known.last_modified) \
+                if document.not_modified else fresh
         return document
 
     def problem(self, where: str, what: str) -> None:
