@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -16,6 +19,7 @@ from mailer.store.items import UpsertCounts, upsert_items
 from mailer.store.source_state import load_validators, record_failure, record_success
 
 log = logging.getLogger(__name__)
+PARSING_VERSION = 1  # raise when a change in the sources' parsing should re-read everything
 
 
 @dataclass
@@ -40,9 +44,10 @@ class SourceReport:
 def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> SourceReport:
     """Fetch one source and upsert its items; a failure rolls back this source only."""
     report = SourceReport(name=name)
+    fingerprint = config_fingerprint(source)
     if hasattr(source, "validators"):
         with engine.connect() as conn:
-            source.validators = Validators(*load_validators(conn, name))
+            source.validators = Validators(*load_validators(conn, name, fingerprint))
     try:
         fetched = list(source.fetch())
         with engine.begin() as conn:
@@ -51,7 +56,8 @@ def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> Sour
             else:
                 _apply(conn, name, source, fetched, clock, report)
             validators = getattr(source, "validators", None) or Validators()
-            record_success(conn, name, clock.now(), validators.etag, validators.last_modified)
+            record_success(conn, name, clock.now(), validators.etag, validators.last_modified,
+                           fingerprint)
     except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
         report.error = describe(exc)
         log.warning("source %s failed: %s", name, report.error,
@@ -95,6 +101,19 @@ def _apply(conn: Connection, name: str, source: Source, fetched: list[Item], clo
     report.new, report.updated, report.deleted = counts.new, counts.updated, counts.deleted
     report.duplicates = counts.duplicates
     report.problems = problems
+
+
+def config_fingerprint(source: Source) -> str | None:
+    """A hash of a source's configuration and our parsing rules' version.
+
+    Validators earned under another configuration are not used: a 304 must not keep items
+    that were imported with an old topic mapping or older parsing rules.
+    """
+    config = getattr(source, "config", None)
+    if config is None:
+        return None
+    blob = json.dumps([PARSING_VERSION, dataclasses.asdict(config)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def describe(exc: BaseException) -> str:

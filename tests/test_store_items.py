@@ -15,7 +15,7 @@ def article(source_id: str, title: str = "Titel") -> Item:
 
 def test_migrations_are_idempotent(db_url):
     engine = make_engine(db_url)
-    assert current_revisions(engine) == head_revisions(engine)
+    assert set(current_revisions(engine)) == set(head_revisions(engine))  # several heads
     assert upgrade(engine) == []
     engine.dispose()
 

@@ -89,6 +89,20 @@ def test_conditional_get_304_means_nothing_new(tmp_path, httpserver, make_app):
     assert list(ledger(app)) == ["a"]
 
 
+def test_a_changed_configuration_ignores_old_validators(tmp_path, httpserver, make_app):
+    httpserver.expect_ordered_request("/feed").respond_with_data(
+        rss(("a", "Eerste", "01 Dec 2026")), headers={"ETag": '"v1"'})
+    httpserver.expect_ordered_request("/feed").respond_with_data(
+        rss(("a", "Eerste", "01 Dec 2026")), headers={"ETag": '"v1"'})
+    sync_all(make_app(write_sources(tmp_path, httpserver, feed_block("blog", "/feed"))))
+    mapped = feed_block("blog", "/feed") + '[sources.topics]\n"*" = "onderwijs"\n'
+    app = make_app(write_sources(tmp_path, httpserver, mapped))
+    report = sync_all(app)["blog"]
+    assert not report.not_modified and report.updated == 1
+    assert "If-None-Match" not in httpserver.log[1][0].headers
+    assert ledger(app)["a"].item.topics == ("onderwijs",)
+
+
 def test_one_broken_source_fails_alone_and_commits_nothing(tmp_path, httpserver, make_app):
     httpserver.expect_request("/feed").respond_with_data(rss(("a", "Artikel", "01 Dec 2026")))
     pages = {"1": json.dumps([{"id": 1, "link": "https://x.nl/1", "title": {"rendered": "Een"},

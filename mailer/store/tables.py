@@ -98,6 +98,7 @@ source_state = Table(
     Column("source", String(100), primary_key=True),
     Column("etag", Text),
     Column("last_modified", Text),
+    Column("config_hash", String(64)),  # the configuration the validators were earned with
     _utc("last_fetched_at"),
     _utc("last_success_at"),
     Column("last_error", Text),
