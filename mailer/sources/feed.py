@@ -21,7 +21,8 @@ from mailer.errors import ContentError
 from mailer.models import Item, ItemKind
 from mailer.sources import Window, register
 from mailer.sources.http import Document
-from mailer.sources.remote import RemoteSource, plain_text, summarize
+from mailer.sources.plain_feed import read_plain_feed
+from mailer.sources.remote import RemoteSource, plain_text, resolve, summarize
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
@@ -46,13 +47,20 @@ class FeedSource(RemoteSource):
         doc = self.get(self.config.location, conditional=True, accept=ACCEPT)
         if doc.not_modified:
             return []
+        entries = self.entries(doc)
+        items = [item for e in entries if (item := self._item(e, doc.url)) is not None]
+        self.window = _window(entries, len(items))
+        return items
+
+    def entries(self, doc: Document) -> list[Any]:
+        """The document's entries: the fast reader for plain feeds, feedparser for the rest."""
+        plain = read_plain_feed(doc.content)
+        if plain is not None:
+            return plain
         parsed = parse_feed(doc)
         if parsed.bozo and not isinstance(parsed.bozo_exception, HARMLESS):
             self.problem("feed", f"not well-formed XML, read leniently ({parsed.bozo_exception})")
-        base = parsed.get("href") or doc.url
-        items = [item for e in parsed.entries if (item := self._item(e, base)) is not None]
-        self.window = _window(parsed.entries, len(items))
-        return items
+        return parsed.entries
 
     def _item(self, entry: Any, base: str) -> Item | None:
         where = f"entry {entry.get('id') or entry.get('link') or entry.get('title') or '?'}"
@@ -177,7 +185,7 @@ def _image(entry: Any, base: str, body: str) -> tuple[str | None, str | None]:
             candidates.append((html.unescape(attrs["src"]), html.unescape(attrs.get("alt", ""))))
             break
     for url, alt in candidates:
-        absolute = urljoin(base, url.strip())
-        if urlsplit(absolute).scheme in ("http", "https"):
+        absolute = resolve(base, url)
+        if absolute.startswith(("http://", "https://")):
             return absolute, (" ".join(alt.split()) or None) if alt else None
     return None, None

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import nh3
 
@@ -23,6 +23,7 @@ from mailer.sources.http import Document, HttpClient, Validators
 SUMMARY_CHARS = 400
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
 TAG = re.compile(r"<[^>]*>")
+ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
 EVENT_TYPE_NAMES = {normalize_tag(k): k for k in EVENT_TYPES} | {
     normalize_tag(v): k for k, v in EVENT_TYPES.items()}
@@ -104,8 +105,8 @@ class RemoteSource:
     def link(self, url: str | None, base: str) -> str | None:
         """An absolute http(s) link, resolved against base; else the source's `link` option."""
         if url:
-            absolute = urljoin(base, url.strip())
-            if urlsplit(absolute).scheme in ("http", "https"):
+            absolute = resolve(base, url)
+            if absolute.startswith(("http://", "https://")):
                 return absolute
         fallback = self.option("link")
         return str(fallback) if fallback else None
@@ -136,6 +137,16 @@ def summarize(fragment: str, max_chars: int, base: str) -> str:
 def absolute_links(fragment: str, base: str) -> str:
     """Resolve relative hrefs in sanitised HTML against the feed's base."""
     def fix(match: re.Match) -> str:
-        target = urljoin(base, html.unescape(match.group(1)))
-        return f'href="{html.escape(target)}"'
+        target = html.unescape(match.group(1))
+        if target.startswith(ABSOLUTE):
+            return match.group(0)
+        return f'href="{html.escape(resolve(base, target))}"'
     return HREF.sub(fix, fragment) if 'href="' in fragment else fragment
+
+
+def resolve(base: str, url: str) -> str:
+    """url resolved against base; absolute http(s) URLs as they are (the common, cheap case)."""
+    url = url.strip()
+    if url.startswith(("http://", "https://")) and " " not in url:
+        return url
+    return urljoin(base, url)

@@ -45,8 +45,11 @@ def canonical_url(url: str) -> str:
 
 def content_hash(item: Item) -> str:
     """A fingerprint of everything a reader sees, to tell an edit from a re-fetch."""
-    fields = _row(item)
-    fields.pop("source"), fields.pop("source_id")
+    return _row_hash(_row(item))
+
+
+def _row_hash(row: dict) -> str:
+    fields = {k: v for k, v in row.items() if k not in ("source", "source_id")}
     blob = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -74,24 +77,23 @@ def upsert_items(
     unique: dict[str, Item] = {}
     for item in fetched:
         unique.setdefault(item.source_id, item)
-    fresh = [i for sid, i in unique.items() if sid not in existing]
-    taken = _held_elsewhere(conn, source, fresh)
+    rows = {sid: _row(item) for sid, item in unique.items()}  # canonical URLs once per item
+    taken = _held_elsewhere(conn, source, [rows[sid] for sid in unique if sid not in existing])
     inserts, touched = [], []
     updated = duplicates = 0
     for sid, item in unique.items():
-        digest = content_hash(item)
+        row = rows[sid]
+        digest = _row_hash(row)
         old = existing.get(sid)
         if old is None:
-            if _dedupe_key(item) in taken:
+            if _dedupe_key(row) in taken:
                 duplicates += 1
                 continue
-            row = _row(item)
             if row["published_at"] is None and item.kind is ItemKind.MAGAZINE:
                 row["published_at"] = now
             inserts.append(dict(**row, content_hash=digest, first_seen_at=now, updated_at=now,
                                 last_seen_at=now))
         elif old.content_hash != digest or old.status == ItemStatus.DELETED:
-            row = _row(item)
             if row["published_at"] is None and old.published_at is not None:
                 row.pop("published_at")  # keep the first-seen stand-in date
             conn.execute(update(items).where(items.c.id == old.id).values(
@@ -112,15 +114,15 @@ def upsert_items(
     return UpsertCounts(len(inserts), updated, len(touched), len(gone), duplicates)
 
 
-def _dedupe_key(item: Item) -> tuple:
+def _dedupe_key(row: dict) -> tuple:
     """What makes two sources' items the same: the canonical URL (and an event's start)."""
-    starts = item.starts_at if item.kind is ItemKind.EVENT else None
-    return (item.kind.value, canonical_url(item.url), starts)
+    starts = row["starts_at"] if row["kind"] == ItemKind.EVENT.value else None
+    return (row["kind"], row["canonical_url"], starts)
 
 
-def _held_elsewhere(conn: Connection, source: str, fresh: list[Item]) -> set[tuple]:
-    """Dedupe keys of live items other sources already hold, among the fresh items' URLs."""
-    urls = sorted({canonical_url(i.url) for i in fresh})
+def _held_elsewhere(conn: Connection, source: str, fresh: list[dict]) -> set[tuple]:
+    """Dedupe keys of live items other sources already hold, among the fresh rows' URLs."""
+    urls = sorted({row["canonical_url"] for row in fresh})
     keys: set[tuple] = set()
     for chunk in _chunks(urls):
         query = (select(items.c.kind, items.c.canonical_url, items.c.starts_at)

@@ -1,0 +1,144 @@
+"""A fast reader for plain feeds: well-formed UTF-8 RSS 2.0 and Atom 1.0, via ElementTree.
+
+feedparser spends most of a sync's CPU in its pure-Python SAX handlers (about 0.7 ms per
+entry). Most real feeds are plain: valid UTF-8, well-formed, no DTD, no xml:base, no XHTML
+content. For those this reader builds the same entry dictionaries feedparser would
+(the keys `feed.FeedSource` reads), with the C parser, several times faster. Anything it
+is not sure about returns None and feedparser reads the document: it is an accelerator,
+never a second opinion (tests check both give the same items on the corpus).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+MEDIA = "{http://search.yahoo.com/mrss/}"
+CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
+DC = "{http://purl.org/dc/elements/1.1/}"
+XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+DECLARED = re.compile(rb"""^\s*<\?xml[^>]*encoding=["']([\w.-]+)["']""")
+UNSURE = (b"<!DOCTYPE", b"<!doctype", b"xml:base", b'type="xhtml"', b"type='xhtml'")
+
+
+class Unsure(Exception):
+    """Something this reader does not handle exactly like feedparser."""
+
+
+def read_plain_feed(content: bytes) -> list[dict[str, Any]] | None:
+    """Entries in feedparser's shape, or None when feedparser must read this document."""
+    if any(marker in content for marker in UNSURE):
+        return None
+    declared = DECLARED.match(content)
+    if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        return None
+    try:
+        text = content.decode("utf-8")
+        root = ET.fromstring(XML_DECL.sub("", text, count=1).lstrip("\ufeff"))
+        if root.tag == "rss" and root.get("version", "") in ("2.0", "0.91", "0.92"):
+            channel = root.find("channel")
+            if channel is None:
+                return None
+            return [_rss_item(item) for item in channel.iterfind("item")]
+        if root.tag == f"{ATOM}feed":
+            return [_atom_entry(entry) for entry in root.iterfind(f"{ATOM}entry")]
+    except (UnicodeDecodeError, ET.ParseError, Unsure, ValueError, TypeError):
+        return None
+    return None
+
+
+def _rss_item(item: ET.Element) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    _text(entry, "title", item.findtext("title"))
+    guid = item.find("guid")
+    if guid is not None and guid.text and guid.text.strip():
+        entry["id"] = guid.text.strip()
+    link = (item.findtext("link") or "").strip()
+    if link:
+        entry["link"] = link
+    elif guid is not None and guid.get("isPermaLink", "true").lower() != "false" and "id" in entry:
+        entry["link"] = entry["id"]
+    if item.findtext("pubDate"):
+        entry["published_parsed"] = _rfc822(item.findtext("pubDate"))
+    elif item.findtext(f"{DC}date"):
+        entry["published_parsed"] = _iso(item.findtext(f"{DC}date"))
+    _text(entry, "summary", item.findtext("description"))
+    encoded = item.findtext(f"{CONTENT}encoded")
+    if encoded is not None:
+        entry["content"] = [{"value": encoded}]
+    tags = [c.text.strip() for c in item.iterfind("category") if c.text and c.text.strip()]
+    tags += [s.text.strip() for s in item.iterfind(f"{DC}subject") if s.text and s.text.strip()]
+    if tags:
+        entry["tags"] = [{"term": t} for t in tags]
+    enclosures = [{"href": e.get("url"), "type": e.get("type", "")}
+                  for e in item.iterfind("enclosure") if e.get("url")]
+    if enclosures:
+        entry["enclosures"] = enclosures
+    _media(entry, item)
+    return entry
+
+
+def _atom_entry(node: ET.Element) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    _text(entry, "title", node.findtext(f"{ATOM}title"))
+    _text(entry, "id", (node.findtext(f"{ATOM}id") or "").strip() or None)
+    for link in node.iterfind(f"{ATOM}link"):
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            entry["link"] = link.get("href")
+            break
+    published, updated = node.findtext(f"{ATOM}published"), node.findtext(f"{ATOM}updated")
+    if published:
+        entry["published_parsed"] = _iso(published)
+    if updated:
+        entry["updated_parsed"] = _iso(updated)
+    _text(entry, "summary", node.findtext(f"{ATOM}summary"))
+    content = node.findtext(f"{ATOM}content")
+    if content is not None:
+        entry["content"] = [{"value": content}]
+    terms = [c.get("term") for c in node.iterfind(f"{ATOM}category") if c.get("term")]
+    if terms:
+        entry["tags"] = [{"term": t} for t in terms]
+    _media(entry, node)
+    return entry
+
+
+def _media(entry: dict[str, Any], node: ET.Element) -> None:
+    """media:content and media:thumbnail, also inside media:group."""
+    holders = [node, *node.iterfind(f"{MEDIA}group")]
+    contents = [dict(m.attrib) for h in holders for m in h.iterfind(f"{MEDIA}content")
+                if m.get("url")]
+    thumbs = [dict(m.attrib) for h in holders for m in h.iterfind(f"{MEDIA}thumbnail")
+              if m.get("url")]
+    if contents:
+        entry["media_content"] = contents
+    if thumbs:
+        entry["media_thumbnail"] = thumbs
+
+
+def _text(entry: dict[str, Any], key: str, value: str | None) -> None:
+    if value is not None:
+        entry[key] = value.strip()
+
+
+def _rfc822(value: str | None):
+    try:
+        parsed = parsedate_to_datetime((value or "").strip())
+    except (TypeError, ValueError, IndexError):
+        raise Unsure from None
+    if parsed is None or parsed.tzinfo is None:
+        raise Unsure
+    return parsed.astimezone(UTC).timetuple()
+
+
+def _iso(value: str | None):
+    try:
+        parsed = datetime.fromisoformat((value or "").strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Unsure from None
+    if parsed.tzinfo is None:
+        raise Unsure
+    return parsed.astimezone(UTC).timetuple()
