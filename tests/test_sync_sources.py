@@ -298,3 +298,36 @@ def test_cli_check_shows_what_would_happen_and_stores_nothing(cli_env):
     assert json.loads(invoke(["content", "list", "--json"], cli_env).stdout) == []
     failed = invoke(["content", "check", "kapot"], cli_env)
     assert failed.exit_code == 2 and "HTTP 404" in failed.stdout
+
+
+def test_an_announced_event_cancelled_in_the_calendar_shows_as_cancelled(
+        tmp_path, httpserver, make_app):
+    from mailer.compose import compose_issue
+    from mailer.models import IssueStatus
+    from mailer.sending import store_issue
+    from mailer.store.issues import set_issue_status
+
+    body = fixture("agenda.ics")
+    extra = (b"BEGIN:VEVENT\r\nUID:nieuw@platformjep.example.nl\r\nDTSTAMP:20261101T120000Z\r\n"
+             b"DTSTART:20261222T090000Z\r\nDTEND:20261222T110000Z\r\nSUMMARY:Nieuwe training\r\n"
+             b"URL:https://x.nl/nieuw\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    httpserver.expect_ordered_request("/a.ics").respond_with_data(
+        body.replace(b"STATUS:CANCELLED\r\n", b""), content_type="text/calendar")
+    httpserver.expect_ordered_request("/a.ics").respond_with_data(
+        body.replace(b"END:VCALENDAR\r\n", extra), content_type="text/calendar")
+    sources = write_sources(tmp_path, httpserver, '[[sources]]\nname = "agenda"\nkind = "ical"\n'
+                            'location = "SERVER/a.ics"\nlink = "https://x.nl/agenda"\n')
+    app = make_app(sources)
+    sync_all(app)
+    first = store_issue(app, NOW)
+    cancelled_title = "Werkatelier informatie delen"
+    assert cancelled_title in [e.item.title for e in first.events]
+    with app.engine.begin() as conn:
+        set_issue_status(conn, first.id, IssueStatus.SENT, NOW)
+    week_later = make_app(sources, NOW + timedelta(days=7))
+    assert sync_all(week_later)["agenda"].updated == 1
+    with week_later.engine.connect() as conn:
+        second = compose_issue(conn, week_later.settings, NOW + timedelta(days=7))
+    statuses = {e.item.title: e.item.status for e in second.events}
+    assert statuses[cancelled_title] is ItemStatus.CANCELLED  # announced: shown as cancelled
+    assert statuses["Nieuwe training"] is ItemStatus.ACTIVE
