@@ -331,3 +331,17 @@ def test_an_announced_event_cancelled_in_the_calendar_shows_as_cancelled(
     statuses = {e.item.title: e.item.status for e in second.events}
     assert statuses[cancelled_title] is ItemStatus.CANCELLED  # announced: shown as cancelled
     assert statuses["Nieuwe training"] is ItemStatus.ACTIVE
+
+
+def test_cli_check_lists_problems_and_exits_1(tmp_path, sqlite_url, httpserver):
+    body = rss(("a", "Goed", "01 Dec 2026")).replace(
+        b"</channel>",
+        b'<item><title>Zonder link</title><guid isPermaLink="false">z</guid></item></channel>')
+    httpserver.expect_request("/feed").respond_with_data(body)
+    sources = write_sources(tmp_path, httpserver, feed_block("blog", "/feed"))
+    env = {"MAILER_DATABASE_URL": sqlite_url, "MAILER_SOURCES_FILE": str(sources),
+           "MAILER_NOW": "2026-12-03T09:00"}
+    result = invoke(["content", "check", "blog"], env)
+    assert result.exit_code == 1
+    assert "blog: 1 items; syncing now would add 1" in result.stdout
+    assert "problem: blog: entry z: entry has no http(s) link; skipped" in result.stdout
