@@ -18,10 +18,12 @@ from enum import StrEnum
 from sqlalchemy import Connection
 
 from mailer.app import App
+from mailer.links import TokenClaims
 from mailer.models import Preferences, Subscriber, SubscriberStatus
 from mailer.settings import Settings
 from mailer.store import privacy, ratelimit
 from mailer.store import subscribers as subs
+from mailer.store.db import write_turn
 from mailer.store.subscribers import ConsentContext
 from mailer.subscriber_mail import MailJob
 
@@ -164,6 +166,47 @@ def unsubscribe(app: App, subscriber_id: int, context: ConsentContext) -> MailJo
         if not (changed and app.settings.goodbye_mail):
             return None
         return mail_job(app, conn, "goodbye", subs.subscriber_by_id(conn, subscriber_id))
+
+
+class LinkState(StrEnum):
+    """What an unsubscribe link found."""
+
+    UNKNOWN = "unknown"  # no such subscriber: a forged or stale token
+    REVOKED = "revoked"  # the token version moved on, or the subscriber was erased
+    UNSUBSCRIBED = "unsubscribed"  # done now
+    ALREADY = "already"  # nothing to do: already unsubscribed, bounced or complained
+
+
+@dataclass(frozen=True)
+class UnsubscribeResult:
+    """The outcome of an unsubscribe link and the goodbye mail to send, if any."""
+
+    state: LinkState
+    mail: MailJob | None = None
+
+
+def unsubscribe_by_link(app: App, claims: TokenClaims, context: ConsentContext, *,
+                        goodbye: bool) -> UnsubscribeResult:
+    """Unsubscribe the holder of a valid token at once, idempotently, in one transaction.
+
+    This is the RFC 8058 one-click path: one UPDATE ... RETURNING and one ledger insert;
+    only when nothing was updated does it read the row to tell revoked from repeated.
+    A goodbye mail goes only where asked (the page's button), never to a mail client's
+    one-click POST: the reader did not ask for more mail there.
+    """
+    with write_turn(app.engine), app.engine.begin() as conn:
+        if subs.unsubscribe_receiving(conn, claims.subscriber_id, claims.version,
+                                      app.clock.now(), context):
+            if not (goodbye and app.settings.goodbye_mail):
+                return UnsubscribeResult(LinkState.UNSUBSCRIBED)
+            sub = subs.subscriber_by_id(conn, claims.subscriber_id)
+            return UnsubscribeResult(LinkState.UNSUBSCRIBED, mail_job(app, conn, "goodbye", sub))
+        row = subs.link_row(conn, claims.subscriber_id)
+    if row is None:
+        return UnsubscribeResult(LinkState.UNKNOWN)
+    if row.token_version != claims.version or row.status == SubscriberStatus.ERASED:
+        return UnsubscribeResult(LinkState.REVOKED)
+    return UnsubscribeResult(LinkState.ALREADY)
 
 
 def resubscribe(app: App, subscriber_id: int, context: ConsentContext) -> bool:

@@ -203,3 +203,29 @@ def test_confirmed_import_records_the_note(app):
         data = privacy.data_held(conn, "n@example.org")
     assert data["subscriber"]["status"] == "active"
     assert data["consent_history"][0]["details"] == {"note": "paper form, event 2026-10-01"}
+
+
+def test_the_newsletter_follows_preferences_and_renders_once_per_set(loaded_app):
+    from mailer.compose import issue_moment
+    from mailer.sending import send_issue, store_issue
+    from mailer.settings import with_overrides
+    from mailer.store.tables import issue_renders
+
+    themes = {**loaded_app.settings.themes, "sport": "Sport en bewegen"}
+    app = App(with_overrides(loaded_app.settings, themes=themes), loaded_app.clock)
+    wanted = {"onderwijs@example.org": Preferences(frozenset({"magazine"}),
+                                                   frozenset({"onderwijs"})),
+              "sport@example.org": Preferences(frozenset({"magazine"}), frozenset({"sport"}))}
+    for address, prefs in wanted.items():
+        confirm(app, subscribe(app, address, "", prefs, ctx(app)).mail.subscriber_id, ctx(app))
+    issue = store_issue(app, issue_moment(app.settings, app.clock, None))
+    send_issue(app, issue)
+    with app.engine.connect() as conn:
+        rows = {r.email: r for r in conn.execute(select(outbox))}
+        renders = conn.execute(select(issue_renders.c.segment_key)).scalars().all()
+        keys = set(conn.execute(select(outbox.c.segment_key)).scalars())
+    assert rows["sport@example.org"].status == "skipped"  # nothing in this issue for them
+    assert rows["onderwijs@example.org"].status == "sent"
+    assert sorted(renders) == sorted(keys)  # one rendering per distinct preference set
+    assert len(rows) > len(keys)
+    app.engine.dispose()

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
-from mailer.store.tables import consent_events, subscribers, suppressions
+from mailer.store.tables import UTCDateTime, consent_events, subscribers, suppressions
 
 
 @dataclass(frozen=True)
@@ -94,17 +94,50 @@ def add_subscriber(
     return find_by_email(conn, email)  # type: ignore[return-value]
 
 
+# Statements built once: the one-click path runs them thousands of times a second, and
+# building a statement costs more than executing a cached one.
+_INSERT_EVENT = insert(consent_events)
+_LINK_ROW = select(subscribers.c.id, subscribers.c.email, subscribers.c.status,
+                   subscribers.c.token_version).where(subscribers.c.id == bindparam("sid"))
+_RECEIVING = [SubscriberStatus.PENDING.value, SubscriberStatus.ACTIVE.value]
+_UNSUBSCRIBE = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("sid"), subscribers.c.token_version == bindparam("v"),
+           subscribers.c.status.in_(_RECEIVING))
+    .values(status=SubscriberStatus.UNSUBSCRIBED.value,
+            updated_at=bindparam("now", type_=UTCDateTime()),
+            unsubscribed_at=bindparam("now", type_=UTCDateTime()))
+    .returning(subscribers.c.id, subscribers.c.email)
+)
+
+
 def record_consent(
     conn: Connection, subscriber_id: int | None, email: str, event: str, now: datetime,
     source: str, consent_text_version: str | None = None, ip: str | None = None,
     user_agent: str | None = None, details: dict | None = None,
 ) -> None:
     """Append one event to the consent ledger."""
-    conn.execute(insert(consent_events).values(
+    conn.execute(_INSERT_EVENT, dict(
         subscriber_id=subscriber_id, email_hash=email_hash(email), event=event, occurred_at=now,
         source=source, consent_text_version=consent_text_version, ip=ip, user_agent=user_agent,
         details=details or {},
     ))
+
+
+def link_row(conn: Connection, subscriber_id: int):
+    """What a link needs to know of a subscriber: id, email, status, token_version."""
+    return conn.execute(_LINK_ROW, {"sid": subscriber_id}).first()
+
+
+def unsubscribe_receiving(conn: Connection, subscriber_id: int, token_version: int,
+                          now: datetime, context: ConsentContext) -> bool:
+    """Unsubscribe a pending or active subscriber whose links are at this version, and log
+    it, in one UPDATE ... RETURNING; False if no such subscriber (the caller asks why)."""
+    row = conn.execute(_UNSUBSCRIBE, {"sid": subscriber_id, "v": token_version, "now": now}
+                       ).first()
+    if row is not None:
+        log_event(conn, row, "unsubscribe", now, context)
+    return row is not None
 
 
 def set_status(

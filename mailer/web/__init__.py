@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.app import App
 from mailer.web.mailqueue import MailQueue
-from mailer.web.security import PageError, add_security_headers
+from mailer.web.security import LazySessionInterface, PageError, add_security_headers
 
 # Modules under mailer.web, each with a `blueprint`.
 BLUEPRINTS = [
@@ -44,6 +44,7 @@ def create_app(app: App) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
+    web.session_interface = LazySessionInterface()
     web.extensions[EXTENSION] = app
     web.extensions[EXTENSION + ".mail"] = MailQueue(app.subscriber_mail)
     web.jinja_env.globals.update(list_name=app.settings.list_name, settings=app.settings)

@@ -6,7 +6,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from flask import Response, request, session
+from flask import Flask, Response, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -39,6 +40,16 @@ def add_security_headers(response: Response) -> Response:
     if not request.path.startswith(("/static/", "/archief")):
         headers["Cache-Control"] = "no-store"
     return response
+
+
+class LazySessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, but a request without the cookie (every one-click
+    POST from a mail client) skips building the signing serializer."""
+
+    def open_session(self, app: Flask, request) -> SecureCookieSession | None:
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def csrf_token() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailer.links import TokenExpired, TokenInvalid
+from mailer.links import TokenClaims, TokenExpired, TokenInvalid
 from mailer.models import Subscriber, SubscriberStatus
 from mailer.store.subscribers import subscriber_by_id
 from mailer.web import mailer_app
@@ -17,16 +17,21 @@ REVOKED = PageError(410, "Deze link werkt niet meer",
                     "Deze link is ingetrokken. Gebruik de link uit je nieuwste e-mail van ons.")
 
 
-def subscriber_for(purpose: str, token: str, max_age_days: int | None = None) -> Subscriber:
-    """The subscriber a token is for; raises PageError (400/410) and changes nothing."""
-    app = mailer_app()
+def claims_for(purpose: str, token: str, max_age_days: int | None = None) -> TokenClaims:
+    """What a genuine token says; raises PageError (400/410) for a bad or expired one."""
     max_age = max_age_days * 86400 if max_age_days else None
     try:
-        claims = app.links.read(purpose, token, max_age=max_age)
+        return mailer_app().links.read(purpose, token, max_age=max_age)
     except TokenExpired:
         raise EXPIRED from None
     except TokenInvalid:
         raise INVALID from None
+
+
+def subscriber_for(purpose: str, token: str, max_age_days: int | None = None) -> Subscriber:
+    """The subscriber a token is for; raises PageError (400/410) and changes nothing."""
+    app = mailer_app()
+    claims = claims_for(purpose, token, max_age_days)
     with app.engine.connect() as conn:
         sub = subscriber_by_id(conn, claims.subscriber_id)
     if sub is None:
