@@ -8,13 +8,14 @@ means "already accepted": resending a batch whose answer was lost can never deli
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from email.utils import parseaddr
 from typing import Any, ClassVar
 
 import requests
 
 from mailer.errors import ProviderError
-from mailer.models import Batch, DeliveryOutcome, RecipientStatus
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
     Call,
@@ -25,6 +26,7 @@ from mailer.providers.http import (
     split_headers,
     subject_of,
 )
+from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, same
 
 ALREADY_ACCEPTED = "duplicate_parameter"
 
@@ -92,7 +94,45 @@ class BrevoProvider(HttpProvider):
                                 "versions", retryable=True, maybe_accepted=True)
         return [RecipientStatus(DeliveryOutcome.SENT, provider_id=i) for i in ids]
 
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """Events of a (verified) webhook."""
+        return webhook_events(WebhookRequest(headers, body, 0.0))
+
     def retry_after(self, response: requests.Response) -> float | None:
         """Retry-After if given, else x-sib-ratelimit-reset (seconds)."""
         return retry_after_seconds(response.headers.get("Retry-After")
                                    or response.headers.get("x-sib-ratelimit-reset"))
+
+
+def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
+    """Brevo does not sign: a bearer token or Basic credentials must match the secret."""
+    if not secrets.secret:
+        return "no webhook secret configured (MAILER_WEBHOOK_SECRET)"
+    if same(request.bearer(), secrets.secret) or same(request.basic_password(), secrets.secret):
+        return None
+    return "missing or wrong credentials"
+
+
+KINDS = {"hard_bounce": "bounce", "invalid_email": "bounce", "spam": "complaint",
+         "complaint": "complaint", "unsubscribe": "unsubscribe", "soft_bounce": "soft_bounce"}
+
+
+def webhook_events(request: WebhookRequest) -> list[DeliveryEvent]:
+    """One event per POST. Brevo has no event id: the replay key hashes what identifies it."""
+    import hashlib
+
+    e = json.loads(request.body)
+    kind = KINDS.get(str(e.get("event")), str(e.get("event")))
+    identity = f"{e.get('event')}|{e.get('email')}|{e.get('message-id')}|{e.get('ts_epoch')}"
+    try:
+        custom = json.loads(e.get("X-Mailin-custom") or "{}")
+    except ValueError:
+        custom = {}
+    outbox_id = str(custom.get("outbox_id") or "")
+    return [DeliveryEvent(
+        provider="brevo", event_id=hashlib.sha256(identity.encode()).hexdigest(), kind=kind,
+        email=str(e.get("email", "")), permanent=kind in ("bounce", "complaint", "unsubscribe"),
+        occurred_at=at((e.get("ts_epoch") or 0) / 1000 or None),
+        outbox_id=int(outbox_id) if outbox_id.isdigit() else None,
+        detail=str(e.get("reason") or "").strip(),
+    )]

@@ -8,14 +8,16 @@ eventually consistent, so a row without one is resent as a possible duplicate.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import requests
 
 from mailer.errors import ConfigError, ProviderError
-from mailer.models import Batch, DeliveryOutcome, Recipient, RecipientStatus
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
     Call,
@@ -25,6 +27,7 @@ from mailer.providers.http import (
     split_headers,
     subject_of,
 )
+from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, fresh, same
 
 
 def _var(key: str) -> str:
@@ -104,6 +107,10 @@ class MailgunProvider(HttpProvider):
         return [RecipientStatus(DeliveryOutcome.QUEUED, provider_id=message_id)
                 for _ in batch.recipients]
 
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """Events of a (verified) webhook."""
+        return webhook_events(WebhookRequest(headers, body, 0.0))
+
     def reconcile(self, issue_id: int, recipients: Sequence[Recipient]
                   ) -> list[RecipientStatus | None]:
         """An `accepted` event with the row's outbox id means sent; otherwise unknown."""
@@ -122,3 +129,42 @@ class MailgunProvider(HttpProvider):
                 headers = (item.get("message") or {}).get("headers") or {}
                 return RecipientStatus(DeliveryOutcome.SENT, provider_id=headers.get("message-id"))
         return None
+
+
+def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
+    """HMAC-SHA256(signing key, timestamp + token) with a fresh timestamp; None when valid."""
+    try:
+        signature = json.loads(request.body)["signature"]
+        timestamp, token, given = signature["timestamp"], signature["token"], signature["signature"]
+    except (ValueError, KeyError, TypeError):
+        return "no Mailgun signature in the body"
+    if not secrets.secret:
+        return "no webhook secret configured (MAILER_WEBHOOK_SECRET)"
+    expected = hmac.new(secrets.secret.encode(), f"{timestamp}{token}".encode(),
+                        hashlib.sha256).hexdigest()
+    if not same(expected, str(given)):
+        return "bad signature"
+    if not fresh(float(timestamp), request.now):
+        return "stale timestamp"
+    return None
+
+
+def webhook_events(request: WebhookRequest) -> list[DeliveryEvent]:
+    """The event of a Mailgun JSON webhook; its signature token is the replay key."""
+    data = json.loads(request.body)
+    event = data.get("event-data") or {}
+    name, severity = event.get("event"), event.get("severity")
+    kind = {"complained": "complaint", "unsubscribed": "unsubscribe"}.get(name, name)
+    if name == "failed":
+        kind = "bounce" if severity == "permanent" else "soft_bounce"
+    outbox_id = (event.get("user-variables") or {}).get("outbox_id")
+    status = event.get("delivery-status") or {}
+    return [DeliveryEvent(
+        provider="mailgun", event_id=str(data["signature"]["token"]), kind=str(kind),
+        email=str(event.get("recipient", "")), permanent=severity == "permanent"
+        or name in ("complained", "unsubscribed"),
+        occurred_at=at(event.get("timestamp")),
+        outbox_id=int(outbox_id) if str(outbox_id or "").isdigit() else None,
+        detail=str(status.get("description") or status.get("message") or event.get("reason")
+                   or ""),
+    )]

@@ -8,16 +8,18 @@ rows a crash left in flight are looked up by outbox id.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import requests
 
 from mailer.errors import ProviderError
-from mailer.models import Batch, DeliveryOutcome, Recipient, RecipientStatus
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import Call, HttpProvider, batch_key, subject_of
+from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, same
 
 INACTIVE_OK = re.compile(r"will not deliver to these inactive addresses: (.+?)\.\s")
 INACTIVE_ALL = re.compile(r"Found inactive addresses: (.+?)\.\s")
@@ -91,6 +93,10 @@ class PostmarkProvider(HttpProvider):
             return RecipientStatus(DeliveryOutcome.INVALID, detail=f"300 {message}")
         return RecipientStatus(DeliveryOutcome.FAILED, detail=f"{code} {message}")
 
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """Events of a (verified) webhook."""
+        return webhook_events(WebhookRequest(headers, body, 0.0))
+
     def reconcile(self, issue_id: int, recipients: Sequence[Recipient]
                   ) -> list[RecipientStatus | None]:
         """Look each row up in Postmark's outbound search by its outbox id."""
@@ -108,3 +114,51 @@ class PostmarkProvider(HttpProvider):
         if messages:
             return RecipientStatus(DeliveryOutcome.SENT, provider_id=messages[0].get("MessageID"))
         return RecipientStatus(DeliveryOutcome.FAILED, detail="postmark has no such message")
+
+
+HARD_BOUNCES = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "DMARCPolicy"}
+
+
+def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
+    """Postmark does not sign: HTTP Basic credentials or a secret header must match."""
+    if not secrets.secret:
+        return "no webhook secret configured (MAILER_WEBHOOK_SECRET)"
+    if same(request.basic_password(), secrets.secret) or same(
+            request.header("X-Webhook-Secret"), secrets.secret):
+        return None
+    return "missing or wrong credentials"
+
+
+def webhook_events(request: WebhookRequest) -> list[DeliveryEvent]:
+    """One record per POST, discriminated by RecordType."""
+    r = json.loads(request.body)
+    record = r.get("RecordType")
+    kind, email, when = str(record).lower(), r.get("Email") or r.get("Recipient"), None
+    if record == "Bounce":
+        hard = r.get("Type") in HARD_BOUNCES or bool(r.get("Inactive"))
+        kind, when = ("bounce" if hard else "soft_bounce"), r.get("BouncedAt")
+    elif record == "SpamComplaint":
+        kind, when = "complaint", r.get("BouncedAt")
+    elif record == "SubscriptionChange":
+        reason = r.get("SuppressionReason")
+        when = r.get("ChangedAt")
+        kind = ({"HardBounce": "bounce", "SpamComplaint": "complaint"}.get(reason, "unsubscribe")
+                if r.get("SuppressSending") else "resubscribe")
+    metadata = r.get("Metadata") or {}
+    outbox_id = str(metadata.get("outbox_id") or "")
+    event_id = f"{record}:{r.get('ID') or r.get('MessageID')}:{when or ''}"
+    return [DeliveryEvent(
+        provider="postmark", event_id=event_id, kind=kind, email=str(email or ""),
+        permanent=kind in ("bounce", "complaint", "unsubscribe"), occurred_at=_when(when),
+        outbox_id=int(outbox_id) if outbox_id.isdigit() else None,
+        detail=str(r.get("Description") or r.get("Details") or r.get("SuppressionReason") or ""),
+    )]
+
+
+def _when(text: str | None):
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return at(None)

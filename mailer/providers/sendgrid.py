@@ -7,11 +7,14 @@ so each personalization carries our outbox id in `custom_args` for correlation.
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import requests
 
-from mailer.models import Batch, DeliveryOutcome, RecipientStatus
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
     Call,
@@ -22,6 +25,7 @@ from mailer.providers.http import (
     split_headers,
     subject_of,
 )
+from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, fresh
 from mailer.render.personalize import marker
 
 
@@ -80,8 +84,73 @@ class SendGridProvider(HttpProvider):
         except ValueError:
             return None
 
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """Events of a (verified) webhook."""
+        return webhook_events(WebhookRequest(headers, body, 0.0))
+
     def clock_time(self) -> float:
         """Wall-clock seconds, as the reset header counts them."""
         import time
 
         return time.time()
+
+
+def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
+    """ECDSA P-256/SHA-256 over timestamp + raw body with the verification key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    signature = request.header("X-Twilio-Email-Event-Webhook-Signature")
+    timestamp = request.header("X-Twilio-Email-Event-Webhook-Timestamp")
+    if not signature or not timestamp:
+        return "no SendGrid signature headers"
+    if not secrets.sendgrid_key:
+        return "no verification key configured (MAILER_SENDGRID_VERIFICATION_KEY)"
+    try:
+        key = load_der_public_key(base64.b64decode(secrets.sendgrid_key))
+        key.verify(base64.b64decode(signature), timestamp.encode() + request.body,
+                   ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg, union-attr]
+    except (InvalidSignature, ValueError, TypeError):
+        return "bad signature"
+    try:
+        if not fresh(float(timestamp), request.now):
+            return "stale timestamp"
+    except ValueError:
+        return "bad timestamp"
+    return None
+
+
+DROPPED_AS = {"bounced address": "bounce", "invalid": "bounce",
+              "unsubscribed address": "unsubscribe", "spam reporting address": "complaint"}
+
+
+def webhook_events(request: WebhookRequest) -> list[DeliveryEvent]:
+    """SendGrid posts an array of events; `sg_event_id` is each one's replay key."""
+    events = json.loads(request.body)
+    return [_event(e) for e in events if isinstance(e, dict)]
+
+
+def _event(e: dict) -> DeliveryEvent:
+    name = str(e.get("event", ""))
+    kind = {"spamreport": "complaint", "unsubscribe": "unsubscribe",
+            "group_unsubscribe": "unsubscribe"}.get(name, name)
+    if name == "bounce":
+        kind = "bounce" if e.get("type", "bounce") == "bounce" else "soft_bounce"
+    if name == "dropped":
+        kind = DROPPED_AS.get(str(e.get("reason", "")).lower(), "dropped")
+    outbox_id = str(e.get("outbox_id") or "")
+    return DeliveryEvent(
+        provider="sendgrid", event_id=str(e.get("sg_event_id") or _digest(e)), kind=kind,
+        email=str(e.get("email", "")), permanent=kind in ("bounce", "complaint", "unsubscribe"),
+        occurred_at=at(e.get("timestamp")),
+        outbox_id=int(outbox_id) if outbox_id.isdigit() else None,
+        detail=str(e.get("reason") or e.get("response") or ""),
+    )
+
+
+def _digest(e: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(e, sort_keys=True).encode()).hexdigest()

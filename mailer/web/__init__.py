@@ -25,6 +25,7 @@ BLUEPRINTS = [
     "mailer.web.unsubscribe",
     "mailer.web.archive",
     "mailer.web.health",
+    "mailer.web.webhooks",
 ]
 
 EXTENSION = "weerbaarnl"
