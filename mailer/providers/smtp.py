@@ -94,13 +94,21 @@ class SmtpProvider:
                     conn.starttls(context=self._context())
                     conn.ehlo()
             if t.user:
-                conn.login(t.user, t.password or "")
+                self._login(conn)
         except smtplib.SMTPAuthenticationError as exc:
             raise ProviderError(f"smtp: login refused: {exc}", retryable=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ProviderError(f"smtp: cannot connect to {t.host}:{t.port}: {exc}",
                                 retryable=True) from None
         return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        # One mechanism, not smtplib's try-them-all: after a refused PLAIN some servers
+        # never answer the LOGIN that follows, which would hang instead of failing clearly.
+        offered = conn.esmtp_features.get("auth", "").upper().split()
+        mechanism = "PLAIN" if "PLAIN" in offered or not offered else "LOGIN"
+        conn.user, conn.password = self.target.user or "", self.target.password or ""
+        conn.auth(mechanism, getattr(conn, f"auth_{mechanism.lower()}"))
 
     def _connection(self) -> smtplib.SMTP:
         conn = getattr(self._local, "conn", None)
@@ -116,9 +124,10 @@ class SmtpProvider:
                 conn.close()
 
     def send_batch(self, batch: Batch) -> list[RecipientStatus]:
-        """Send each recipient's message; a broken connection fails only the rest."""
+        """Send each recipient's message; a connection broken mid-batch fails only the rest."""
         statuses: list[RecipientStatus] = []
         now = self.clock.now()
+        self._connection()  # a refused login or connection fails the whole call
         for recipient in batch.recipients:
             try:
                 message = mime_for(batch, recipient, self.sender, self.reply_to, now)

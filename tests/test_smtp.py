@@ -1,0 +1,119 @@
+"""The SMTP provider against a real aiosmtpd server with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+import threading
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailer.app import App
+from mailer.settings import with_overrides
+from mailer.sending import send_issue
+from tests.delivery_support import the_issue
+
+USER, PASSWORD = "mailer", "smtp-password-123"
+
+
+def self_signed(folder):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class Mailbox:
+    """An aiosmtpd handler that records messages and refuses some recipients."""
+
+    def __init__(self, refuse=()):
+        self.refuse = set(refuse)
+        self.messages = []
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append((envelope.rcpt_tos[:], envelope.content,
+                                  session.authenticated))
+        return "250 Message accepted for delivery"
+
+
+def authenticate(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(tmp_path):
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
+                            tls_context=context, require_starttls=True,
+                            authenticator=authenticate, auth_require_tls=True)
+    controller.start()
+    yield mailbox, controller, cert
+    controller.stop()
+
+
+def test_every_subscriber_gets_one_message_over_starttls_with_auth(loaded_app, smtp_server):
+    mailbox, controller, cert = smtp_server
+    refused = "t.dekker@example.org"
+    mailbox.refuse = {refused}
+    url = (f"smtp://{USER}:{PASSWORD}@127.0.0.1:{controller.port}"
+           f"?starttls=required&cafile={cert}")
+    app = App(with_overrides(loaded_app.settings, provider="smtp", smtp_url=url,
+                             concurrency=2, batch_size=5), loaded_app.clock)
+    result = send_issue(app, the_issue(app))
+    recipients = [r for rcpts, _, _ in mailbox.messages for r in rcpts]
+    assert sorted(recipients) == sorted(set(recipients)) and len(recipients) == 11
+    assert all(authenticated for _, _, authenticated in mailbox.messages)
+    assert result.counts["sent"] == 11 and result.counts["failed"] == 1
+    assert result.drain.bounced == 1
+    message = message_from_bytes(mailbox.messages[0][1], policy=policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<https://")
+
+
+def test_a_wrong_password_pauses_instead_of_failing_everyone(loaded_app, smtp_server):
+    mailbox, controller, cert = smtp_server
+    url = f"smtp://{USER}:wrong@127.0.0.1:{controller.port}?starttls=required&cafile={cert}"
+    app = App(with_overrides(loaded_app.settings, provider="smtp", smtp_url=url,
+                             error_budget_window=10), loaded_app.clock)
+    result = send_issue(app, the_issue(app))
+    assert not mailbox.messages and not result.finished
+    assert result.drain.paused
