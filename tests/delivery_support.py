@@ -40,3 +40,25 @@ def app_for(app: App, name: str, emulator: Emulator, **overrides) -> App:
 def the_issue(app: App):
     """The sample issue of 3 December 2026, stored."""
     return store_issue(app, issue_moment(app.settings, app.clock, date(2026, 12, 3)))
+
+
+def add_subscribers(engine, count: int, now, prefix: str = "lezer") -> None:
+    """Insert `count` active subscribers in one set-based statement (no Python loop)."""
+    from sqlalchemy import JSON, Integer, String, cast, insert, literal, select
+
+    from mailer.models import Preferences
+    from mailer.store.tables import subscribers
+
+    seq = select(literal(1, type_=Integer).label("n")).cte("seq", recursive=True)
+    seq = seq.union_all(select(seq.c.n + 1).where(seq.c.n < count))
+    when = literal(now, type_=subscribers.c.created_at.type)
+    source = select(
+        literal(f"{prefix}.") + cast(seq.c.n, String) + literal("@example.org"),
+        literal("Lezer ") + cast(seq.c.n, String), literal("active"),
+        literal(["agenda", "magazine"], type_=JSON), literal([], type_=JSON),
+        literal(Preferences().key()), literal(1), literal("test"), when, when, when,
+    )
+    columns = ["email", "name", "status", "sections", "themes", "segment_key",
+               "token_version", "source", "created_at", "updated_at", "confirmed_at"]
+    with engine.begin() as conn:
+        conn.execute(insert(subscribers).from_select(columns, source))

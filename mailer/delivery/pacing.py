@@ -5,16 +5,20 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 
 class RateLimiter:
     """Spaces calls so that at most `rate` messages per second go out over all threads.
 
-    A rate of 0 means "as fast as the provider accepts" until the provider says 429: then
-    every thread waits out the provider's reset time and the rate drops to half of what
-    was achieved, creeping back up by 5 % per successful call.
+    A rate of 0 means "as fast as the provider accepts". On a 429 every thread waits out
+    the provider's reset time, and the rate drops to 70 % of what was achieved over the
+    last seconds (when that was measured); each successful call then raises it by 10 %,
+    and an improvised limit that no longer binds is dropped again.
     """
+
+    WINDOW = 5.0  # seconds of history for the achieved rate
 
     def __init__(self, rate: float = 0.0, *, monotonic: Callable[[], float] = time.monotonic):
         self.ceiling = rate  # the configured maximum; 0 = none
@@ -23,8 +27,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_free = 0.0
         self._blocked_until = 0.0
-        self._started = monotonic()
-        self._sent = 0
+        self._recent: deque[tuple[float, int]] = deque()
         self.slowdowns = 0
 
     def delay_for(self, messages: int) -> float:
@@ -42,26 +45,45 @@ class RateLimiter:
         while delay > 0:
             if stop.wait(min(delay, 0.5)):
                 return False
-            delay = self.delay_for(0) if self._blocked_until > self.monotonic() else 0
+            delay = max(self._blocked_until - self.monotonic(), 0.0)
         return not stop.is_set()
 
-    def succeeded(self, messages: int) -> None:
-        """Count delivered messages and creep the rate back towards the ceiling."""
+    def achieved(self) -> float | None:
+        """Messages per second over the last WINDOW seconds; None until measurable."""
         with self._lock:
-            self._sent += messages
-            if self.rate and (not self.ceiling or self.rate < self.ceiling):
-                self.rate *= 1.05
-                if self.ceiling:
-                    self.rate = min(self.rate, self.ceiling)
+            return self._achieved(self.monotonic())
+
+    def _achieved(self, now: float) -> float | None:
+        while self._recent and self._recent[0][0] < now - self.WINDOW:
+            self._recent.popleft()
+        if len(self._recent) < 2 or now - self._recent[0][0] < 0.5:
+            return None
+        return sum(n for _, n in self._recent) / (now - self._recent[0][0])
+
+    def succeeded(self, messages: int) -> None:
+        """Count delivered messages and raise an improvised rate again."""
+        with self._lock:
+            now = self.monotonic()
+            self._recent.append((now, messages))
+            if not self.rate or self.rate == self.ceiling:
+                return
+            self.rate *= 1.1
+            achieved = self._achieved(now)
+            if self.ceiling:
+                self.rate = min(self.rate, self.ceiling)
+            elif achieved is not None and self.rate > 2 * achieved:
+                self.rate = 0.0  # the improvised limit no longer binds: drop it
 
     def throttled(self, retry_after: float | None) -> None:
-        """The provider said 429: pause everyone and halve the rate."""
+        """The provider said 429: pause everyone, and slow down if we know how fast we went."""
         with self._lock:
             now = self.monotonic()
             self._blocked_until = max(self._blocked_until, now + (retry_after or 1.0))
-            achieved = self._sent / max(now - self._started, 1e-3)
-            current = self.rate or achieved or 1.0
-            self.rate = max(min(current, achieved or current) / 2, 1.0)
+            achieved = self._achieved(now)
+            if achieved:
+                lowered = achieved * 0.7
+                self.rate = min(self.rate, lowered) if self.rate else lowered
+                self.rate = max(self.rate, 1.0)
             self._next_free = self._blocked_until
             self.slowdowns += 1
 
