@@ -219,10 +219,14 @@ def sending_workers(conn: Connection, issue_id: int) -> list[str]:
 
 
 def requeue_failed(conn: Connection, issue_id: int, now: datetime) -> int:
-    """Give failed rows of an issue another chance (fresh attempts); returns how many."""
+    """Give failed rows of an issue another chance (fresh attempts), only for subscribers
+    who are still active (never a bounced or unsubscribed one); returns how many."""
+    active = select(subscribers.c.id).where(
+        subscribers.c.status == SubscriberStatus.ACTIVE.value)
     result = conn.execute(
         update(outbox)
-        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.FAILED.value)
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.FAILED.value,
+               outbox.c.subscriber_id.in_(active))
         .values(status=OutboxStatus.QUEUED.value, attempts=0, next_attempt_at=None,
                 updated_at=now)
     )

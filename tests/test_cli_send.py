@@ -1,0 +1,89 @@
+"""`mailer send` variants and `mailer issues ...` through the real CLI, against an emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from mailer.cli import main
+from mailer.store.tables import issues, outbox
+from tests.conftest import REPO, TEST_KEY
+from tests.delivery_support import provider_env, start_emulator
+
+
+@pytest.fixture
+def setup(loaded_app, tmp_path):
+    emulator = start_emulator("postmark")
+    env = {"MAILER_DATABASE_URL": loaded_app.settings.database_url,
+           "MAILER_SECRET_KEY": TEST_KEY, "MAILER_NOW": "2026-12-03T09:00",
+           "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"), **provider_env("postmark", emulator)}
+    yield loaded_app, emulator, env
+    emulator.stop()
+
+
+def invoke(args, env, input=None):
+    return CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), *args], env=env,
+                              input=input, catch_exceptions=False)
+
+
+def count(app, table):
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar()
+
+
+def test_dry_run_shows_segments_and_a_sample_and_sends_nothing(setup):
+    app, emulator, env = setup
+    result = invoke(["send", "--dry-run"], env)
+    assert result.exit_code == 0, result.output
+    assert "Would send to 12 of 12 active subscribers" in result.output
+    assert "Subject: WeerbaarNL nr. 1" in result.output
+    assert emulator.send_calls == 0 and count(app, issues) == 0
+
+
+def test_test_send_goes_only_to_the_given_addresses(setup):
+    app, emulator, env = setup
+    result = invoke(["send", "--test", "redactie@example.org", "--test", "eva@example.org"], env)
+    assert result.exit_code == 0, result.output
+    assert sorted(emulator.received) == ["eva@example.org", "redactie@example.org"]
+    assert all(m["subject"].startswith("[TEST] ") for m in emulator.messages)
+    assert count(app, outbox) == 0
+
+
+def test_send_asks_then_lists_and_shows_as_json(setup):
+    app, emulator, env = setup
+    declined = invoke(["send"], env, input="n\n")
+    assert declined.exit_code == 1 and emulator.send_calls == 0
+    sent = invoke(["send", "--yes"], env)
+    assert sent.exit_code == 0, sent.output
+    assert "sent 12, failed 0" in sent.output and len(emulator.received) == 12
+    listing = json.loads(invoke(["issues", "list", "--json"], env).output)
+    assert listing == [{**listing[0], "id": 1, "period": "2026-W49", "status": "sent"}]
+    assert listing[0]["counts"]["sent"] == 12 and listing[0]["subject"].startswith("WeerbaarNL")
+    status = json.loads(invoke(["issues", "status", "1", "--json"], env).output)
+    assert status["counts"]["queued"] == 0
+    again = invoke(["send", "--yes"], env)
+    assert again.exit_code == 0 and not emulator.duplicates()
+
+
+def test_a_paused_issue_is_resumed_and_failed_rows_retried(setup):
+    app, emulator, env = setup
+    emulator.fail_next("status", count=40, status=500)
+    env = {**env, "MAILER_ERROR_BUDGET_WINDOW": "10", "MAILER_BATCH_SIZE": "3",
+           "MAILER_CONCURRENCY": "1", "MAILER_MAX_ATTEMPTS": "1"}
+    first = invoke(["send", "--yes"], env)
+    assert first.exit_code == 1 and "PAUSED" in first.output
+    refused = invoke(["send", "--yes"], env)
+    assert refused.exit_code == 1 and "is paused" in refused.output
+    shown = invoke(["issues", "show", "1"], env)
+    assert "paused" in shown.output and "HTTP 500" in shown.output
+    emulator.faults.clear()
+    resumed = invoke(["issues", "resume", "1"], env)
+    assert resumed.exit_code == 0, resumed.output
+    retried = invoke(["issues", "retry-failed", "1"], env)
+    assert retried.exit_code == 0, retried.output
+    status = json.loads(invoke(["issues", "status", "1", "--json"], env).output)
+    assert status["status"] == "sent" and status["counts"]["sent"] == 12
+    assert sorted(emulator.received.values()) == [1] * 12
