@@ -120,9 +120,9 @@ def is_online(location: str | None) -> bool:
 
 def plain_text(fragment: str) -> str:
     """Text of a possibly-HTML title: tags dropped, entities decoded, spaces collapsed."""
-    text = html.unescape(nh3.clean(fragment, tags=set())) if "<" in fragment or "&" in fragment \
-        else fragment
-    return " ".join(text.split())
+    if "<" in fragment:
+        fragment = nh3.clean(fragment, tags=set())
+    return " ".join((html.unescape(fragment) if "&" in fragment else fragment).split())
 
 
 def summarize(fragment: str, max_chars: int, base: str) -> str:
