@@ -46,7 +46,9 @@ def join(web):
 
 def post_form(client, data, path="/aanmelden", **kw):
     page = client.get(path)
-    return client.post(path, data={"csrf_token": csrf_of(page.text), **data}, **kw)
+    response = client.post(path, data={"csrf_token": csrf_of(page.text), **data}, **kw)
+    response.close()  # as a WSGI server does after sending: starts the after-answer work
+    return response
 
 
 def status_of(app, email):

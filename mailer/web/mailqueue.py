@@ -1,4 +1,5 @@
-"""Sends subscriber mails on a background thread, after the response has gone out.
+"""Subscriber mails (and the subscribe decision itself) on a background thread, started
+after the response has gone out.
 
 The subscribe form then answers in the same time whatever the address (no enumeration
 by timing), and a slow provider never holds a web worker.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from mailer.subscriber_mail import MailJob, SubscriberMail
@@ -26,12 +28,24 @@ class MailQueue:
 
     def submit(self, job: MailJob | None) -> None:
         """Send a job later (None is ignored)."""
-        if job is None:
-            return
-        future = self._executor.submit(self._send, job)
+        if job is not None:
+            self.submit_call(lambda: job)
+
+    def submit_call(self, decide: Callable[[], MailJob | None]) -> None:
+        """Run `decide` later and send the mail it returns, if any."""
+        future = self._executor.submit(self._run, decide)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._done)
+
+    def _run(self, decide: Callable[[], MailJob | None]) -> None:
+        try:
+            job = decide()
+        except Exception:  # noqa: BLE001 - a failed job must not kill the thread
+            log.exception("background subscription work failed")
+            return
+        if job is not None:
+            self._send(job)
 
     def _send(self, job: MailJob) -> None:
         try:

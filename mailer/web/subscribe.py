@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, make_response, render_template, request
 
 from mailer.subscriptions import confirm, consent_context, form_post_allowed, subscribe
 from mailer.web import mail_queue, mailer_app
@@ -41,9 +41,13 @@ def subscribe_post():
         raise TOO_MANY
     context = consent_context(app.settings, "web:" + app.links.url("aanmelden"),
                               client_ip(), user_agent())
-    result = subscribe(app, data.email, data.name, data.preferences, context)
-    mail_queue().submit(result.mail)
-    return render_template("subscribe_sent.html")
+    queue = mail_queue()
+    response = make_response(render_template("subscribe_sent.html"))
+    # Look the address up only after answering: the answer's content and timing must not
+    # depend on whether it is new, known or suppressed.
+    response.call_on_close(lambda: queue.submit_call(lambda: subscribe(
+        app, data.email, data.name, data.preferences, context).mail))
+    return response
 
 
 @blueprint.get("/bevestigen/<token>")
