@@ -104,6 +104,12 @@ class Settings:
 
     # [preview]
     preview_dir: Path = _s("preview", Path("preview"))
+    caniemail_data: Path = _s("preview", Path("node_modules/caniemail/data/caniemail.json"))
+    lint_clients: list[str] = _s("preview", factory=lambda: [
+        "gmail.desktop-webmail", "gmail.ios", "gmail.android", "outlook.windows",
+        "outlook.outlook-com", "apple-mail.macos", "apple-mail.ios", "samsung-email.android"])
+    spamassassin: str = _s("preview", "spamassassin")
+    link_timeout: float = _s("preview", 10.0)
 
     # [subscriptions]
     confirm_max_age_days: int = _s("subscriptions", 7)
@@ -292,6 +298,7 @@ def _validate(s: Settings) -> None:
         ("fetch_timeout_seconds", s.fetch_timeout_seconds > 0, "must be positive"),
         ("fetch_max_bytes", s.fetch_max_bytes > 0, "must be positive"),
         ("fetch_retries", s.fetch_retries >= 0, "must not be negative"),
+        ("link_timeout", s.link_timeout > 0, "must be positive (seconds)"),
         ("send_time", _is_hhmm(s.send_time), "must be HH:MM, e.g. 09:00"),
         ("database_url", "://" in s.database_url, "must be a SQLAlchemy URL"),
         ("confirm_max_age_days", s.confirm_max_age_days >= 1, "must be at least 1"),
