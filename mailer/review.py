@@ -9,12 +9,12 @@ from mailer.errors import ConfigError
 from mailer.models import Issue
 from mailer.preview import Preview, sample_recipient
 from mailer.render.caniemail import CanIEmailDataMissing, check_support, load_support_data
-from mailer.render.contrast import check_contrast
 from mailer.render.content_checks import (
     check_images,
     check_subject_and_preheader,
     check_text_links,
 )
+from mailer.render.contrast import check_contrast
 from mailer.render.dom import parse_html
 from mailer.render.lint import WARNING, Finding
 

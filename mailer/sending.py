@@ -17,6 +17,7 @@ from mailer.errors import MailerError
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
+from mailer.store.proofs import record_proof
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def send_test(app: App, issue: Issue, addresses: list[str],
               preferences: Preferences | None = None) -> list[tuple[str, str]]:
     """Send the issue to a few addresses with "[TEST]" in the subject, outside the outbox.
 
-    A test send never counts as the issue's send: nothing is recorded for the issue.
-    Returns (address, outcome) per address.
+    A test send never counts as the issue's send: only a proof record (what was in it,
+    for `mailer preview --diff`) is stored. Returns (address, outcome) per address.
     """
     from mailer.preview import sample_recipient
     from mailer.store.subscribers import normalize_email
@@ -132,4 +133,7 @@ def send_test(app: App, issue: Issue, addresses: list[str],
                   recipients=recipients, test=True,
                   headers={"List-Id": f"{app.settings.list_name} <{app.settings.list_id}>"})
     statuses = app.provider.send_batch(batch)
+    with app.engine.begin() as conn:
+        record_proof(conn, issue, segment_key=segment.segment_key, html=segment.html,
+                     recipients=len(recipients), now=app.clock.now())
     return [(r.email, s.outcome.value) for r, s in zip(recipients, statuses, strict=True)]

@@ -110,6 +110,7 @@ class Settings:
         "outlook.outlook-com", "apple-mail.macos", "apple-mail.ios", "samsung-email.android"])
     spamassassin: str = _s("preview", "spamassassin")
     link_timeout: float = _s("preview", 10.0)
+    chromium: str = _s("preview", "/usr/bin/chromium")
 
     # [subscriptions]
     confirm_max_age_days: int = _s("subscriptions", 7)

@@ -11,11 +11,12 @@ import click
 from sqlalchemy import func, select
 
 from mailer.app import App
-from mailer.cli import CliState, main, pass_state
+from mailer.cli import CliState, main, pass_state, preview_tools
 from mailer.compose import compose_issue, issue_moment
 from mailer.models import Issue, IssueStatus, Preferences, SubscriberStatus
 from mailer.preview import build_preview, write_preview
 from mailer.render.lint import Finding, has_errors
+from mailer.review import ReviewOptions, review
 from mailer.sending import SendResult, send_issue, send_test, store_issue
 from mailer.store import outbox as box
 from mailer.store.tables import subscribers
@@ -45,34 +46,56 @@ def nothing_new(app: App, on: date | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Folder for issue.html, issue.txt and issue.eml (default: preview/).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
+@click.option("--serve", is_flag=True,
+              help="Serve the issue on localhost; rebuilds and reloads when files change.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True,
+              help="Port for --serve.")
+@click.option("--screenshot", is_flag=True,
+              help="Also write PNGs: desktop, mobile (375 px) and with images blocked.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Show what changed since the last sent issue and the last proof.")
 @pass_state
-def preview(state: CliState, on: datetime | None, out: Path | None, open_browser: bool) -> None:
+def preview(state: CliState, on: datetime | None, out: Path | None, open_browser: bool,
+            serve: bool, port: int, screenshot: bool, show_diff: bool) -> None:
     """Write the upcoming issue as HTML, text and .eml, and lint it."""
+    if serve:
+        return preview_tools.serve_preview(state, _day(on), port, open_browser)
     app = state.app()
     issue = compose_for(app, _day(on))
     if issue is None:
         return nothing_new(app, _day(on))
     result = build_preview(app, issue)
-    paths = write_preview(result, out or app.settings.path(app.settings.preview_dir))
+    folder = out or app.settings.path(app.settings.preview_dir)
+    paths = write_preview(result, folder)
     click.echo(f"Issue nr. {issue.number} ({issue.period}): {issue.subject}")
     for kind, path in paths.items():
         click.echo(f"  {kind:5} {path}")
-    echo_findings(result.findings)
+    if screenshot:
+        preview_tools.echo_screenshots(app, result.html, folder)
+    if show_diff:
+        preview_tools.echo_diff(app, issue)
+    echo_findings(review(app, issue, result))
     if open_browser:
         webbrowser.open(paths["html"].resolve().as_uri())
 
 
 @main.command()
 @date_option
+@click.option("--check-links", is_flag=True,
+              help="Also fetch every link and image (online; uses link_timeout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @pass_state
-def lint(state: CliState, on: datetime | None) -> None:
+def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool) -> None:
     """Check the upcoming issue; exit 1 if there are errors."""
     app = state.app()
     issue = compose_for(app, _day(on))
     if issue is None:
         return nothing_new(app, _day(on))
-    findings = build_preview(app, issue).findings
-    echo_findings(findings)
+    findings = review(app, issue, build_preview(app, issue), ReviewOptions(check_links=check_links))
+    if as_json:
+        preview_tools.echo_findings_json(issue, findings)
+    else:
+        echo_findings(findings)
     if has_errors(findings):
         raise SystemExit(1)
 

@@ -23,6 +23,8 @@ NAMED = {"black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0),
          "green": (0, 128, 0), "blue": (0, 0, 255), "gray": (128, 128, 128),
          "grey": (128, 128, 128), "silver": (192, 192, 192), "navy": (0, 0, 128),
          "yellow": (255, 255, 0), "orange": (255, 165, 0), "maroon": (128, 0, 0)}
+RGB = re.compile(r"rgba?\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*([\d.]+)\s*)?\)")
+COLOUR_TOKEN = re.compile(r"#[0-9a-fA-F]{3,6}\b|rgba?\([^)]*\)|[a-z]+")
 HIDDEN = re.compile(r"display\s*:\s*none|mso-hide\s*:\s*all|max-height\s*:\s*0")
 BOLD_TAGS = {"b", "strong", "h1", "h2", "h3", "h4", "h5", "h6", "th"}
 HEADING_PX = {"h1": 32.0, "h2": 24.0, "h3": 18.72}
@@ -56,7 +58,7 @@ def parse_colour(value: str) -> Rgb | None:
         return tuple(int(c * 2, 16) for c in m[1])  # type: ignore[return-value]
     if m := re.fullmatch(r"#([0-9a-f]{6})", value):
         return tuple(int(m[1][i:i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-    if m := re.fullmatch(r"rgba?\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*([\d.]+)\s*)?\)", value):
+    if m := RGB.fullmatch(value):
         if m[4] is not None and float(m[4]) < 1:
             return None  # translucent: the result depends on what is behind; not judged
         return int(m[1]), int(m[2]), int(m[3])
@@ -141,7 +143,7 @@ def background_of(style: dict[str, str]) -> str:
     """The colour part of background-color or the background shorthand."""
     if "background-color" in style:
         return style["background-color"]
-    for token in re.findall(r"#[0-9a-fA-F]{3,6}\b|rgba?\([^)]*\)|[a-z]+", style.get("background", "")):
+    for token in COLOUR_TOKEN.findall(style.get("background", "")):
         if parse_colour(token):
             return token
     return ""

@@ -240,3 +240,22 @@ rate_limit_hits = Table(
     _utc("occurred_at", nullable=False),
     Index("ix_rate_limit_hits_key_occurred", "key", "occurred_at"),
 )
+
+# Proofs: test sends of an upcoming issue to editors, so `mailer preview --diff` can say
+# what changed since the last one. Only what the diff needs is kept, never addresses.
+proofs = Table(
+    "proofs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("list_id", String(200), nullable=False),
+    Column("period", String(40), nullable=False),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="SET NULL")),
+    Column("segment_key", String(400), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("preheader", Text, nullable=False),
+    Column("item_ids", JSON, nullable=False),
+    Column("html_bytes", Integer, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    _utc("created_at", nullable=False),
+    Index("ix_proofs_list_period", "list_id", "period", "created_at"),
+)
