@@ -32,6 +32,7 @@ class LocalSite:
     routes: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
     head_refused: set[str] = field(default_factory=set)  # paths answering HEAD with 405
     port: int = 0
+    hits: list[str] = field(default_factory=list)  # paths requested, in order
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -43,6 +44,7 @@ def serve_site(site: LocalSite) -> Iterator[LocalSite]:
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, with_body: bool) -> None:
+            site.hits.append(self.path)
             status, ctype, body = site.routes.get(self.path, (404, "text/plain", b"not found"))
             if not with_body and self.path in site.head_refused:
                 status, body = 405, b""

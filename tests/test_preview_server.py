@@ -1,0 +1,133 @@
+"""`mailer preview --serve`: real HTTP against the server, real file edits, polled versions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from mailer.app import App
+from mailer.models import Preferences
+from mailer.preview_server import PreviewServer, segments
+from mailer.settings import with_overrides
+from tests.conftest import make_settings
+from tests.editor_support import editable_sources
+
+DEADLINE = 20.0
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll a real condition until it holds or the deadline passes."""
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)  # polling interval, not synchronisation: the condition decides
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def server(tmp_path, sqlite_url, clock):
+    content, templates = editable_sources(tmp_path)
+    settings = with_overrides(make_settings(tmp_path, sqlite_url), content_dir=content,
+                              templates_dir=templates)
+    config = tmp_path / "mailer.toml"
+    config.write_text("# watched like the real config file\n")
+    srv = PreviewServer(lambda: App(settings, clock), None, config)
+    srv.start()
+    srv.files = (content, templates, config)
+    yield srv
+    srv.stop()
+
+
+def version(srv: PreviewServer) -> int:
+    return requests.get(srv.url + "version", timeout=5).json()["version"]
+
+
+def test_page_shows_html_and_text_side_by_side_with_reload_script(server):
+    page = requests.get(server.url, timeout=30)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert 'id="html-part"' in page.text and 'id="text-part"' in page.text
+    assert 'fetch("/version"' in page.text and "<script src" not in page.text
+    assert "Controle" in page.text
+    mail = requests.get(server.url + "mail", timeout=30)
+    assert mail.headers["Content-Type"].startswith("text/html") and "Uit het magazine" in mail.text
+    text = requests.get(server.url + "text", timeout=30)
+    assert text.headers["Content-Type"].startswith("text/plain") and "AGENDA" in text.text.upper()
+
+
+def test_editing_a_template_bumps_the_version_and_the_page_changes(server):
+    _, templates, _ = server.files
+    before = version(server)
+    template = templates / "newsletter.mjml.j2"
+    template.write_text(template.read_text().replace("Uit het magazine", "Nieuw in het magazine"))
+    wait_for(lambda: version(server) > before, "a version bump after a template edit")
+    assert "Nieuw in het magazine" in requests.get(server.url + "mail", timeout=30).text
+
+
+def test_editing_content_and_settings_bumps_the_version(server):
+    content, _, config = server.files
+    start = version(server)
+    article = next((content / "magazine").glob("*apeldoorn*.md"))
+    article.write_text(article.read_text().replace("Samenwerking in de keten",
+                                                   "Samen optrekken in de keten"))
+    wait_for(lambda: version(server) > start, "a version bump after a content edit")
+    assert "Samen optrekken in de keten" in requests.get(server.url + "text", timeout=30).text
+    after_content = version(server)
+    config.write_text(config.read_text() + "# changed\n")
+    wait_for(lambda: version(server) > after_content, "a version bump after a settings edit")
+
+
+def test_template_error_is_shown_on_the_page_and_fixing_it_recovers(server):
+    _, templates, _ = server.files
+    template = templates / "newsletter.mjml.j2"
+    good = template.read_text()
+    start = version(server)
+    template.write_text(good.replace("{{ list_name }}</h1>", "{{ list_name </h1>", 1))
+    wait_for(lambda: version(server) > start, "a version bump after breaking the template")
+    broken = requests.get(server.url, timeout=30)
+    assert broken.status_code == 500 and 'id="problem"' in broken.text
+    assert 'fetch("/version"' in broken.text  # keeps polling, so the fix reloads it
+    template.write_text(good)
+    wait_for(lambda: requests.get(server.url, timeout=30).status_code == 200, "recovery")
+
+
+def test_segment_switch_renders_each_preference_set(server):
+    keys = dict(segments(server._build.app))
+    assert len(keys) == 3 * 8  # (both, magazine, agenda) x (all themes + 7 themes)
+    page = requests.get(server.url, timeout=30).text
+    assert page.count("<option") == len(keys)
+    agenda_only = Preferences(frozenset({"agenda"}), frozenset()).key()
+    mail = requests.get(server.url + "mail", params={"segment": agenda_only}, timeout=30).text
+    assert "Agenda" in mail and "Uit het magazine" not in mail
+    shown = requests.get(server.url, params={"segment": agenda_only}, timeout=30).text
+    assert "selected>Agenda, alle thema" in shown
+    unknown = requests.get(server.url + "mail", params={"segment": "s=spam"}, timeout=30)
+    assert unknown.status_code == 404
+
+
+@pytest.mark.browser
+def test_browser_reloads_by_itself_after_an_edit(server):
+    from playwright.sync_api import sync_playwright
+
+    from mailer.screenshots import CHROMIUM_ARGS
+
+    _, templates, _ = server.files
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=server._build.app.settings.chromium,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            frame = page.frame_locator("#html-part")
+            frame.get_by_text("Uit het magazine").wait_for()
+            template = templates / "newsletter.mjml.j2"
+            template.write_text(template.read_text().replace("Uit het magazine",
+                                                             "Vers uit het magazine"))
+            # No navigation by the test: the page's own polling script must reload it.
+            frame.get_by_text("Vers uit het magazine").wait_for(timeout=DEADLINE * 1000)
+            assert page.locator("#version").inner_text() != "0"
+        finally:
+            browser.close()
