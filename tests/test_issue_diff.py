@@ -65,8 +65,10 @@ def test_nothing_to_compare_with_yet(diff_app):
 
 def test_proof_then_content_change_shows_items_subject_and_size(diff_app):
     content = diff_app.settings.content_dir
-    issue = store_issue(diff_app, issue_moment(diff_app.settings, diff_app.clock, date(2026, 12, 3)))
-    assert send_test(diff_app, issue, ["redactie@example.org"]) == [("redactie@example.org", "sent")]
+    moment = issue_moment(diff_app.settings, diff_app.clock, date(2026, 12, 3))
+    issue = store_issue(diff_app, moment)
+    sent = send_test(diff_app, issue, ["redactie@example.org"])
+    assert sent == [("redactie@example.org", "sent")]
     with diff_app.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(proofs)).scalar() == 1
     assert diff_against(diff_app, "last proof").unchanged
@@ -78,7 +80,8 @@ def test_proof_then_content_change_shows_items_subject_and_size(diff_app):
     removed_title = removed.read_text().split('title: "', 1)[1].split('"', 1)[0]
     removed.unlink()
     editorial = content / "issues" / "2026-12-03.md"
-    editorial.write_text(editorial.read_text().replace("---\n", "---\nsubject: Nieuw onderwerp\n", 1))
+    editorial.write_text(
+        editorial.read_text().replace("---\n", "---\nsubject: Nieuw onderwerp\n", 1))
     sync(diff_app)
 
     diff = diff_against(diff_app, "last proof")
