@@ -86,11 +86,11 @@ def upgrade(engine: Engine) -> list[str]:
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:
-    """The revisions the database is at (empty for a new database)."""
+    """The revisions the database is at (empty for a new database), sorted."""
     with engine.connect() as conn:
-        return tuple(MigrationContext.configure(conn).get_current_heads())
+        return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
 
 
 def head_revisions(engine: Engine) -> tuple[str, ...]:
-    """The newest revisions the code knows."""
-    return tuple(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    """The newest revisions the code knows, sorted (heads come in no particular order)."""
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config(engine)).get_heads()))
