@@ -4,7 +4,7 @@ A watcher thread compares the modification times of the templates, the content f
 the config file every half second; any change bumps the version. Pages poll `/version`
 with a few lines of inline script (no CDN, no websocket library) and reload when it moves.
 Each request renders the chosen segment for the current version, so an edit shows up on
-the next poll, with content re-synced and settings re-read.
+the next poll, with local content re-synced and settings re-read.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def watched_files(app: App, config: Path | None) -> list[Path]:
     files = [p for folder in (s.path(s.templates_dir), s.path(s.content_dir))
              for p in sorted(folder.rglob("*")) if p.is_file()]
     return files + [p for p in (config or s.root / "mailer.toml",) if p.is_file()]
+
+
+def local_sources(app: App) -> list:
+    """The enabled local Markdown sources: the files the watcher sees."""
+    # Remote sources are left to `mailer content sync`: saving a file never fetches a feed.
+    names = [c.name for c in app.source_configs() if c.kind == "markdown" and c.enabled]
+    return [pair for name in names for pair in app.sources(only=name)]
 
 
 def fingerprint(paths: list[Path]) -> tuple:
@@ -145,7 +152,7 @@ class PreviewServer:
                 raise
             return Build(version, previous, f"Instellingen: {exc}")
         try:
-            for name, source in app.sources():
+            for name, source in local_sources(app):
                 report = sync_source(app.engine, name, source, app.clock)
                 if report.error:
                     return Build(version, app, f"Content {name}: {report.error}")
