@@ -104,6 +104,15 @@ class App:
             error_budget=s.error_budget, budget_window=s.error_budget_window,
         )
 
+    def with_settings(self, **changes) -> App:
+        """A copy with some settings changed, sharing this app's clock and engine."""
+        from mailer.settings import with_overrides
+
+        copy = App(with_overrides(self.settings, **changes), self.clock)
+        # Seed the copy's cached engine so both use one connection pool.
+        copy.__dict__["engine"] = self.engine
+        return copy
+
     @cached_property
     def http(self) -> HttpClient:
         """The one HTTP session all remote sources share."""

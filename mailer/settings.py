@@ -123,6 +123,11 @@ class Settings:
     goodbye_mail: bool = _s("subscriptions", True)
     trusted_proxies: int = _s("subscriptions", 0)
 
+    # [scheduler]
+    jobs_dir: Path = _s("scheduler", Path("jobs"))
+    grace_hours: float = _s("scheduler", 6.0)
+    heartbeat_seconds: int = _s("scheduler", 30)
+
     def path(self, value: Path) -> Path:
         """Resolve a configured path against the settings root."""
         return value if value.is_absolute() else self.root / value
@@ -310,6 +315,8 @@ def _validate(s: Settings) -> None:
         ("confirm_limit_per_ip", s.confirm_limit_per_ip >= 1, "must be at least 1"),
         ("rate_limit_window_minutes", s.rate_limit_window_minutes >= 1, "must be at least 1"),
         ("trusted_proxies", s.trusted_proxies >= 0, "must not be negative"),
+        ("grace_hours", s.grace_hours > 0, "must be positive"),
+        ("heartbeat_seconds", s.heartbeat_seconds >= 1, "must be at least 1"),
     ]
     for name, ok, problem in checks:
         if not ok:

@@ -57,7 +57,7 @@ pass_state = click.make_pass_decorator(CliState)
 
 def register_commands() -> None:
     """Import the command modules; each adds its commands to `main`."""
-    from mailer.cli import content, db, demo, issue, issues, serve, subscribers  # noqa: F401
+    from mailer.cli import content, db, demo, issue, issues, jobs, serve, subscribers  # noqa: F401
 
 
 register_commands()

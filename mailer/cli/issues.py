@@ -152,3 +152,32 @@ def run_send(app: App, record: IssueRecord) -> None:
     echo_result(result)
     if result.drain.paused:
         raise SystemExit(1)
+
+
+@issues.command("hold")
+@click.argument("issue_id", type=int)
+@click.option("--note", help="Why it is held (shown in the issue's status).")
+@pass_state
+def hold(state: CliState, issue_id: int, note: str | None) -> None:
+    """Stop the scheduled send of an issue until it is released."""
+    from mailer.store.issue_control import hold_issue
+
+    app = state.app()
+    with app.engine.begin() as conn:
+        changed = hold_issue(conn, issue_id, note)
+    click.echo(f"Issue {issue_id} is held: the scheduler will not send it."
+               if changed else f"Issue {issue_id} was already held.")
+
+
+@issues.command("release")
+@click.argument("issue_id", type=int)
+@pass_state
+def release(state: CliState, issue_id: int) -> None:
+    """Let a held issue go out at the next scheduled newsletter run."""
+    from mailer.store.issue_control import release_issue
+
+    app = state.app()
+    with app.engine.begin() as conn:
+        release_issue(conn, issue_id)
+    click.echo(f"Issue {issue_id} is released: the next scheduled run sends it "
+               "(or now: mailer jobs run newsletter).")

@@ -259,3 +259,48 @@ proofs = Table(
     _utc("created_at", nullable=False),
     Index("ix_proofs_list_period", "list_id", "period", "created_at"),
 )
+
+# One row per (job, period): the claim that makes a scheduled run happen once, however
+# many schedulers or manual runs reach for it. `owner` and `lease_until` tell a live run
+# from one a crash left behind.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", String(100), nullable=False),
+    Column("period_key", String(100), nullable=False),
+    Column("task", String(40), nullable=False),
+    _utc("fire_time", nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("manual", Boolean, nullable=False, default=False),
+    Column("owner", String(200), nullable=False),
+    _utc("lease_until", nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("issue_id", Integer),
+    Column("detail", Text),
+    _utc("started_at", nullable=False),
+    _utc("finished_at"),
+    UniqueConstraint("job_id", "period_key", name="uq_job_runs_job_id_period_key"),
+)
+
+# Per job: every fire time up to `covered_until` has been dealt with. Start-up compares
+# it with the trigger to find runs missed while no scheduler was running.
+job_state = Table(
+    "job_state",
+    metadata,
+    Column("job_id", String(100), primary_key=True),
+    _utc("covered_until", nullable=False),
+    Column("last_status", String(20)),
+    _utc("updated_at", nullable=False),
+)
+
+# One row per scheduler process: proof of life for operators and `mailer jobs list`.
+scheduler_heartbeats = Table(
+    "scheduler_heartbeats",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    _utc("started_at", nullable=False),
+    _utc("beat_at", nullable=False),
+    _utc("stopped_at"),
+    Column("jobs", Integer, nullable=False, default=0),
+)

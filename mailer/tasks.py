@@ -1,0 +1,201 @@
+"""What scheduled jobs do: each task name maps to one function over the existing services."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from mailer.app import App
+from mailer.compose import compose_issue, period_of
+from mailer.dutch import clock_time, long_date
+from mailer.jobs import JobSpec
+from mailer.models import Issue, IssueStatus, ItemStatus
+from mailer.notify import notify_editors
+from mailer.sending import send_issue, send_test, store_issue
+from mailer.store import issue_control
+from mailer.store import issues as issue_store
+from mailer.store.jobs import RunStatus
+from mailer.sync import sync_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Everything a task needs: the app, its job, the fire time it runs for, a stop flag."""
+
+    app: App
+    spec: JobSpec
+    fire_time: datetime
+    specs: dict[str, JobSpec]
+    stop: threading.Event
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How a task run ended, in a line an operator can read."""
+
+    status: RunStatus
+    detail: str
+    issue_id: int | None = None
+
+
+class TaskFailed(Exception):
+    """A task could not do its work; the message says why (the run is recorded failed)."""
+
+
+def newsletter_app(app: App, spec: JobSpec) -> App:
+    """The app as a newsletter job sees it: its options may override compose settings."""
+    horizon = spec.options.get("event_horizon_weeks")
+    return app.with_settings(event_horizon_weeks=horizon) if horizon else app
+
+
+def new_item_count(conn: Connection, issue: Issue) -> int:
+    """Magazine items plus events no earlier issue announced: what is new in an issue."""
+    announced = issue_store.announced_item_ids(conn, issue.list_id, issue.id)
+    fresh = [e for e in issue.events
+             if e.id not in announced and e.item.status is ItemStatus.ACTIVE]
+    return len(issue.magazine) + len(fresh)
+
+
+def enough_content(app: App, moment: datetime, minimum: int) -> tuple[bool, int]:
+    """Whether the issue for a moment has at least `minimum` new items (and how many)."""
+    with app.engine.connect() as conn:
+        record = issue_store.issue_by_period(conn, app.settings.list_id, period_of(moment))
+        if record is not None and record.frozen:
+            return True, -1  # sending has begun: it is finished whatever the content
+        draft = compose_issue(conn, app.settings, moment)
+        count = new_item_count(conn, draft) if draft else 0
+    return count >= minimum, count
+
+
+def run_newsletter(ctx: TaskContext) -> TaskResult:
+    """Compose, store and send (or resume) the issue of the fire time's period."""
+    app = newsletter_app(ctx.app, ctx.spec)
+    moment, minimum = ctx.fire_time, ctx.spec.options["min_items"]
+    when = f"{long_date(moment)} {clock_time(moment)}"
+    ok, count = enough_content(app, moment, minimum)
+    if not ok:
+        return _too_little(app, when, count, minimum)
+    issue = store_issue(app, moment)
+    if issue is None:
+        return _too_little(app, when, 0, minimum)
+    with app.engine.begin() as conn:
+        status = issue_control.begin_send(conn, issue.id, app.clock.now())
+    if status is IssueStatus.HELD:
+        notify_editors(app, f"Nieuwsbrief nr. {issue.number} is tegengehouden", [
+            f"Nummer {issue.number} ({issue.subject}) is op {when} niet verstuurd, "
+            "omdat het is tegengehouden.",
+            f"Versturen kan alsnog: mailer issues release {issue.id} en daarna "
+            f"mailer jobs run {ctx.spec.id}.",
+        ])
+        return TaskResult(RunStatus.HELD, f"issue {issue.id} is held; not sent", issue.id)
+    if status is IssueStatus.SENT:
+        return TaskResult(RunStatus.DONE, f"issue {issue.id} was already sent", issue.id)
+    if status is not IssueStatus.SENDING:
+        return TaskResult(RunStatus.SKIPPED, f"issue {issue.id} is {status}; not sent "
+                          f"(mailer issues resume {issue.id} continues it)", issue.id)
+    result = send_issue(app, issue, ctx.stop)
+    c = result.counts
+    summary = (f"issue {issue.id} nr. {issue.number} ({issue.period}): sent {c['sent']}, "
+               f"failed {c['failed']}, queued {c['queued']}, in flight {c['sending']}")
+    if result.finished:
+        return TaskResult(RunStatus.DONE, summary + "; finished", issue.id)
+    if result.drain.stopped:
+        return TaskResult(RunStatus.INTERRUPTED, summary + "; stopped by shutdown", issue.id)
+    # Retries wait for their backoff; the retry-failed job (or a rerun) finishes them.
+    return TaskResult(RunStatus.DONE, summary + "; retries pending", issue.id)
+
+
+def _too_little(app: App, when: str, count: int, minimum: int) -> TaskResult:
+    if count == 0:
+        detail, line = "nothing new: no issue", "Er is geen nieuwe inhoud sinds het vorige nummer."
+    else:
+        detail = f"{count} new item(s), fewer than the minimum of {minimum}: no issue"
+        line = (f"Er zijn {count} nieuwe onderdelen, minder dan het minimum van {minimum} "
+                "dat voor deze nieuwsbrief is ingesteld.")
+    notify_editors(app, f"Geen nieuwsbrief op {when}", [
+        f"De nieuwsbrief van {when} is niet verstuurd.", line,
+        "Voeg inhoud toe en verstuur alsnog met mailer jobs run, of wacht op het volgende nummer.",
+    ])
+    log.info("newsletter for %s not sent: %s", when, detail)
+    return TaskResult(RunStatus.SKIPPED, detail)
+
+
+def run_proof(ctx: TaskContext) -> TaskResult:
+    """Mail the editors a proof of the issue the newsletter job will send next."""
+    target = ctx.specs[ctx.spec.options["newsletter_job"]]
+    moment = target.next_fire(ctx.fire_time)
+    if moment is None:
+        raise TaskFailed(f"job {target.id} has no next fire time")
+    app = newsletter_app(ctx.app, target)
+    when = f"{long_date(moment)} {clock_time(moment)}"
+    minimum = target.options["min_items"]
+    ok, count = enough_content(app, moment, minimum)
+    issue = store_issue(app, moment) if count != 0 else None
+    if issue is None:
+        notify_editors(app, f"Geen proef: geen nieuwe inhoud voor {when}", [
+            f"Voor de nieuwsbrief van {when} is er nog geen nieuwe inhoud, dus ook geen proef.",
+        ])
+        return TaskResult(RunStatus.SKIPPED, f"nothing new for {moment.isoformat()}: no proof")
+    outcomes = send_test(app, issue, list(app.settings.editors))
+    lines = [f"De proef van nummer {issue.number} ({issue.subject}) is naar je onderweg.",
+             f"Verzending: {when}. Tegenhouden: mailer issues hold {issue.id}."]
+    if not ok:
+        lines.append(f"Let op: {count} nieuwe onderdelen, minder dan het minimum van {minimum}; "
+                     "zonder meer inhoud gaat dit nummer niet uit.")
+    notify_editors(app, f"Proef van nummer {issue.number} verstuurd", lines)
+    detail = ", ".join(f"{address}: {outcome}" for address, outcome in outcomes)
+    return TaskResult(RunStatus.DONE, f"proof of issue {issue.id} for {moment.isoformat()}: "
+                      + detail, issue.id)
+
+
+def run_sync(ctx: TaskContext) -> TaskResult:
+    """Sync every content source into the item ledger; a failed source fails the run."""
+    app = ctx.app
+    reports = [sync_source(app.engine, name, src, app.clock) for name, src in app.sources()]
+    failed = [f"{r.name}: {r.error}" for r in reports if not r.ok]
+    if failed:
+        raise TaskFailed("source(s) failed: " + "; ".join(failed))
+    return TaskResult(RunStatus.DONE, ", ".join(
+        f"{r.name}: new {r.new}, updated {r.updated}, deleted {r.deleted}" for r in reports))
+
+
+def run_purge(ctx: TaskContext) -> TaskResult:
+    """Erase subscribers left unconfirmed longer than `pending_purge_days`."""
+    from mailer.subscriptions import purge_pending
+
+    count = purge_pending(ctx.app)
+    return TaskResult(RunStatus.DONE, f"purged {count} unconfirmed subscription(s)")
+
+
+def run_retry_failed(ctx: TaskContext) -> TaskResult:
+    """Resume every recent issue still sending: due retries, rows a crash left in flight."""
+    app = ctx.app
+    since = app.clock.now() - timedelta(hours=ctx.spec.options["max_age_hours"])
+    with app.engine.connect() as conn:
+        pending = [r for r in issue_store.list_issues(conn, app.settings.list_id)
+                   if r.status is IssueStatus.SENDING and r.moment >= since]
+        issues = [issue_store.load_issue(conn, r) for r in pending]
+    lines = []
+    for issue in issues:
+        if ctx.stop.is_set():
+            return TaskResult(RunStatus.INTERRUPTED, "; ".join(lines) or "stopped")
+        result = send_issue(app, issue, ctx.stop)
+        lines.append(f"issue {issue.id}: sent {result.drain.sent}, "
+                     f"{'finished' if result.finished else 'not finished'}")
+    return TaskResult(RunStatus.DONE, "; ".join(lines) or "no issue is being sent")
+
+
+TASK_FUNCTIONS: dict[str, Callable[[TaskContext], TaskResult]] = {
+    "newsletter": run_newsletter,
+    "proof": run_proof,
+    "sync-content": run_sync,
+    "purge-pending": run_purge,
+    "retry-failed": run_retry_failed,
+}
