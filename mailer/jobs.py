@@ -63,7 +63,7 @@ class WallClockCronTrigger(CronTrigger):
 
 
 def _second_occurrence(moment: datetime) -> bool:
-    local = moment.astimezone(moment.tzinfo)
+    local = moment.astimezone(UTC).astimezone(moment.tzinfo)  # normalise a nonexistent time
     naive = local.replace(tzinfo=None)
     first = naive.replace(tzinfo=local.tzinfo, fold=0).utcoffset()
     second = naive.replace(tzinfo=local.tzinfo, fold=1).utcoffset()
@@ -87,8 +87,13 @@ class JobSpec:
     raw_trigger: dict[str, Any] = field(default_factory=dict)
 
     def next_fire(self, after: datetime) -> datetime | None:
-        """The first fire time strictly after an instant, in the job's timezone."""
-        return self.trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+        """The first fire time strictly after an instant, as aware UTC.
+
+        UTC, because Python compares and subtracts two datetimes of one zone by their
+        wall-clock values, which is wrong exactly around a DST change.
+        """
+        fire = self.trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+        return fire.astimezone(UTC) if fire else None
 
 
 def load_jobs(folder: Path, default_grace_hours: float = 6.0) -> list[JobSpec]:

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from mailer.app import App, default_worker_id
 from mailer.clock import SystemClock
 from mailer.compose import period_of
-from mailer.dutch import clock_time, long_date
+from mailer.dutch import long_date
 from mailer.jobs import JobSpec, build_scheduler, latest_fire
 from mailer.notify import notify_editors
 from mailer.store import jobs as job_store
 from mailer.store.jobs import FINAL, RunStatus
-from mailer.tasks import TASK_FUNCTIONS, TaskContext, TaskResult
+from mailer.tasks import TASK_FUNCTIONS, TaskContext, TaskResult, moment_text
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ class JobRunner:
         if result.status is RunStatus.FAILED and before is not RunStatus.FAILED:
             # One mail when a job starts failing, not one per hour while it keeps failing.
             notify_editors(self.app, f"Planner: taak {spec.id} is mislukt", [
-                f"De taak {spec.id} ({spec.task}) van {long_date(fire_time)} "
-                f"{clock_time(fire_time)} is mislukt.",
+                f"De taak {spec.id} ({spec.task}) van {moment_text(fire_time)} is mislukt.",
                 f"Foutmelding: {result.detail}",
                 "Zolang de fout blijft, krijg je hier geen nieuwe mail over; kijk in het log "
                 "van de planner voor details.",
@@ -199,8 +198,8 @@ class JobRunner:
             hours = spec.grace.total_seconds() / 3600
             subject = f"Planner: {spec.id} van {long_date(fire_time)} overgeslagen"
             notify_editors(self.app, subject, [
-                f"De taak {spec.id} ({spec.task}) had op {long_date(fire_time)} om "
-                f"{clock_time(fire_time)} moeten lopen, maar de planner draaide toen niet.",
+                f"De taak {spec.id} ({spec.task}) had op {moment_text(fire_time)} moeten "
+                "lopen, maar de planner draaide toen niet.",
                 f"Dat is meer dan {hours:g} uur geleden, dus is de taak overgeslagen in plaats "
                 "van te laat uitgevoerd.",
                 f"Alsnog uitvoeren kan met: mailer jobs run {spec.id}",

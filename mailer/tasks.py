@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from mailer.app import App
 from mailer.compose import compose_issue, period_of
-from mailer.dutch import clock_time, long_date
+from mailer.dutch import long_date, time_of_day
 from mailer.jobs import JobSpec
 from mailer.models import Issue, IssueStatus, ItemStatus
 from mailer.notify import notify_editors
@@ -49,6 +49,11 @@ class TaskFailed(Exception):
     """A task could not do its work; the message says why (the run is recorded failed)."""
 
 
+def moment_text(moment: datetime) -> str:
+    """'donderdag 3 december 2026 om 9.00 uur', for notes to the editors."""
+    return f"{long_date(moment)} om {time_of_day(moment)}"
+
+
 def newsletter_app(app: App, spec: JobSpec) -> App:
     """The app as a newsletter job sees it: its options may override compose settings."""
     horizon = spec.options.get("event_horizon_weeks")
@@ -78,7 +83,7 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
     """Compose, store and send (or resume) the issue of the fire time's period."""
     app = newsletter_app(ctx.app, ctx.spec)
     moment, minimum = ctx.fire_time, ctx.spec.options["min_items"]
-    when = f"{long_date(moment)} {clock_time(moment)}"
+    when = moment_text(moment)
     ok, count = enough_content(app, moment, minimum)
     if not ok:
         return _too_little(app, when, count, minimum)
@@ -134,7 +139,7 @@ def run_proof(ctx: TaskContext) -> TaskResult:
     if moment is None:
         raise TaskFailed(f"job {target.id} has no next fire time")
     app = newsletter_app(ctx.app, target)
-    when = f"{long_date(moment)} {clock_time(moment)}"
+    when = moment_text(moment)
     minimum = target.options["min_items"]
     ok, count = enough_content(app, moment, minimum)
     issue = store_issue(app, moment) if count != 0 else None

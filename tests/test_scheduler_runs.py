@@ -1,0 +1,221 @@
+"""Job runs in one process: once per period, hold and release, minimum content, missed
+runs within and beyond the grace period, loud failures. Real databases, real file provider."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer.app import App
+from mailer.clock import FixedClock
+from mailer.jobs import load_jobs
+from mailer.scheduler import JobRunner, period_key
+from mailer.store import jobs as job_store
+from mailer.store.issue_control import IssueStateError, hold_issue, release_issue
+from mailer.store.jobs import RunStatus
+from mailer.store.tables import issues, job_runs, outbox
+
+AMS = ZoneInfo("Europe/Amsterdam")
+THURSDAY_NINE = datetime(2026, 12, 3, 9, 0, tzinfo=AMS).astimezone(UTC)
+
+
+def at(app: App, moment: datetime) -> App:
+    """The same installation, its clock at another instant."""
+    moved = App(app.settings, FixedClock(moment.astimezone(UTC)))
+    moved.__dict__["engine"] = app.engine
+    return moved
+
+
+def runner_at(app: App, moment: datetime, owner: str = "test-host:1") -> JobRunner:
+    specs = load_jobs(app.settings.path(app.settings.jobs_dir))
+    return JobRunner(at(app, moment), specs, owner=owner)
+
+
+def spec(runner: JobRunner, job_id: str):
+    return runner.specs[job_id]
+
+
+def notes(app: App) -> list[str]:
+    """Subjects of the notes mailed to the editors (issue 0 in the file provider)."""
+    folder = app.settings.path(app.settings.outbox_dir) / "issue-0"
+    return sorted(message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"]
+                  for p in folder.glob("*.eml")) if folder.is_dir() else []
+
+
+def sent_rows(app: App) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.count()).where(outbox.c.status == "sent")).scalar()
+
+
+def issue_count(app: App) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(issues)).scalar()
+
+
+def test_the_newsletter_runs_once_per_iso_week(loaded_app):
+    first = runner_at(loaded_app, THURSDAY_NINE)
+    outcome = first.run(spec(first, "newsletter"), THURSDAY_NINE)
+    assert outcome.ran and outcome.status is RunStatus.DONE, outcome.detail
+    assert outcome.period_key == "2026-W49"
+    assert sent_rows(loaded_app) == 12
+    # A manual run later that week, by another process, finds the period done.
+    later = runner_at(loaded_app, THURSDAY_NINE + timedelta(hours=5), owner="other-host:2")
+    again = later.run(spec(later, "newsletter"), later.app.clock.now(), manual=True)
+    assert not again.ran and again.status is RunStatus.DONE
+    assert sent_rows(loaded_app) == 12 and issue_count(loaded_app) == 1
+    eml = list((loaded_app.settings.path(loaded_app.settings.outbox_dir)).glob("issue-1/*.eml"))
+    assert len(eml) == 12
+
+
+def test_too_few_new_items_sends_nothing_and_tells_the_editors(loaded_app):
+    runner = runner_at(loaded_app, THURSDAY_NINE)
+    job = replace(spec(runner, "newsletter"), options={"min_items": 50,
+                                                       "event_horizon_weeks": None})
+    outcome = runner.run(job, THURSDAY_NINE)
+    assert outcome.status is RunStatus.SKIPPED and "fewer than the minimum of 50" in outcome.detail
+    assert sent_rows(loaded_app) == 0 and issue_count(loaded_app) == 0
+    assert notes(loaded_app) == ["Geen nieuwsbrief op donderdag 3 december 2026 om 9.00 uur"]
+    # A week without any new content at all: skipped too, with its own note.
+    empty = THURSDAY_NINE + timedelta(weeks=30)
+    nothing = runner_at(loaded_app, empty).run(job, empty)
+    assert nothing.status is RunStatus.SKIPPED and nothing.detail.startswith("nothing new")
+
+
+def test_a_held_issue_is_not_sent_until_released(loaded_app):
+    proof_time = datetime(2026, 12, 2, 14, 0, tzinfo=AMS)
+    runner = runner_at(loaded_app, proof_time)
+    proofed = runner.run(spec(runner, "proof"), proof_time)
+    assert proofed.status is RunStatus.DONE, proofed.detail
+    issue_id = proofed.detail and runner_issue(loaded_app)
+    proof_mails = list((loaded_app.settings.path(loaded_app.settings.outbox_dir))
+                       .glob(f"issue-{issue_id}/*.eml"))
+    assert [p.name.split("-", 1)[1] for p in proof_mails] == ["redactie@platformjep.example.nl.eml"]
+    subject = message_from_bytes(proof_mails[0].read_bytes(), policy=policy.default)["Subject"]
+    assert subject.startswith("[TEST] WeerbaarNL nr. 1")
+    assert notes(loaded_app) == ["Proef van nummer 1 verstuurd"]
+
+    with loaded_app.engine.begin() as conn:
+        assert hold_issue(conn, issue_id, "wacht op correctie")
+        assert not hold_issue(conn, issue_id)  # holding twice is harmless
+    runner = runner_at(loaded_app, THURSDAY_NINE)
+    held = runner.run(spec(runner, "newsletter"), THURSDAY_NINE)
+    assert held.status is RunStatus.HELD and sent_rows(loaded_app) == 0
+    assert "Nieuwsbrief nr. 1 is tegengehouden" in notes(loaded_app)
+
+    with loaded_app.engine.begin() as conn:
+        release_issue(conn, issue_id)
+        with pytest.raises(IssueStateError, match="not held"):
+            release_issue(conn, issue_id)
+    # The scheduler does not retry a held run by itself; a manual run sends it.
+    auto = runner.run(spec(runner, "newsletter"), THURSDAY_NINE)
+    assert not auto.ran and auto.status is RunStatus.HELD
+    manual = runner.run(spec(runner, "newsletter"), THURSDAY_NINE, manual=True)
+    assert manual.status is RunStatus.DONE and sent_rows(loaded_app) == 12
+    with loaded_app.engine.begin() as conn, pytest.raises(IssueStateError, match="is sent"):
+        hold_issue(conn, issue_id)
+
+
+def runner_issue(app: App) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(issues.c.id)).scalar_one()
+
+
+def test_a_run_missed_within_the_grace_period_runs_at_start_up(loaded_app):
+    with loaded_app.engine.begin() as conn:
+        job_store.advance_coverage(conn, "newsletter", THURSDAY_NINE - timedelta(days=1),
+                                   THURSDAY_NINE)
+    start = THURSDAY_NINE + timedelta(hours=5, minutes=59)
+    runner = runner_at(loaded_app, start)
+    due = dict((s.id, f) for s, f in runner.catch_up(start))
+    assert due["newsletter"] == THURSDAY_NINE
+    outcome = runner.run(spec(runner, "newsletter"), due["newsletter"])
+    assert outcome.status is RunStatus.DONE and sent_rows(loaded_app) == 12
+    with loaded_app.engine.connect() as conn:
+        assert job_store.covered_until(conn, "newsletter") == THURSDAY_NINE
+    assert "newsletter" not in dict((s.id, f) for s, f in runner.catch_up(start))
+
+
+def test_a_run_missed_beyond_the_grace_period_is_skipped_and_reported(loaded_app):
+    with loaded_app.engine.begin() as conn:
+        job_store.advance_coverage(conn, "newsletter", THURSDAY_NINE - timedelta(days=1),
+                                   THURSDAY_NINE)
+    start = THURSDAY_NINE + timedelta(hours=6, minutes=1)
+    runner = runner_at(loaded_app, start)
+    assert "newsletter" not in [s.id for s, _ in runner.catch_up(start)]
+    with loaded_app.engine.connect() as conn:
+        run = job_store.run_by_key(conn, "newsletter", "2026-W49")
+    assert run.status is RunStatus.MISSED and "beyond the grace period" in run.detail
+    assert notes(loaded_app) == ["Planner: newsletter van donderdag 3 december 2026 overgeslagen"]
+    assert sent_rows(loaded_app) == 0 and issue_count(loaded_app) == 0
+    # A second scheduler starting now reports nothing new; the next Thursday runs normally.
+    runner_at(loaded_app, start, owner="other-host:9").catch_up(start)
+    assert len(notes(loaded_app)) == 1
+    next_week = THURSDAY_NINE + timedelta(weeks=1, minutes=30)
+    due = dict((s.id, f) for s, f in runner_at(loaded_app, next_week).catch_up(next_week))
+    assert due["newsletter"] == THURSDAY_NINE + timedelta(weeks=1)
+
+
+def test_weeks_of_downtime_coalesce_into_one_run(loaded_app):
+    with loaded_app.engine.begin() as conn:
+        job_store.advance_coverage(conn, "newsletter", THURSDAY_NINE - timedelta(weeks=4),
+                                   THURSDAY_NINE)
+    start = THURSDAY_NINE + timedelta(minutes=20)
+    due = [(s.id, f) for s, f in runner_at(loaded_app, start).catch_up(start)]
+    assert [f for job, f in due if job == "newsletter"] == [THURSDAY_NINE]
+    with loaded_app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(job_runs)).scalar() == 0
+
+
+def test_a_first_start_catches_up_nothing(app):
+    now = THURSDAY_NINE + timedelta(hours=1)
+    assert runner_at(app, now).catch_up(now) == []
+    with app.engine.connect() as conn:
+        assert job_store.covered_until(conn, "newsletter") == now
+
+
+@pytest.mark.parametrize("local", [datetime(2026, 3, 29, 5, 0), datetime(2026, 10, 25, 5, 0)])
+def test_missed_runs_across_a_dst_night(app, local, tmp_path):
+    start = local.replace(tzinfo=AMS)
+    with app.engine.begin() as conn:
+        job_store.advance_coverage(conn, "purge-pending", start - timedelta(days=1), start)
+    due = dict((s.id, f) for s, f in runner_at(app, start).catch_up(start))
+    assert due["purge-pending"].astimezone(AMS).strftime("%m-%d %H:%M") == \
+        start.strftime("%m-%d 04:15")
+
+
+def test_a_failing_job_is_recorded_mails_the_editors_once_and_may_be_retried(app, tmp_path):
+    broken = tmp_path / "verdwenen-content"  # the content folder is gone: the source fails
+    app = App(replace(app.settings, content_dir=broken), app.clock)
+    runner = runner_at(app, THURSDAY_NINE)
+    sync = spec(runner, "sync-content")
+    first = runner.run(sync, THURSDAY_NINE)
+    second = runner.run(sync, THURSDAY_NINE + timedelta(hours=1))
+    assert first.status is second.status is RunStatus.FAILED
+    assert len(notes(app)) == 1 and notes(app)[0] == "Planner: taak sync-content is mislukt"
+    body = next((app.settings.path(app.settings.outbox_dir) / "issue-0").glob("*.eml")).read_text()
+    assert "TaskFailed" in body and "verdwenen-content" in body
+    # A failed run stays open: a restart within the grace period tries it again.
+    with app.engine.connect() as conn:
+        assert job_store.covered_until(conn, "sync-content") < THURSDAY_NINE + timedelta(hours=1)
+    retry = runner_at(app, THURSDAY_NINE + timedelta(hours=1), owner="restarted:3")
+    assert retry.run(sync, THURSDAY_NINE + timedelta(hours=1)).ran
+
+
+def test_a_run_owned_by_a_live_process_is_left_alone(loaded_app):
+    import os
+    import socket
+
+    live = f"{socket.gethostname()}:{os.getppid()}"
+    with loaded_app.engine.begin() as conn:
+        job_store.claim_run(conn, job_id="newsletter", period_key="2026-W49", task="newsletter",
+                            fire_time=THURSDAY_NINE, owner=live, now=datetime.now(UTC),
+                            lease=timedelta(minutes=10), manual=False,
+                            owner_is_dead=lambda _: False)
+    runner = runner_at(loaded_app, THURSDAY_NINE)
+    outcome = runner.run(spec(runner, "newsletter"), THURSDAY_NINE, manual=True)
+    assert not outcome.ran and outcome.status is RunStatus.RUNNING
+    assert sent_rows(loaded_app) == 0
+    assert period_key(spec(runner, "sync-content"), THURSDAY_NINE) == "2026-12-03T08:00:00+00:00"
