@@ -20,6 +20,7 @@ from mailer.sending import send_issue, send_test, store_issue
 from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store.jobs import RunStatus
+from mailer.subscriptions import purge_pending
 from mailer.sync import sync_source
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,9 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
         return TaskResult(RunStatus.SKIPPED, f"issue {issue.id} is {status}; not sent "
                           f"(mailer issues resume {issue.id} continues it)", issue.id)
     result = send_issue(app, issue, ctx.stop)
+    if result.drain.paused:
+        raise TaskFailed(f"issue {issue.id} paused: {result.drain.paused}; check it, then "
+                         f"mailer issues resume {issue.id}")
     c = result.counts
     summary = (f"issue {issue.id} nr. {issue.number} ({issue.period}): sent {c['sent']}, "
                f"failed {c['failed']}, queued {c['queued']}, in flight {c['sending']}")
@@ -173,8 +177,6 @@ def run_sync(ctx: TaskContext) -> TaskResult:
 
 def run_purge(ctx: TaskContext) -> TaskResult:
     """Erase subscribers left unconfirmed longer than `pending_purge_days`."""
-    from mailer.subscriptions import purge_pending
-
     count = purge_pending(ctx.app)
     return TaskResult(RunStatus.DONE, f"purged {count} unconfirmed subscription(s)")
 

@@ -219,3 +219,37 @@ def test_a_run_owned_by_a_live_process_is_left_alone(loaded_app):
     assert not outcome.ran and outcome.status is RunStatus.RUNNING
     assert sent_rows(loaded_app) == 0
     assert period_key(spec(runner, "sync-content"), THURSDAY_NINE) == "2026-12-03T08:00:00+00:00"
+
+
+def test_the_purge_job_erases_stale_pending_subscriptions(app):
+    from mailer.models import Preferences, SubscriberStatus
+    from mailer.store import subscribers as subs
+
+    with app.engine.begin() as conn:
+        old = subs.add_subscriber(conn, email="oud@example.org", name="", status=
+                                  SubscriberStatus.PENDING, preferences=Preferences(),
+                                  source="test", now=THURSDAY_NINE - timedelta(days=31))
+        new = subs.add_subscriber(conn, email="nieuw@example.org", name="", status=
+                                  SubscriberStatus.PENDING, preferences=Preferences(),
+                                  source="test", now=THURSDAY_NINE - timedelta(days=2))
+    runner = runner_at(app, THURSDAY_NINE)
+    outcome = runner.run(spec(runner, "purge-pending"), THURSDAY_NINE)
+    assert outcome.status is RunStatus.DONE and outcome.detail == "purged 1 unconfirmed " \
+        "subscription(s)"
+    with app.engine.connect() as conn:
+        assert subs.subscriber_by_id(conn, old.id).status is SubscriberStatus.ERASED
+        assert subs.subscriber_by_id(conn, new.id).status is SubscriberStatus.PENDING
+
+
+def test_retry_failed_finishes_recent_unfinished_sends_only(loaded_app):
+    from mailer.sending import enqueue, store_issue
+
+    issue = store_issue(loaded_app, THURSDAY_NINE)
+    enqueue(loaded_app, issue)  # a send that stopped right after enqueueing
+    stale = runner_at(loaded_app, THURSDAY_NINE + timedelta(hours=25))
+    too_late = stale.run(spec(stale, "retry-failed"), stale.app.clock.now())
+    assert too_late.detail == "no issue is being sent" and sent_rows(loaded_app) == 0
+    runner = runner_at(loaded_app, THURSDAY_NINE + timedelta(minutes=10))
+    outcome = runner.run(spec(runner, "retry-failed"), runner.app.clock.now())
+    assert outcome.status is RunStatus.DONE and "finished" in outcome.detail
+    assert sent_rows(loaded_app) == 12
