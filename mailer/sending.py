@@ -76,6 +76,10 @@ class IssuePaused(MailerError):
     """The issue is paused (error budget, too large, or by an operator): resume it first."""
 
 
+class IssueHeld(MailerError):
+    """The editors hold the issue (`mailer issues hold`): it is not sent until released."""
+
+
 def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
                on_progress: Callable[[DrainReport], None] | None = None, *,
                resume: bool = False) -> SendResult:
@@ -84,6 +88,9 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
     A paused issue is only sent on with `resume=True` (`mailer issues resume N`)."""
     with app.engine.connect() as conn:
         record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
+    if record and record.status is IssueStatus.HELD:
+        raise IssueHeld(f"issue nr. {record.number} is held by the editors; release it with "
+                        f"`mailer issues release {record.id}`")
     if record and record.status is IssueStatus.PAUSED and not resume:
         raise IssuePaused(f"issue nr. {record.number} is paused: {record.status_note or '-'}; "
                           f"resume it with `mailer issues resume {record.id}`")

@@ -64,7 +64,8 @@ class Install:
         return {"MAILER_DATABASE_URL": self.app.settings.database_url,
                 "MAILER_SECRET_KEY": TEST_KEY, "MAILER_OUTBOX_DIR": str(self.outbox),
                 "MAILER_JOBS_DIR": str(self.jobs), "MAILER_NOW": now,
-                "MAILER_BATCH_SIZE": "4", "MAILER_HEARTBEAT_SECONDS": "1", **extra}
+                "MAILER_BATCH_SIZE": "4", "MAILER_CONCURRENCY": "1",
+                "MAILER_HEARTBEAT_SECONDS": "1", **extra}
 
     def scheduler(self, now: str, name: str) -> subprocess.Popen:
         return start(["scheduler", "run"], self.env(now), self.tmp / f"{name}.log")

@@ -103,6 +103,11 @@ def test_a_held_issue_is_not_sent_until_released(loaded_app):
     runner = runner_at(loaded_app, THURSDAY_NINE)
     held = runner.run(spec(runner, "newsletter"), THURSDAY_NINE)
     assert held.status is RunStatus.HELD and sent_rows(loaded_app) == 0
+    # `mailer send` and `mailer issues resume` go through send_issue, which refuses too.
+    from mailer.sending import IssueHeld, send_issue, store_issue
+    with pytest.raises(IssueHeld, match="held by the editors"):
+        send_issue(loaded_app, store_issue(loaded_app, THURSDAY_NINE), resume=True)
+    assert sent_rows(loaded_app) == 0
     assert "Nieuwsbrief nr. 1 is tegengehouden" in notes(loaded_app)
 
     with loaded_app.engine.begin() as conn:
