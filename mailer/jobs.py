@@ -230,12 +230,24 @@ def fire_times(spec: JobSpec, after: datetime, until: datetime, limit: int = 100
         fire = spec.next_fire(fire)
 
 
-def latest_fire(spec: JobSpec, after: datetime, until: datetime) -> tuple[datetime | None, int]:
-    """The latest fire time in (after, until] and how many there were (coalescing)."""
-    latest, count = None, 0
-    for fire in fire_times(spec, after, until):
-        latest, count = fire, count + 1
-    return latest, count
+def latest_fire(spec: JobSpec, after: datetime, until: datetime) -> datetime | None:
+    """The latest fire time in (after, until], or None.
+
+    Searches backwards in doubling windows, so a frequent job over a long gap costs a
+    few steps, not one per fire time.
+    """
+    span = timedelta(minutes=1)
+    while True:
+        start = max(after, until - span)
+        latest = max(fire_times(spec, start, until), default=None)
+        if latest is not None or start <= after:
+            return latest
+        span *= 2
+
+
+def fire_count(spec: JobSpec, after: datetime, until: datetime, cap: int = 1000) -> int:
+    """How many fire times lie in (after, until], counting at most `cap`."""
+    return sum(1 for _ in fire_times(spec, after, until, limit=cap))
 
 
 def build_scheduler(specs: list[JobSpec], fire: Callable[[JobSpec], None]) -> BackgroundScheduler:

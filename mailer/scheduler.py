@@ -19,7 +19,7 @@ from mailer.app import App, default_worker_id
 from mailer.clock import SystemClock
 from mailer.compose import period_of
 from mailer.dutch import long_date
-from mailer.jobs import JobSpec, build_scheduler, latest_fire
+from mailer.jobs import JobSpec, build_scheduler, fire_count, latest_fire
 from mailer.notify import notify_editors
 from mailer.store import jobs as job_store
 from mailer.store.jobs import FINAL, RunStatus
@@ -147,13 +147,11 @@ class JobRunner:
     def fire(self, spec: JobSpec) -> None:
         """APScheduler's entry point: run the job for its latest fire time up to now."""
         now = self.app.clock.now()
-        fire_time, count = latest_fire(spec, now - spec.grace, now)
+        fire_time = latest_fire(spec, now - spec.grace, now)
         if fire_time is None:
             log.warning("job %s fired, but no fire time lies within its grace period before "
                         "%s; nothing run", spec.id, now.isoformat())
             return
-        if count > 1:
-            log.info("job %s: %d fire times coalesced into one run", spec.id, count)
         self.run(spec, fire_time)
 
     def catch_up(self, now: datetime) -> list[tuple[JobSpec, datetime]]:
@@ -173,14 +171,15 @@ class JobRunner:
             if covered is None:  # first start: nothing can have been missed yet
                 job_store.advance_coverage(conn, spec.id, now, now)
                 return None
-        recent, count = latest_fire(spec, max(covered, now - spec.grace), now)
-        older, older_count = latest_fire(spec, covered, min(now - spec.grace, now))
+        recent = latest_fire(spec, max(covered, now - spec.grace), now)
         if recent is not None:
             log.warning("job %s: %d run(s) missed while the scheduler was down; running the "
-                        "one of %s now", spec.id, count + older_count, recent.isoformat())
+                        "one of %s now", spec.id, fire_count(spec, covered, now),
+                        recent.isoformat())
             return recent
+        older = latest_fire(spec, covered, now - spec.grace)
         if older is not None:
-            self._report_missed(spec, older, older_count, now)
+            self._report_missed(spec, older, fire_count(spec, covered, now), now)
         return None
 
     def _report_missed(self, spec: JobSpec, fire_time: datetime, count: int,
