@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 
 from flask import Flask
 
 app = Flask(__name__)
-_connection: sqlite3.Connection | None = None
+_local = threading.local()  # one connection per worker thread: the point of a baseline
 
 
 def connection() -> sqlite3.Connection:
-    """One connection per worker process, with the pragmas the mailer uses."""
-    global _connection  # a per-process cache is the point of this baseline
-    if _connection is None:
-        _connection = sqlite3.connect(os.environ["BARE_DB"], timeout=30, isolation_level=None)
-        _connection.execute("PRAGMA journal_mode=WAL")
-        _connection.execute("PRAGMA synchronous=NORMAL")
-    return _connection
+    """This thread's connection, with the pragmas the mailer uses."""
+    if not hasattr(_local, "db"):
+        _local.db = sqlite3.connect(os.environ["BARE_DB"], timeout=30, isolation_level=None)
+        _local.db.execute("PRAGMA journal_mode=WAL")
+        _local.db.execute("PRAGMA synchronous=NORMAL")
+    return _local.db
 
 
 @app.post("/afmelden/<int:row_id>")

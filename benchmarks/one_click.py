@@ -156,7 +156,11 @@ def serve(command: list[str], env: dict, port: int) -> subprocess.Popen:
 def stop(process: subprocess.Popen) -> None:
     """Stop a server process we started."""
     process.terminate()
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def bench_mailer(folder: Path, args) -> dict:
@@ -165,9 +169,10 @@ def bench_mailer(folder: Path, args) -> dict:
     port = free_port()
     env = {"MAILER_DATABASE_URL": f"sqlite:///{folder / 'mailer.db'}", "MAILER_SECRET_KEY": KEY,
            "MAILER_BASE_URL": "http://bench", "MAILER_OUTBOX_DIR": str(folder / "outbox"),
-           "PYTHONPATH": str(REPO), "MAILER_GOODBYE_MAIL": str(args.goodbye_mail).lower()}
+           "PYTHONPATH": str(REPO)}
     process = serve([sys.executable, "-m", "mailer", "serve", "--port", str(port),
-                     "--workers", str(args.workers)], env, port)
+                     "--workers", str(args.workers), "--threads", str(args.server_threads)],
+                    env, port)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
         return run_wrk(f"http://127.0.0.1:{port}", paths, folder, args, process.pid)
@@ -179,8 +184,11 @@ def bench_bare(folder: Path, args) -> dict:
     """The baseline: bare Flask + gunicorn + SQLite doing one UPDATE per POST."""
     paths = seed_bare_db(folder / "bare.db", args.subscribers)
     port = free_port()
-    process = serve([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b",
-                     f"127.0.0.1:{port}", "--log-level", "warning", "benchmarks.bare_app:app"],
+    # The same gunicorn setup as `mailer serve` (gthread, keep-alive), so only the app differs.
+    process = serve([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread",
+                     "--threads", str(args.server_threads), "--keep-alive", "5",
+                     "--graceful-timeout", "5", "-b", f"127.0.0.1:{port}", "--log-level",
+                     "warning", "benchmarks.bare_app:app"],
                     {"BARE_DB": str(folder / "bare.db"), "PYTHONPATH": str(REPO)}, port)
     try:
         _wait_post(f"http://127.0.0.1:{port}/afmelden/1", process)
@@ -209,9 +217,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2)
-    parser.add_argument("--goodbye-mail", action=argparse.BooleanOptionalAction, default=True,
-                        help="send the goodbye mail on each first unsubscribe (the default)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--server-threads", type=int, default=4)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -223,8 +230,9 @@ def main() -> None:
                    "bare flask": bench_bare(folder, args)}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"{args.connections} connections, {args.seconds} s, {args.workers} gunicorn workers, "
-          f"{args.subscribers} subscribers, goodbye mail {'on' if args.goodbye_mail else 'off'}")
+    print(f"{args.connections} connections, {args.seconds} s, gunicorn gthread {args.workers} "
+          f"workers x {args.server_threads} threads, "
+          f"{args.subscribers} subscribers")
     for name, r in results.items():
         print(f"{name:13} {r['requests_per_s']:8.0f} req/s   p99 {r['p99_ms']:6.1f} ms   "
               f"requests {r['requests']}   non-2xx {r['non_2xx']}   "

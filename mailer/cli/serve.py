@@ -32,15 +32,19 @@ class MailerServer(BaseApplication):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=(os.cpu_count() or 1) * 2, show_default="2 x CPUs",
+@click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs",
               type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Threads per worker (keep-alive connections are served by threads).")
 @pass_state
-def serve(state: CliState, host: str, port: int, workers: int) -> None:
+def serve(state: CliState, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the subscriber pages (subscribe, confirm, preferences, unsubscribe, archive)."""
     state.settings().require_secret_key()  # fail here, with one clear line, not per worker
-    click.echo(f"Serving on http://{host}:{port} with {workers} worker(s)", err=True)
+    click.echo(f"Serving on http://{host}:{port} with {workers} worker(s) x {threads} "
+               "thread(s)", err=True)
     MailerServer(state, {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
+        "bind": f"{host}:{port}", "workers": workers, "threads": threads,
+        "worker_class": "gthread", "keepalive": 5,
         "accesslog": None, "errorlog": "-", "loglevel": "warning", "timeout": 30,
         "graceful_timeout": 10, "proc_name": "mailer-serve",
     }).run()
