@@ -102,6 +102,7 @@ def test_jobs_list_json_shows_next_runs_in_local_time(sqlite_url):
     assert rows["newsletter"]["next_run"] == "2026-10-29T09:00:00+01:00"
     assert rows["proof"]["next_run"] == "2026-10-28T14:00:00+01:00"
     assert rows["sync-content"]["next_run"] == "2026-10-24T13:00:00+02:00"
+    assert rows["newsletter"]["last_status"] is None
     text = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), "jobs", "list"],
                               env=env)
     assert "2026-10-29T09:00:00+01:00" in text.output and "newsletter" in text.output

@@ -61,6 +61,8 @@ def test_the_newsletter_runs_once_per_iso_week(loaded_app):
     assert outcome.ran and outcome.status is RunStatus.DONE, outcome.detail
     assert outcome.period_key == "2026-W49"
     assert sent_rows(loaded_app) == 12
+    with loaded_app.engine.connect() as conn:
+        assert job_store.last_status(conn, "newsletter") is RunStatus.DONE
     # A manual run later that week, by another process, finds the period done.
     later = runner_at(loaded_app, THURSDAY_NINE + timedelta(hours=5), owner="other-host:2")
     again = later.run(spec(later, "newsletter"), later.app.clock.now(), manual=True)

@@ -9,6 +9,7 @@ import threading
 from datetime import datetime
 
 import click
+from sqlalchemy import select
 
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
@@ -16,6 +17,7 @@ from mailer.errors import ConfigError
 from mailer.jobs import JobSpec, load_jobs
 from mailer.store.db import current_revisions, head_revisions
 from mailer.store.jobs import RunStatus, latest_heartbeat
+from mailer.store.tables import job_state
 
 
 def specs_of(app: App) -> list[JobSpec]:
@@ -66,13 +68,15 @@ def jobs_list(state: CliState, as_json: bool) -> None:
     """Show each job's task, trigger and next run in its local time."""
     app = state.app()
     now = app.clock.now()
-    rows = [job_row(spec, now) for spec in specs_of(app)]
+    last = last_outcomes(app)
+    rows = [{**job_row(spec, now), "last_status": last.get(spec.id)} for spec in specs_of(app)]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     for row in rows:
         nxt = row["next_run"] or "disabled"
-        click.echo(f"{row['id']:20} {row['task']:14} {nxt:26} {row['trigger']} ({row['timezone']})")
+        click.echo(f"{row['id']:20} {row['task']:14} {nxt:26} {row['trigger']} "
+                   f"({row['timezone']}) last: {row['last_status'] or '-'}")
     echo_heartbeat(app)
 
 
@@ -84,6 +88,16 @@ def job_row(spec: JobSpec, now: datetime) -> dict:
         "next_run": fire.astimezone(spec.timezone).isoformat() if fire else None,
         "timezone": spec.timezone.key, "enabled": spec.enabled, "options": spec.options,
     }
+
+
+def last_outcomes(app: App) -> dict[str, str]:
+    """Each job's latest outcome, from the job state (empty on a schema without it)."""
+    try:
+        with app.engine.connect() as conn:
+            return {r.job_id: r.last_status for r in conn.execute(select(job_state))
+                    if r.last_status}
+    except Exception:  # noqa: BLE001 - an old schema only means "nothing to show"
+        return {}
 
 
 def echo_heartbeat(app: App) -> None:
