@@ -131,3 +131,29 @@ def test_browser_reloads_by_itself_after_an_edit(server):
             assert page.locator("#version").inner_text() != "0"
         finally:
             browser.close()
+
+
+def test_preview_serve_command_runs_as_a_real_process(tmp_path, sqlite_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MAILER_DATABASE_URL": sqlite_url,
+           "MAILER_SECRET_KEY": "k" * 32, "MAILER_NOW": "2026-12-03T09:00"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailer", "--config", str(REPO / "mailer.toml"), "preview",
+         "--serve", "--port", "0"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    try:
+        first_line = process.stdout.readline()
+        assert first_line.startswith("Preview on http://127.0.0.1:"), first_line
+        url = first_line.split()[2]
+        page = requests.get(url, timeout=30)
+        assert page.status_code == 200 and "Uit het magazine" in requests.get(
+            url + "mail", timeout=30).text
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
