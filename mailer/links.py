@@ -6,6 +6,11 @@ erase, or on request) revokes every link sent before. Nothing in a URL is a gues
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -51,9 +56,29 @@ class Links:
             raise ValueError(f"unknown token purpose {purpose!r}")
         return self._serializers[purpose]
 
+    @cached_property
+    def _macs(self) -> dict[str, hmac.HMAC]:
+        # itsdangerous's default key derivation ("django-concat", SHA-1), computed once
+        # instead of once per token: a send signs two tokens per recipient.
+        secret = self.secret_key.encode()
+        return {p: hmac.new(hashlib.sha1(f"weerbaarnl.{p}".encode() + b"signer" + secret)
+                            .digest(), digestmod=hashlib.sha1) for p in PURPOSES}
+
     def token(self, purpose: str, subscriber_id: int, version: int) -> str:
-        """A signed token for one purpose."""
-        return self._serializer(purpose).dumps([subscriber_id, version])
+        """A signed token for one purpose; byte for byte what itsdangerous's
+        URLSafeTimedSerializer makes (tests check), at a fraction of the cost."""
+        if isinstance(subscriber_id, int) and isinstance(version, int):
+            payload = f"[{subscriber_id},{version}]".encode()  # what compact JSON gives
+        else:
+            payload = json.dumps([subscriber_id, version], separators=(",", ":")).encode()
+        if purpose not in PURPOSES or len(payload) > 32:  # long payloads may be compressed
+            return self._serializer(purpose).dumps([subscriber_id, version])
+        now = self.clock.now().timestamp() if self.clock else time.time()
+        stamp = int(now).to_bytes((int(now).bit_length() + 7) // 8 or 1, "big")
+        value = _b64(payload) + b"." + _b64(stamp)
+        mac = self._macs[purpose].copy()
+        mac.update(value)
+        return (value + b"." + _b64(mac.digest())).decode()
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> TokenClaims:
         """Verify a token; raises TokenExpired or TokenInvalid."""
@@ -87,6 +112,10 @@ class Links:
     def web_version_url(self, period: str) -> str:
         """The public web version of an issue, without personal links."""
         return self.url(f"archief/{period}")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _clock_signer(clock: Clock) -> type[TimestampSigner]:

@@ -69,3 +69,18 @@ def test_error_budget_is_decided_as_soon_as_it_is_certain():
     for _ in range(100):
         late.count(True)  # after the window: not counted
     assert late.exhausted() is None
+
+
+def test_fast_tokens_are_exactly_what_itsdangerous_makes():
+    from datetime import UTC, datetime
+
+    from mailer.clock import FixedClock
+    from mailer.links import Links
+
+    for instant in (datetime(2026, 12, 3, 8, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)):
+        links = Links("a-secret-key-of-some-length", "https://x.example", FixedClock(instant))
+        for purpose in ("unsubscribe", "preferences", "confirm"):
+            for sid, version in ((1, 1), (123456789, 42), (7, 0)):
+                token = links.token(purpose, sid, version)
+                assert token == links._serializer(purpose).dumps([sid, version])
+                assert links.read(purpose, token).subscriber_id == sid

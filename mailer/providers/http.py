@@ -22,6 +22,7 @@ from mailer.clock import Clock
 from mailer.errors import ConfigError, ProviderError
 from mailer.models import Batch, DeliveryEvent, Recipient, RecipientStatus
 
+PAYLOAD_TARGET = 6 * 1024 * 1024  # per call; keeps peak memory flat with several threads
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -231,10 +232,12 @@ class HttpProvider:
     # -- defaults for the rest of the protocol ---------------------------------------
 
     def batch_limit(self, message_bytes: int) -> int:
-        """Recipients per call that keep the payload within the provider's limit."""
+        """Recipients per call that keep the payload within the provider's limit and our
+        memory target (each thread holds one payload twice: as objects and as JSON)."""
         per_recipient = 2048 if self.body_once else message_bytes + 2048
         fixed = message_bytes if self.body_once else 0
-        room = max(self.max_payload_bytes - fixed, per_recipient)
+        ceiling = min(self.max_payload_bytes, PAYLOAD_TARGET)
+        room = max(ceiling - fixed, per_recipient)
         return max(1, min(self.max_batch, room // per_recipient))
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:

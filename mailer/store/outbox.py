@@ -174,25 +174,36 @@ def stranded_rows(conn: Connection, issue_id: int, now: datetime,
 
 
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Write the result of an attempt for many rows in one executemany."""
+    """Write the result of an attempt for many rows in a few set-based statements.
+
+    Rows with the same new state (usually a whole batch: sent, one provider id) are one
+    UPDATE ... WHERE id IN (...); distinct provider ids follow in one executemany.
+    """
     if not outcomes:
         return
-    statement = (
-        update(outbox)
-        .where(outbox.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"), provider_message_id=bindparam("b_pid"),
-            last_error=bindparam("b_error"), next_attempt_at=bindparam("b_retry"),
-            possible_duplicate=outbox.c.possible_duplicate | bindparam("b_dup"),
-            sent_at=bindparam("b_sent"), claimed_by=None, lease_until=None, updated_at=now,
+    distinct_ids = {o.provider_message_id for o in outcomes}
+    shared_id = len(distinct_ids) == 1
+    groups: dict[tuple, list[int]] = {}
+    for o in outcomes:
+        key = (o.status, o.error, o.retry_at, o.possible_duplicate,
+               o.provider_message_id if shared_id else None)
+        groups.setdefault(key, []).append(o.outbox_id)
+    for (status, error, retry_at, duplicate, provider_id), ids in groups.items():
+        values: dict = dict(
+            status=status.value, last_error=error, next_attempt_at=retry_at,
+            sent_at=now if status is OutboxStatus.SENT else None, claimed_by=None,
+            lease_until=None, updated_at=now, provider_message_id=provider_id)
+        if duplicate:
+            values["possible_duplicate"] = True
+        for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
+            conn.execute(update(outbox).where(outbox.c.id.in_(ids[start:start + 900]))
+                         .values(**values))
+    if not shared_id:
+        conn.execute(
+            update(outbox).where(outbox.c.id == bindparam("b_id"))
+            .values(provider_message_id=bindparam("b_pid")),
+            [{"b_id": o.outbox_id, "b_pid": o.provider_message_id} for o in outcomes],
         )
-    )
-    conn.execute(statement, [
-        dict(b_id=o.outbox_id, b_status=o.status.value, b_pid=o.provider_message_id,
-             b_error=o.error, b_retry=o.retry_at, b_dup=o.possible_duplicate,
-             b_sent=now if o.status is OutboxStatus.SENT else None)
-        for o in outcomes
-    ])
 
 
 def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:

@@ -19,6 +19,7 @@ import logging
 import re
 import socket
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class Emulator:
         self.send_calls = 0
         self.bytes_received = 0
         self.rejected_calls: list[tuple[int, str]] = []
+        self.first_call_at: float | None = None
+        self.first_accept_at: float | None = None
+        self.last_accept_at: float | None = None
         self.faults: deque[Fault] = deque()
         self._release = threading.Event()
         self.server = None
@@ -111,8 +115,11 @@ class Emulator:
 
     def accept(self, messages: list[dict[str, Any]]) -> None:
         """Record one accepted send call and its messages (each has a "to")."""
+        now = time.monotonic()
         with self.lock:
             self.batches_accepted += 1
+            self.first_accept_at = self.first_accept_at or now
+            self.last_accept_at = now
             for m in messages:
                 self.received[m["to"].lower()] += 1
                 if self.keep_messages:
@@ -128,11 +135,36 @@ class Emulator:
     def handle(self, request: Request) -> Response:
         raise NotImplementedError
 
+    def stats(self) -> dict[str, Any]:
+        """Counters for benchmarks (also served at GET /_emulator/stats)."""
+        with self.lock:
+            span = (self.last_accept_at or 0) - (self.first_call_at or 0)
+            return {"send_calls": self.send_calls, "batches_accepted": self.batches_accepted,
+                    "recipients": sum(self.received.values()), "distinct": len(self.received),
+                    "bytes_received": self.bytes_received, "accept_span": span}
+
+    def reset(self) -> None:
+        """Forget everything received (between benchmark rounds)."""
+        with self.lock:
+            self.received.clear()
+            self.messages.clear()
+            self.batches_accepted = self.send_calls = self.bytes_received = 0
+            self.first_call_at = self.first_accept_at = self.last_accept_at = None
+            self.on_reset()
+
+    def on_reset(self) -> None:
+        """Provider-specific state to forget on reset."""
+
     def wsgi(self, environ: dict, start_response: Any) -> Any:
         request = BigRequest(environ)
+        if request.path.startswith("/_emulator/"):
+            if request.method == "POST" and request.path == "/_emulator/reset":
+                self.reset()
+            return json_response(self.stats())(environ, start_response)
         fault = None
         if self.is_send(request):
             with self.lock:
+                self.first_call_at = self.first_call_at or time.monotonic()
                 self.send_calls += 1
                 self.bytes_received += (request.content_length or 0) + _header_bytes(request)
                 fault = self.faults.popleft() if self.faults else None

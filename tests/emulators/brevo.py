@@ -26,6 +26,9 @@ class BrevoEmulator(Emulator):
         super().__init__(key, **kw)
         self.idempotency_keys: set[str] = set()
 
+    def on_reset(self) -> None:
+        self.idempotency_keys.clear()
+
     def is_send(self, request: Request) -> bool:
         return request.method == "POST" and request.path == "/v3/smtp/email"
 

@@ -25,6 +25,9 @@ class MailgunEmulator(Emulator):
         self.events: list[dict] = []
         self.invalid: set[str] = set()  # addresses Mailgun's parser refuses
 
+    def on_reset(self) -> None:
+        self.events.clear()
+
     def is_send(self, request: Request) -> bool:
         return request.method == "POST" and request.path.endswith("/messages")
 

@@ -26,6 +26,9 @@ class PostmarkEmulator(Emulator):
         self.inactive: set[str] = set()
         self.sent: list[dict] = []  # for outbound search: MessageID, Recipients, Metadata
 
+    def on_reset(self) -> None:
+        self.sent.clear()
+
     def is_send(self, request: Request) -> bool:
         return request.method == "POST" and request.path == "/email/batch"
 
