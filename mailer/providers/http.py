@@ -22,7 +22,7 @@ from mailer.clock import Clock
 from mailer.errors import ConfigError, ProviderError
 from mailer.models import Batch, DeliveryEvent, Recipient, RecipientStatus
 
-PAYLOAD_TARGET = 6 * 1024 * 1024  # per call; keeps peak memory flat with several threads
+PAYLOAD_TARGET = 2 * 1024 * 1024  # per call; keeps peak memory low and flat over threads
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
