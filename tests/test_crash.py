@@ -90,3 +90,27 @@ def test_sigkill_then_resume_delivers_to_everyone_once(loaded_app, tmp_path, nam
     assert set(emulator.duplicates()) <= declared, f"seed {SEED}: undeclared duplicates"
     if name in ("postmark", "brevo", "mailgun"):  # reconciled at the provider: no guessing
         assert not emulator.duplicates()
+
+
+def test_sigterm_finishes_and_records_the_batches_in_flight(loaded_app, tmp_path):
+    everyone = prepared(loaded_app)
+    emulator = start_emulator("sendgrid")
+    try:
+        env = mailer_env(loaded_app.settings.database_url, tmp_path, "sendgrid", emulator)
+        process = start_send(env)
+        try:
+            assert emulator.wait_for_batches(2, timeout=60)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+    finally:
+        emulator.stop()
+    assert process.returncode == 0, output
+    assert "stopped on request" in output
+    engine = make_engine(loaded_app.settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.email, outbox.c.status)).all()
+    engine.dispose()
+    assert not [r for r in rows if r.status == OutboxStatus.SENDING.value]
+    sent = {r.email.lower() for r in rows if r.status == OutboxStatus.SENT.value}
+    assert sent == set(emulator.received) and len(sent) < len(everyone)

@@ -194,3 +194,31 @@ def test_a_message_too_large_for_the_provider_fails_before_sending(loaded_app, e
     assert emu.send_calls == 0
     with app.engine.connect() as conn:
         assert conn.execute(select(issues.c.status)).scalar() == IssueStatus.PAUSED.value
+
+
+def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_app, emulators):
+    from datetime import timedelta
+
+    from mailer.sending import enqueue
+    from mailer.store import outbox as box
+
+    emu = emulators("brevo")
+    app = app_for(loaded_app, "brevo", emu)
+    issue = the_issue(app)
+    enqueue(app, issue)
+    dispatcher = app.dispatcher(worker="crashed")
+    with app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "crashed", 12, app.clock.now(),
+                                  timedelta(minutes=5), batch_key="k1")
+        renders = box.load_renders(conn, issue.id)
+    segment = claimed[0].segment_key
+    group = [r for r in claimed if r.segment_key == segment]
+    app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment, group))
+    with app.engine.begin() as conn:  # the crash was an hour ago: the key is forgotten
+        conn.execute(outbox.update().values(lease_until=app.clock.now() - timedelta(hours=1)))
+    emu.idempotency_keys.clear()
+    assert dispatcher.resume_stranded(issue.id) == 12
+    result = send_issue(app, issue)
+    assert result.finished and len(emu.received) == 12
+    declared = {r.email.lower() for r in rows(app) if r.possible_duplicate}
+    assert set(emu.duplicates()) == {r.email.lower() for r in group} <= declared

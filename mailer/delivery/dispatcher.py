@@ -294,7 +294,7 @@ class Dispatcher:
             return 0
         outcomes: list[Outcome] = []
         for (_, segment), group in _by_claim(rows).items():
-            if getattr(self.provider, "idempotent", False) and group[0].batch_key:
+            if self._can_resend_identical(group):
                 outcomes += self._resend_identical(issue_id, renders[segment], segment, group)
             else:
                 known = self._reconcile(issue_id, group)
@@ -303,6 +303,15 @@ class Dispatcher:
         with self.engine.begin() as conn:
             box.record_outcomes(conn, outcomes, self.clock.now())
         return len(outcomes)
+
+    def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
+        """Whether the provider will still recognise this batch's idempotency key."""
+        ttl = getattr(self.provider, "idempotency_ttl", None)
+        if not getattr(self.provider, "idempotent", False) or not rows[0].batch_key or not ttl:
+            return False
+        lease_until = rows[0].lease_until
+        claimed_at = lease_until - self.lease if lease_until else None
+        return claimed_at is not None and self.clock.now() - claimed_at < ttl
 
     def _resend_identical(self, issue_id: int, render: tuple[str, str, str], segment: str,
                           rows: list[ClaimedRow]) -> list[Outcome]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any, ClassVar
 
@@ -44,6 +45,8 @@ class BrevoProvider(HttpProvider):
     max_payload_bytes: ClassVar[int] = 20 * 1024 * 1024  # [U] not documented; conservative
     max_message_bytes: ClassVar[int] = 10 * 1024 * 1024
     idempotent: ClassVar[bool] = True
+    # Brevo keeps a key 30 minutes (an older changelog says 15): trust it for less.
+    idempotency_ttl: ClassVar[timedelta] = timedelta(minutes=12)
     default_url: ClassVar[str] = "https://api.brevo.com"
 
     def auth_headers(self) -> dict[str, str]:

@@ -43,6 +43,7 @@ class ClaimedRow:
     message_id: str
     attempts: int
     batch_key: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedR
     rows = conn.execute(
         select(outbox.c.id, outbox.c.subscriber_id, outbox.c.email, subscribers.c.name,
                subscribers.c.token_version, outbox.c.segment_key, outbox.c.message_id,
-               outbox.c.attempts, outbox.c.batch_key)
+               outbox.c.attempts, outbox.c.batch_key, outbox.c.lease_until)
         .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
         .where(outbox.c.id.in_(list(ids))).order_by(outbox.c.id)
     )
