@@ -95,6 +95,8 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
         raise IssuePaused(f"issue nr. {record.number} is paused: {record.status_note or '-'}; "
                           f"resume it with `mailer issues resume {record.id}`")
     enqueued = enqueue(app, issue)
+    if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)
+        return SendResult(issue, enqueued, DrainReport(), *finish_if_done(app, issue.id))
     dispatcher = app.dispatcher()
     try:
         dispatcher.resume_stranded(issue.id)

@@ -95,6 +95,7 @@ class Settings:
     concurrency: int = _s("delivery", 4)
     max_attempts: int = _s("delivery", 5)
     lease_seconds: int = _s("delivery", 300)
+    enqueue_only: bool = _s("delivery", False)
     postmark_stream: str = _s("delivery", "broadcast")
     request_timeout: float = _s("delivery", 30.0)
     error_budget: float = _s("delivery", 0.05)

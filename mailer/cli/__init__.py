@@ -57,7 +57,17 @@ pass_state = click.make_pass_decorator(CliState)
 
 def register_commands() -> None:
     """Import the command modules; each adds its commands to `main`."""
-    from mailer.cli import content, db, demo, issue, issues, jobs, serve, subscribers  # noqa: F401
+    from mailer.cli import (  # noqa: F401
+        content,
+        db,
+        demo,
+        issue,
+        issues,
+        jobs,
+        serve,
+        subscribers,
+        worker,
+    )
 
 
 register_commands()

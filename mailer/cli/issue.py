@@ -18,6 +18,7 @@ from mailer.preview import build_preview, write_preview
 from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
 from mailer.sending import SendResult, send_issue, send_test, store_issue
+from mailer.settings import with_overrides
 from mailer.store import outbox as box
 from mailer.store.tables import subscribers
 
@@ -116,9 +117,12 @@ def echo_findings(findings: list[Finding]) -> None:
               help="Show recipients per segment and a sample message; send nothing.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDR",
               help="Send only to these addresses, with [TEST] in the subject (repeatable).")
+@click.option("--enqueue-only", is_flag=True,
+              help="Queue and render the issue, mark it sending, and leave the sending to "
+                   "`mailer worker`s (also: setting enqueue_only).")
 @pass_state
 def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
-         test_addresses: tuple[str, ...]) -> None:
+         test_addresses: tuple[str, ...], enqueue_only: bool) -> None:
     """Compose and send the issue to every active subscriber (resumes a partial send)."""
     app = state.app()
     if dry_run or test_addresses:
@@ -132,10 +136,22 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     if not yes:
         click.confirm(f"Send nr. {issue.number} '{issue.subject}' to {active_count(app)} "
                       "active subscribers?", abort=True)
+    if enqueue_only or app.settings.enqueue_only:
+        app.settings = with_overrides(app.settings, enqueue_only=True)
+        return echo_enqueued(send_issue(app, issue))
     result = send_with_progress(app, issue)
     echo_result(result)
     if result.drain.paused:
         raise SystemExit(1)
+
+
+def echo_enqueued(result: SendResult) -> None:
+    """Say what was queued for the workers."""
+    c, issue = result.counts, result.issue
+    state = IssueStatus.SENT.value if result.finished else IssueStatus.SENDING.value
+    click.echo(f"Issue nr. {issue.number} ({issue.period}): {state}, {result.enqueued} added "
+               f"to the outbox; queued {c['queued']}, skipped {c['skipped']}. "
+               "Workers (`mailer worker`) send it.")
 
 
 def send_with_progress(app: App, issue: Issue, *, resume: bool = False) -> SendResult:

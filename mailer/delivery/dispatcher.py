@@ -173,7 +173,7 @@ class Dispatcher:
         statuses, pause = self._call(batch, run, stop)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with self.engine.begin() as conn:
-            box.record_outcomes(conn, outcomes, self.clock.now())
+            box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
             bounced = self._mark_bounced(conn, rows, statuses)
         run.account(outcomes, statuses, bounced)
         if pause:
@@ -285,10 +285,10 @@ class Dispatcher:
         provider deduplicates, else ask the provider, else send again as a possible
         duplicate. Rows of a dead worker on this host count as stranded at once.
         Returns how many rows were decided."""
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:  # lease them to us first: one decider per row
             dead = [w for w in box.sending_workers(conn, issue_id) if worker_is_dead(w)]
-            rows = box.stranded_rows(conn, issue_id, self.clock.now(), include_live_leases,
-                                     dead)
+            rows = box.take_over_stranded(conn, issue_id, self.worker, self.clock.now(),
+                                          self.lease, include_live_leases, dead)
             renders = box.load_renders(conn, issue_id) if rows else {}
         if not rows:
             return 0
@@ -301,7 +301,7 @@ class Dispatcher:
                 outcomes += [self._stranded_outcome(r, s)
                              for r, s in zip(group, known, strict=True)]
         with self.engine.begin() as conn:
-            box.record_outcomes(conn, outcomes, self.clock.now())
+            box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
         return len(outcomes)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:

@@ -61,10 +61,12 @@ class Outcome:
 def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: datetime) -> int:
     """Add a queued row for every active subscriber not yet in this issue's outbox.
 
-    Set-based (INSERT ... SELECT), so a million subscribers never pass through Python.
-    The unique (issue, subscriber) constraint makes a second run add nobody twice.
+    Set-based (INSERT ... SELECT), so a million subscribers never pass through Python;
+    each row takes the subscriber's segment key in the same statement. The unique
+    (issue, subscriber) index skips those already there (ON CONFLICT DO NOTHING), so a
+    second run adds nobody twice; no anti-join, whose plan can go quadratic while the
+    statement inserts into the very table it probes.
     """
-    already = select(outbox.c.subscriber_id).where(outbox.c.issue_id == issue_id)
     message_id = (
         literal("<weerbaarnl.") + cast(literal(issue_id), String) + literal(".")
         + cast(subscribers.c.id, String) + literal(f"@{message_domain}>")
@@ -74,16 +76,23 @@ def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: dat
         literal(OutboxStatus.QUEUED.value), literal(0), message_id,
         literal(False), literal(now, type_=outbox.c.created_at.type),
         literal(now, type_=outbox.c.updated_at.type),
-    ).where(
-        subscribers.c.status == SubscriberStatus.ACTIVE.value,
-        subscribers.c.id.not_in(already),
-    )
+    ).where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
     columns = ["issue_id", "subscriber_id", "email", "segment_key", "status", "attempts",
                "message_id", "possible_duplicate", "created_at", "updated_at"]
-    statement = insert(outbox).from_select(columns, source)
+    statement = _insert_ignoring_duplicates(conn, columns, source)
     # SQLAlchemy reports INSERT row counts only when asked to keep them.
     result = conn.execute(statement.execution_options(preserve_rowcount=True))
     return result.rowcount
+
+
+def _insert_ignoring_duplicates(conn: Connection, columns: list[str], source):
+    # PostgreSQL and SQLite both know ON CONFLICT DO NOTHING; SQLAlchemy spells it per dialect.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return (dialect_insert(outbox).from_select(columns, source)
+            .on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"]))
 
 
 def unrendered_segments(conn: Connection, issue_id: int) -> list[str]:
@@ -161,25 +170,55 @@ def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedR
     return [ClaimedRow(*r) for r in rows]
 
 
-def stranded_rows(conn: Connection, issue_id: int, now: datetime,
-                  include_live_leases: bool = False,
-                  dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:
-    """Rows left in `sending` by a crashed sender (lease expired, claimed by a worker known
-    to be dead, or all when asked)."""
+def _stranded(issue_id: int, now: datetime, include_live_leases: bool,
+              dead_workers: Sequence[str]):
     query = select(outbox.c.id).where(
         outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value)
     if not include_live_leases:
         query = query.where(or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now,
                                 outbox.c.claimed_by.in_(list(dead_workers))))
+    return query
+
+
+def stranded_rows(conn: Connection, issue_id: int, now: datetime,
+                  include_live_leases: bool = False,
+                  dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:
+    """Rows left in `sending` by a crashed sender (lease expired, claimed by a worker known
+    to be dead, or all when asked)."""
+    query = _stranded(issue_id, now, include_live_leases, dead_workers)
     return rows_with_subscribers(conn, list(conn.execute(query).scalars()))
 
 
-def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
+def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: datetime,
+                       lease: timedelta, include_live_leases: bool = False,
+                       dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:
+    """Lease stranded rows to this worker, so two workers never decide the same row.
+
+    Rows another worker is taking over right now are skipped (SKIP LOCKED), and rows it
+    took over a moment ago carry its fresh lease and no longer match. The batch key stays,
+    so the identical batch can still be rebuilt.
+    """
+    query = _stranded(issue_id, now, include_live_leases, dead_workers).order_by(outbox.c.id)
+    ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        update(outbox).where(outbox.c.id.in_(ids))
+        .values(claimed_by=worker, lease_until=now + lease, updated_at=now)
+    )
+    return rows_with_subscribers(conn, ids)
+
+
+def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime,
+                    worker: str | None = None) -> None:
     """Write the result of an attempt for many rows in a few set-based statements.
 
     Rows with the same new state (usually a whole batch: sent, one provider id) are one
-    UPDATE ... WHERE id IN (...); distinct provider ids follow in one executemany.
+    UPDATE ... WHERE id IN (...); distinct provider ids follow in one executemany. With
+    `worker`, only rows still leased to that worker change: a worker that outlived its
+    lease must not overwrite the row another worker has taken over since.
     """
+    fence = [] if worker is None else [outbox.c.claimed_by == worker]
     if not outcomes:
         return
     distinct_ids = {o.provider_message_id for o in outcomes}
@@ -197,7 +236,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
         if duplicate:
             values["possible_duplicate"] = True
         for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
-            conn.execute(update(outbox).where(outbox.c.id.in_(ids[start:start + 900]))
+            conn.execute(update(outbox).where(outbox.c.id.in_(ids[start:start + 900]), *fence)
                          .values(**values))
     if not shared_id:
         conn.execute(

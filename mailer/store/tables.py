@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -219,6 +220,11 @@ outbox = Table(
     Column("batch_key", String(64)),  # the claim a row was last sent in (migration 0005)
     UniqueConstraint("issue_id", "subscriber_id", name="uq_outbox_issue_subscriber"),
     Index("ix_outbox_issue_status_id", "issue_id", "status", "id"),
+    # Partial: only the work still to do, so claims and take-overs stay cheap at any size.
+    Index("ix_outbox_queued_issue_id", "issue_id", "id",
+          postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")),
+    Index("ix_outbox_sending_issue_lease", "issue_id", "lease_until",
+          postgresql_where=text("status = 'sending'"), sqlite_where=text("status = 'sending'")),
 )
 
 # Webhook events already applied, so a provider's retry or a replay changes nothing twice.

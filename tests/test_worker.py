@@ -1,0 +1,219 @@
+"""The worker loop and the store pieces it relies on, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+from mailer.compose import issue_moment
+from mailer.delivery.worker import IdleBackoff, Worker, WorkerOptions
+from mailer.models import IssueStatus, OutboxStatus
+from mailer.sending import enqueue, store_issue
+from mailer.store import issues as issue_store
+from mailer.store import outbox as box
+from mailer.store import workload
+from mailer.store.outbox import Outcome
+from mailer.store.tables import outbox
+
+LEASE = timedelta(minutes=5)
+
+
+def enqueued_issue(app):
+    issue = store_issue(app, issue_moment(app.settings, app.clock, date(2026, 12, 3)))
+    enqueue(app, issue)
+    return issue
+
+
+def test_a_worker_drains_every_sending_issue_and_marks_it_sent(loaded_app):
+    issue = enqueued_issue(loaded_app)
+    report = Worker(loaded_app, WorkerOptions(once=True)).run()
+    with loaded_app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id)
+        status = issue_store.issue_by_id(conn, issue.id).status
+    assert report.sent == counts["sent"] == 12
+    assert report.finished_issues == {issue.id}
+    assert status is IssueStatus.SENT
+    with loaded_app.engine.connect() as conn:
+        assert workload.sending_issue_ids(conn) == []
+
+
+def test_a_draft_issue_is_not_touched_by_workers(loaded_app):
+    issue = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                 date(2026, 12, 3)))
+    report = Worker(loaded_app, WorkerOptions(once=True)).run()
+    assert report.sent == 0
+    with loaded_app.engine.connect() as conn:
+        assert issue_store.issue_by_id(conn, issue.id).status is IssueStatus.DRAFT
+
+
+def test_stranded_rows_are_taken_over_by_one_worker_only(loaded_app):
+    issue = enqueued_issue(loaded_app)
+    now = loaded_app.clock.now()
+    with loaded_app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "dead:1/0", 5, now - 2 * LEASE, LEASE)
+    with loaded_app.engine.begin() as conn:
+        first = box.take_over_stranded(conn, issue.id, "alive:2/0", now, LEASE)
+    with loaded_app.engine.begin() as conn:
+        second = box.take_over_stranded(conn, issue.id, "alive:3/0", now, LEASE)
+    assert [r.id for r in first] == [r.id for r in claimed]
+    assert second == []  # the first taker's fresh lease keeps the others off
+    with loaded_app.engine.connect() as conn:
+        owners = set(conn.execute(select(outbox.c.claimed_by).where(
+            outbox.c.id.in_([r.id for r in claimed]))).scalars())
+    assert owners == {"alive:2/0"}
+
+
+def test_a_worker_that_outlived_its_lease_cannot_overwrite_the_new_owner(loaded_app):
+    issue = enqueued_issue(loaded_app)
+    now = loaded_app.clock.now()
+    with loaded_app.engine.begin() as conn:
+        [row] = box.claim_batch(conn, issue.id, "slow:1/0", 1, now - 2 * LEASE, LEASE)
+        box.take_over_stranded(conn, issue.id, "fast:2/0", now, LEASE)
+        box.record_outcomes(conn, [Outcome(row.id, OutboxStatus.QUEUED, error="late")], now,
+                            worker="slow:1/0")
+        status, owner = conn.execute(select(outbox.c.status, outbox.c.claimed_by).where(
+            outbox.c.id == row.id)).one()
+    assert (status, owner) == (OutboxStatus.SENDING.value, "fast:2/0")
+
+
+@dataclass
+class MovableClock:
+    """A clock the test moves forward by hand."""
+
+    instant: datetime
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        threading.Event().wait(0.02)
+
+
+def test_a_worker_waits_for_a_live_lease_then_takes_it_over(loaded_app):
+    issue = enqueued_issue(loaded_app)
+    clock = MovableClock(loaded_app.clock.now())
+    loaded_app.clock = clock
+    with loaded_app.engine.begin() as conn:
+        held = box.claim_batch(conn, issue.id, "other:1/0", 3, clock.now(), LEASE)
+    worker = Worker(loaded_app, WorkerOptions(once=True, idle_min=0.01, idle_max=0.05))
+    running = threading.Thread(target=worker.run)
+    running.start()
+
+    def sent() -> int:
+        with loaded_app.engine.connect() as conn:
+            return box.status_counts(conn, issue.id)["sent"]
+
+    wait_until(lambda: sent() == 9)
+    assert running.is_alive() and worker.report.taken_over == 0  # held rows are not its own
+    clock.instant += LEASE + timedelta(seconds=1)
+    running.join(timeout=30)
+    assert not running.is_alive()
+    assert worker.report.taken_over == 3 and worker.report.sent == 12
+    with loaded_app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id)
+        owners = set(conn.execute(select(outbox.c.claimed_by).where(
+            outbox.c.id.in_([r.id for r in held]))).scalars())
+    # The file provider reconciles: the held rows were never written, so no duplicates.
+    assert counts["sent"] == 12 and counts["possible_duplicates"] == 0
+    assert owners == {None}
+
+
+def test_a_stop_request_ends_an_idle_worker(loaded_app):
+    stop = threading.Event()
+    worker = Worker(loaded_app, WorkerOptions(idle_min=30, idle_max=60), stop)
+    running = threading.Thread(target=worker.run)
+    running.start()
+    stop.set()
+    running.join(timeout=10)  # far below the 30 s idle sleep: the wait is interruptible
+    assert not running.is_alive()
+
+
+def test_next_wake_is_the_earliest_retry_or_lease_end(loaded_app):
+    issue = enqueued_issue(loaded_app)
+    now = loaded_app.clock.now()
+    with loaded_app.engine.begin() as conn:
+        box.claim_batch(conn, issue.id, "w:1/0", 2, now, LEASE)
+        conn.execute(update(outbox).where(outbox.c.id == 5).values(
+            next_attempt_at=now + timedelta(seconds=30)))
+        assert workload.next_wake(conn, [issue.id]) == now + timedelta(seconds=30)
+        assert workload.next_wake(conn, []) is None
+
+
+def test_idle_backoff_doubles_and_is_cut_short_by_known_work():
+    idle = IdleBackoff(0.2, 1.0)
+    assert [idle.next() for _ in range(5)] == [0.2, 0.4, 0.8, 1.0, 1.0]
+    assert idle.next(until_wake=0.3) == 0.3
+    idle.reset()
+    assert idle.next() == 0.2
+
+
+def test_enqueue_twice_adds_nobody_twice_and_keeps_segments(loaded_app):
+    issue = enqueued_issue(loaded_app)
+    with loaded_app.engine.begin() as conn:
+        again = box.enqueue_issue(conn, issue.id, "example.org", loaded_app.clock.now())
+        rows = conn.execute(select(outbox.c.segment_key, outbox.c.subscriber_id)).all()
+    assert again == 0 and len(rows) == 12
+    assert len({key for key, _ in rows}) > 1  # segment keys copied set-based from subscribers
+
+
+def test_cli_send_enqueue_only_then_worker(loaded_app, settings):
+    from mailer.cli import main
+
+    env = {"MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
+           "MAILER_NOW": "2026-12-03T09:00", "MAILER_OUTBOX_DIR": str(settings.outbox_dir)}
+    runner = CliRunner()
+    queued = runner.invoke(main, ["send", "--enqueue-only", "--yes"], env=env)
+    assert queued.exit_code == 0, queued.output
+    assert "sending, 12 added to the outbox; queued 12" in queued.output
+    with loaded_app.engine.connect() as conn:
+        [issue_id] = workload.sending_issue_ids(conn)
+        assert box.status_counts(conn, issue_id)["sent"] == 0
+    drained = runner.invoke(main, ["worker", "--once"], env=env)
+    assert drained.exit_code == 0, drained.output
+    assert "sent 12, failed 0" in drained.output and "issues finished 1" in drained.output
+
+
+def test_the_cli_pipeline_runs_on_either_database(app, settings, tmp_path):
+    from mailer.cli import main
+
+    env = {"MAILER_DATABASE_URL": settings.database_url, "MAILER_SECRET_KEY": settings.secret_key,
+           "MAILER_NOW": "2026-12-03T09:00", "MAILER_OUTBOX_DIR": str(settings.outbox_dir),
+           "MAILER_PREVIEW_DIR": str(tmp_path / "preview")}
+    runner = CliRunner()
+    for args in (["init"], ["content", "sync"], ["preview"], ["lint"], ["send", "--yes"],
+                 ["issues", "--help"]):
+        result = runner.invoke(main, args, env=env)
+        assert result.exit_code == 0, (args, result.output)
+
+
+def test_worker_refuses_an_unmigrated_database(tmp_path):
+    from mailer.cli import main
+
+    env = {"MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+           "MAILER_SECRET_KEY": "k" * 32}
+    result = CliRunner().invoke(main, ["worker", "--once"], env=env)
+    assert result.exit_code == 1
+    assert "database schema is not up to date" in result.output
+    assert "run `mailer init` first" in result.output
+
+
+def test_with_enqueue_only_set_send_issue_queues_and_leaves_it_to_workers(loaded_app):
+    from mailer.sending import send_issue
+    from mailer.settings import with_overrides
+
+    loaded_app.settings = with_overrides(loaded_app.settings, enqueue_only=True)
+    issue = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                 date(2026, 12, 3)))
+    result = send_issue(loaded_app, issue)
+    assert result.enqueued == 12 and result.counts["queued"] == 12 and not result.finished
+    report = Worker(loaded_app, WorkerOptions(once=True)).run()
+    assert report.sent == 12 and report.finished_issues == {issue.id}
