@@ -4,11 +4,12 @@
 
 Makes a throwaway database on the local PostgreSQL (MAILER_TEST_POSTGRES_URL, default
 postgres@127.0.0.1:5432/test), inserts the subscribers set-based, and times `enqueue`
-(INSERT ... SELECT, render once per segment). Then, per worker count, it releases the next
-`--slice` queued rows (the rest wait with a retry time far ahead, which `worker --once`
-leaves alone), starts that many real `worker --once` processes against the local
-Mailgun-shaped emulator, and prints recipients/s over the wall time from start to the
-last exit, plus each worker's peak RSS (from wait4). Prints a Markdown table at the end.
+(INSERT ... SELECT, render once per segment). Then, per worker count, it releases the
+next `--slice` queued rows (the rest wait with a retry time far ahead, which
+`worker --once` leaves alone), starts that many real `mailer worker --once` processes
+(provider `mailgun`) against the local Mailgun emulator (tests/emulators), and prints
+recipients/s over the wall time from start to the last exit, plus each worker's peak RSS
+(from wait4). Prints a Markdown table at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from emulators.bulk_server import BulkEmulator  # noqa: E402
 from population import add_subscribers  # noqa: E402
 from sqlalchemy import create_engine, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -39,10 +39,10 @@ from mailer.settings import load_settings, with_overrides  # noqa: E402
 from mailer.store.db import upgrade  # noqa: E402
 from mailer.store.tables import outbox  # noqa: E402
 from mailer.sync import sync_source  # noqa: E402
+from tests.emulators.mailgun import MailgunEmulator  # noqa: E402
 
 ADMIN_URL = os.environ.get("MAILER_TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-CLI = REPO / "tests" / "emulators" / "mailer_cli.py"
 KEY = "benchmark-secret-key-long-enough"
 PARKED = datetime(2999, 1, 1, tzinfo=UTC)
 
@@ -70,6 +70,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--slice", type=int, default=200_000,
                         help="rows drained per worker count (0 = all of them, every time)")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="sender threads per worker (setting concurrency)")
     return parser.parse_args()
 
 
@@ -100,7 +102,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     rows = []
     for count in [int(n) for n in args.workers.split(",")]:
         size = release_slice(app, issue.id, args.slice)
-        rate, rss = drain(url, count, size)
+        rate, rss = drain(url, count, size, args.threads)
         rows.append((count, size, rate, rss))
         print(f"{count} worker(s): {size:,} recipients, {rate:,.0f} recipients/s, "
               f"peak RSS per worker {', '.join(f'{r:.0f}' for r in rss)} MB")
@@ -125,16 +127,18 @@ def release_slice(app: App, issue_id: int, size: int) -> int:
                             .values(next_attempt_at=None)).rowcount
 
 
-def drain(url: str, count: int, size: int) -> tuple[float, list[float]]:
+def drain(url: str, count: int, size: int, threads: int) -> tuple[float, list[float]]:
     """Run `count` worker processes until the slice is sent; (recipients/s, RSS MB each)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with BulkEmulator() as emulator:
+    with MailgunEmulator(keep_messages=False) as emulator:
         env = {**os.environ, "PYTHONPATH": str(REPO), "MAILER_NOW": "",
                "MAILER_DATABASE_URL": url, "MAILER_SECRET_KEY": KEY,
-               "MAILER_PROVIDER": "bulk-emulator", "MAILER_PROVIDER_URL": emulator.url,
-               "MAILER_PROVIDER_KEY": emulator.key, "MAILER_PROVIDER_DOMAIN": emulator.domain}
+               "MAILER_PROVIDER": "mailgun", "MAILER_PROVIDER_URL": emulator.url,
+               "MAILER_PROVIDER_KEY": emulator.key, "MAILER_PROVIDER_DOMAIN": emulator.domain,
+               "MAILER_CONCURRENCY": str(threads)}
         started = time.perf_counter()
-        workers = [subprocess.Popen([sys.executable, str(CLI), "worker", "--once"], cwd=REPO,
+        workers = [subprocess.Popen([sys.executable, "-m", "mailer", "worker", "--once"],
+                                    cwd=REPO,
                                     env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL) for _ in range(count)]
         rss = []
@@ -145,8 +149,9 @@ def drain(url: str, count: int, size: int) -> tuple[float, list[float]]:
                 raise SystemExit(f"worker {w.pid} exited with {w.returncode}")
             rss.append(usage.ru_maxrss / 1024)  # Linux reports kilobytes
         elapsed = time.perf_counter() - started
-        if emulator.total_accepted() < size:
-            raise SystemExit(f"only {emulator.total_accepted()} of {size} accepted")
+        accepted = sum(emulator.received.values())
+        if accepted < size:
+            raise SystemExit(f"only {accepted} of {size} recipients accepted")
     return size / elapsed, rss
 
 
