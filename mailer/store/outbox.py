@@ -195,18 +195,20 @@ def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: dateti
     """Lease stranded rows to this worker, so two workers never decide the same row.
 
     Rows another worker is taking over right now are skipped (SKIP LOCKED), and rows it
-    took over a moment ago carry its fresh lease and no longer match. The batch key stays,
-    so the identical batch can still be rebuilt.
+    took over a moment ago carry its fresh lease and no longer match. The rows come back
+    as they were (batch key, old lease), so the identical batch can still be rebuilt.
     """
     query = _stranded(issue_id, now, include_live_leases, dead_workers).order_by(outbox.c.id)
     ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
     if not ids:
         return []
+    # Read before re-leasing: the old lease tells when the crashed claim was made.
+    rows = rows_with_subscribers(conn, ids)
     conn.execute(
         update(outbox).where(outbox.c.id.in_(ids))
         .values(claimed_by=worker, lease_until=now + lease, updated_at=now)
     )
-    return rows_with_subscribers(conn, ids)
+    return rows
 
 
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime,
