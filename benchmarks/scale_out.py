@@ -9,7 +9,7 @@ next `--slice` queued rows (the rest wait with a retry time far ahead, which
 `worker --once` leaves alone), starts that many real `mailer worker --once` processes
 (provider `mailgun`) against the local Mailgun emulator (tests/emulators), and prints
 recipients/s over the wall time from start to the last exit, plus each worker's peak RSS
-(from wait4). Prints a Markdown table at the end.
+(VmHWM). Prints a Markdown table at the end.
 """
 
 from __future__ import annotations
@@ -141,18 +141,33 @@ def drain(url: str, count: int, size: int, threads: int) -> tuple[float, list[fl
                                     cwd=REPO,
                                     env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL) for _ in range(count)]
-        rss = []
+        # VmHWM of each live worker: its own peak RSS. (wait4's ru_maxrss would also count
+        # this process's memory, copied at fork before the worker's exec.)
+        peaks = {w.pid: 0 for w in workers}
+        while any(w.poll() is None for w in workers):
+            for w in workers:
+                peaks[w.pid] = max(peaks[w.pid], _peak_rss_mb(w.pid))
+            time.sleep(0.2)  # sampling interval of the measurement, not synchronisation
         for w in workers:
-            _, status, usage = os.wait4(w.pid, 0)
-            w.returncode = os.waitstatus_to_exitcode(status)
             if w.returncode != 0:
                 raise SystemExit(f"worker {w.pid} exited with {w.returncode}")
-            rss.append(usage.ru_maxrss / 1024)  # Linux reports kilobytes
+        rss = [peaks[w.pid] for w in workers]
         elapsed = time.perf_counter() - started
         accepted = sum(emulator.received.values())
         if accepted < size:
             raise SystemExit(f"only {accepted} of {size} recipients accepted")
     return size / elapsed, rss
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # already gone
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _memory_gib() -> float:
