@@ -57,8 +57,8 @@ def postgres_url() -> Iterator[str]:
     engine.dispose()
     yield url
     with admin.connect() as conn:
-        conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = :n"), {"n": name})
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
@@ -151,3 +151,20 @@ def run_mailer(args: list[str], env: dict[str, str] | None = None, cwd: Path = R
 def httpserver_listen_address():
     """pytest-httpserver on 127.0.0.1 with an ephemeral port (never "localhost"/IPv6)."""
     return ("127.0.0.1", 0)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """The npm packages the editor tools use (caniemail data, official MJML).
+
+    Installed from the committed lock file when missing, so `pytest` alone works on a
+    fresh checkout; CI's `.ci/run` has usually installed them already.
+    """
+    folder = REPO / "node_modules"
+    if not ((folder / "caniemail").is_dir() and (folder / "mjml").is_dir()):
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is needed for the editor tools' tests (Debian: apt-get install npm)")
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO,
+                       check=True, timeout=600)
+    return folder

@@ -28,6 +28,8 @@ from mailer.spam import check_spam, spam_score
 from tests.conftest import REPO, make_settings
 from tests.editor_support import LocalSite, png_bytes, serve_site, silent_port
 
+pytestmark = pytest.mark.usefixtures("node_modules")
+
 CLIENTS = ("gmail.desktop-webmail", "gmail.android", "outlook.windows", "outlook.outlook-com",
            "apple-mail.ios", "samsung-email.android")
 

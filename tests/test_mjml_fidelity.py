@@ -24,6 +24,8 @@ from mailer.render.newsletter import HTML_TEMPLATE, select_for
 from mailer.sync import sync_source
 from tests.conftest import REPO, make_settings
 
+pytestmark = pytest.mark.usefixtures("node_modules")
+
 COMPILE_JS = """
 const mjml2html = require("mjml");
 let source = "";
