@@ -65,7 +65,8 @@ def build_preview(app: App, issue: Issue, preferences: Preferences | None = None
 def write_preview(preview: Preview, folder: Path) -> dict[str, Path]:
     """Write issue.html, issue.txt and issue.eml; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"html": folder / "issue.html", "text": folder / "issue.txt", "eml": folder / "issue.eml"}
+    names = {"html": "issue.html", "text": "issue.txt", "eml": "issue.eml"}
+    paths = {kind: folder / name for kind, name in names.items()}
     paths["html"].write_text(preview.html, encoding="utf-8")
     paths["text"].write_text(preview.text, encoding="utf-8")
     paths["eml"].write_bytes(preview.eml)

@@ -328,7 +328,8 @@ def _validate(s: Settings) -> None:
         try:
             parse_instant(s.now)
         except ValueError:
-            raise ConfigError(f"setting now (MAILER_NOW): not an ISO 8601 time: {s.now!r}") from None
+            problem = f"not an ISO 8601 time: {s.now!r}"
+            raise ConfigError(f"setting now (MAILER_NOW): {problem}") from None
 
 
 def _is_hhmm(text: str) -> bool:

@@ -91,7 +91,8 @@ def test_a_segment_with_nothing_is_skipped_and_recorded(loaded_app):
         subs.add_subscriber(conn, email="leeg@example.org", name="Leeg",
                             preferences=Preferences(frozenset({"magazine"}),
                                                     frozenset({"nergens-over"})),
-                            status=SubscriberStatus.ACTIVE, source="test", now=loaded_app.clock.now())
+                            status=SubscriberStatus.ACTIVE, source="test",
+                            now=loaded_app.clock.now())
     issue = the_issue(loaded_app)
     result = send_issue(loaded_app, issue)
     assert result.counts["skipped"] == 1 and result.counts["sent"] == 12

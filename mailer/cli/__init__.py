@@ -42,7 +42,7 @@ class MailerGroup(click.Group):
 
 @click.group(cls=MailerGroup)
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
-              envvar="MAILER_CONFIG", help="Path to mailer.toml (default: found upwards from here).")
+              envvar="MAILER_CONFIG", help="Path to mailer.toml (default: searched upwards).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: int) -> None:

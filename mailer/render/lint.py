@@ -67,8 +67,9 @@ def lint_message(html: str, text: str, *, preheader: str, unsubscribe_url: str,
                                     f"<a href=\"{href}\">"))
     for part, body in (("HTML", html), ("text", text)):
         if match := LEFTOVER.search(body):
-            findings.append(Finding(ERROR, "template", f"unrendered template syntax in the "
-                                    f"{part} part", body[max(match.start() - 30, 0):match.end() + 30]))
+            context = body[max(match.start() - 30, 0):match.end() + 30]
+            findings.append(Finding(ERROR, "template",
+                                    f"unrendered template syntax in the {part} part", context))
     visible = " ".join("".join(page.text).split())
     if not preheader.strip():
         findings.append(Finding(ERROR, "preheader", "the issue has no preheader"))

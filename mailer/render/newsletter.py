@@ -145,8 +145,9 @@ def select_for(issue: Issue, preferences: Preferences) -> tuple[list[StoredItem]
         topics = set(stored.item.topics)
         return not preferences.themes or not topics or bool(topics & preferences.themes)
 
-    magazine = [i for i in issue.magazine if wanted(i)] if "magazine" in preferences.sections else []
-    agenda = [i for i in issue.events if wanted(i)] if "agenda" in preferences.sections else []
+    sections = preferences.sections
+    magazine = [i for i in issue.magazine if wanted(i)] if "magazine" in sections else []
+    agenda = [i for i in issue.events if wanted(i)] if "agenda" in sections else []
     if not any(e.item.status is ItemStatus.ACTIVE for e in agenda) and not magazine:
         agenda = []  # only cancellations left: nothing worth a mail
     return magazine, agenda

@@ -1,4 +1,4 @@
-"""Local content: Markdown files with YAML front matter under content/magazine and content/events."""
+"""Local content: Markdown files with YAML front matter in content/magazine and content/events."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark else ""
-        raise ContentError(where, f"front matter is not valid YAML{line}: {_first_line(exc)}")
+        problem = f"front matter is not valid YAML{line}: {_first_line(exc)}"
+        raise ContentError(where, problem) from None
     except ValueError as exc:
         raise ContentError(where, f"invalid date in front matter: {exc}") from None
     except UnicodeDecodeError:
