@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -15,6 +13,7 @@ from mailer.clock import Clock, clock_for
 from mailer.delivery.dispatcher import Dispatcher, ListIdentity
 from mailer.errors import ConfigError
 from mailer.links import Links
+from mailer.liveness import local_owner_id
 from mailer.providers import Provider, provider_class
 from mailer.render.newsletter import NewsletterRenderer
 from mailer.settings import Settings
@@ -145,4 +144,4 @@ class App:
 
 def default_worker_id() -> str:
     """host:pid, unique among live workers."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return local_owner_id()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import traceback
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from mailer.clock import SystemClock
 from mailer.compose import period_of
 from mailer.dutch import long_date
 from mailer.jobs import JobSpec, build_scheduler, fire_count, latest_fire
+from mailer.liveness import owner_is_dead
 from mailer.notify import notify_editors
 from mailer.store import jobs as job_store
 from mailer.store.jobs import FINAL, RunStatus
@@ -37,25 +37,6 @@ def period_key(spec: JobSpec, fire_time: datetime) -> str:
     if spec.task == "newsletter":
         return period_of(fire_time)
     return fire_time.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Whether a run's owner (host:pid) is a process on this machine that no longer exists.
-
-    Owners on other machines are never declared dead here; their lease expiring is the sign.
-    """
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 @dataclass(frozen=True)

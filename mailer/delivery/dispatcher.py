@@ -26,6 +26,7 @@ from mailer.delivery.budget import ErrorBudget
 from mailer.delivery.pacing import RateLimiter, retry_delay
 from mailer.errors import MailerError, ProviderError
 from mailer.links import Links
+from mailer.liveness import owner_is_dead
 from mailer.message import list_headers
 from mailer.models import (
     Batch,
@@ -286,7 +287,7 @@ class Dispatcher:
         duplicate. Rows of a dead worker on this host count as stranded at once.
         Returns how many rows were decided."""
         with self.engine.begin() as conn:  # lease them to us first: one decider per row
-            dead = [w for w in box.sending_workers(conn, issue_id) if worker_is_dead(w)]
+            dead = [w for w in box.sending_workers(conn, issue_id) if owner_is_dead(w)]
             rows = box.take_over_stranded(conn, issue_id, self.worker, self.clock.now(),
                                           self.lease, include_live_leases, dead)
             renders = box.load_renders(conn, issue_id) if rows else {}
@@ -376,23 +377,6 @@ class _Run:
         with self.lock:
             self.report.paused = self.report.paused or reason
         self.halt.set()
-
-
-def worker_is_dead(worker: str) -> bool:
-    """Whether a `host:pid` worker id names a process of this host that no longer runs."""
-    import os
-    import socket
-
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def backoff(attempts: int) -> timedelta:
