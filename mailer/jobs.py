@@ -256,7 +256,7 @@ def build_scheduler(specs: list[JobSpec], fire: Callable[[JobSpec], None]) -> Ba
     for spec in specs:
         if spec.enabled:
             # Coalesce: a run late by less than the grace period happens once, not per
-            # missed fire time; later than that APScheduler drops it (start-up reports it).
+            # missed fire time; later than that APScheduler drops it and the scheduler reports it.
             scheduler.add_job(fire, spec.trigger, args=[spec], id=spec.id, name=spec.id,
                               coalesce=True, max_instances=1,
                               misfire_grace_time=int(spec.grace.total_seconds()))

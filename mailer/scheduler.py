@@ -14,6 +14,8 @@ import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+
 from mailer.app import App, default_worker_id
 from mailer.clock import SystemClock
 from mailer.compose import period_of
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
 RENEW_SECONDS = 60.0
 EDITOR_FACING = {"newsletter", "proof"}  # tasks whose missed runs the editors hear about
+# Why a run was missed, as the editors read it: the scheduler was not running at all, or it
+# was running but reached the fire time too late (a long previous run, a sleeping machine).
+DOWN = "de planner draaide toen niet"
+BEHIND = "de planner liep toen te ver achter (een vorige taak duurde lang of de machine sliep)"
 
 
 def period_key(spec: JobSpec, fire_time: datetime) -> str:
@@ -160,11 +166,15 @@ class JobRunner:
             return recent
         older = latest_fire(spec, covered, now - spec.grace)
         if older is not None:
-            self._report_missed(spec, older, fire_count(spec, covered, now), now)
+            self._report_missed(spec, older, fire_count(spec, covered, now), now, DOWN)
         return None
 
+    def report_late(self, spec: JobSpec, fire_time: datetime) -> None:
+        """A fire time the running scheduler reached too late (APScheduler dropped it)."""
+        self._report_missed(spec, fire_time, 1, self.app.clock.now(), BEHIND)
+
     def _report_missed(self, spec: JobSpec, fire_time: datetime, count: int,
-                       now: datetime) -> None:
+                       now: datetime, reason: str) -> None:
         late = now - fire_time
         detail = (f"missed {count} run(s), the latest at {fire_time.isoformat()}; "
                   f"{late} late is beyond the grace period of {spec.grace}: skipped")
@@ -179,7 +189,7 @@ class JobRunner:
             subject = f"Planner: {spec.id} van {long_date(fire_time)} overgeslagen"
             notify_editors(self.app, subject, [
                 f"De taak {spec.id} ({spec.task}) had op {moment_text(fire_time)} moeten "
-                "lopen, maar de planner draaide toen niet.",
+                f"lopen, maar {reason}.",
                 f"Dat is meer dan {hours:g} uur geleden, dus is de taak overgeslagen in plaats "
                 "van te laat uitgevoerd.",
                 f"Alsnog uitvoeren kan met: mailer jobs run {spec.id}",
@@ -208,6 +218,7 @@ class SchedulerProcess:
         enabled = [s for s in self.specs if s.enabled]
         self._beat(len(enabled))
         scheduler = build_scheduler(self.specs, self.runner.fire)
+        scheduler.add_listener(self.on_missed, EVENT_JOB_MISSED)
         for spec, fire_time in self.runner.catch_up(self.app.clock.now()):
             scheduler.add_job(self.runner.run, args=[spec, fire_time], id=f"{spec.id}:catch-up",
                               name=f"{spec.id} (missed run)", misfire_grace_time=None)
@@ -221,6 +232,16 @@ class SchedulerProcess:
         with self.app.engine.begin() as conn:
             job_store.mark_stopped(conn, self.runner.owner, self.machine.now())
         log.info("scheduler %s stopped", self.runner.owner)
+
+    def on_missed(self, event: JobExecutionEvent) -> None:
+        """APScheduler dropped a fire time as later than the grace period: report it too."""
+        spec = self.runner.specs.get(event.job_id)
+        if spec is None:  # a catch-up job; those have no grace period and are never missed
+            return
+        try:
+            self.runner.report_late(spec, event.scheduled_run_time.astimezone(UTC))
+        except Exception:  # noqa: BLE001 - reporting must not take the scheduler down
+            log.exception("could not record the missed run of job %s", spec.id)
 
     def _beat(self, jobs: int) -> None:
         try:

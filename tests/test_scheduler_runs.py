@@ -1,18 +1,21 @@
 """Job runs in one process: once per period, hold and release, minimum content, missed
 runs within and beyond the grace period, loud failures. Real databases, real file provider."""
 
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.events import EVENT_JOB_MISSED
 from sqlalchemy import func, select
 
 from mailer.app import App
 from mailer.clock import FixedClock
-from mailer.jobs import load_jobs
-from mailer.scheduler import JobRunner, period_key
+from mailer.dutch import long_date
+from mailer.jobs import build_scheduler, load_jobs
+from mailer.scheduler import JobRunner, SchedulerProcess, period_key
 from mailer.store import jobs as job_store
 from mailer.store.issue_control import IssueStateError, hold_issue, release_issue
 from mailer.store.jobs import RunStatus
@@ -163,6 +166,36 @@ def test_a_run_missed_beyond_the_grace_period_is_skipped_and_reported(loaded_app
     next_week = THURSDAY_NINE + timedelta(weeks=1, minutes=30)
     due = dict((s.id, f) for s, f in runner_at(loaded_app, next_week).catch_up(next_week))
     assert due["newsletter"] == THURSDAY_NINE + timedelta(weeks=1)
+
+
+def test_a_fire_time_the_running_scheduler_reached_too_late_is_reported(loaded_app):
+    # APScheduler runs on the machine's clock: a fire time a day ago is far beyond the
+    # newsletter's six hours of grace, as after a long suspend of a running scheduler.
+    late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    runner = runner_at(loaded_app, late + timedelta(days=1))
+    process = SchedulerProcess(runner.app, list(runner.specs.values()), threading.Event())
+    process.runner = runner
+    reported = threading.Event()
+
+    def on_missed(event):
+        process.on_missed(event)
+        reported.set()
+
+    scheduler = build_scheduler(list(runner.specs.values()), lambda spec: None)
+    scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
+    scheduler.start(paused=True)
+    try:
+        scheduler.modify_job("newsletter", next_run_time=late)
+        scheduler.resume()
+        assert reported.wait(30), "APScheduler never reported the late fire time"
+    finally:
+        scheduler.shutdown()
+    with loaded_app.engine.connect() as conn:
+        run = job_store.run_by_key(conn, "newsletter", period_key(spec(runner, "newsletter"),
+                                                                  late))
+    assert run.status is RunStatus.MISSED and run.fire_time == late
+    assert notes(loaded_app) == [f"Planner: newsletter van {long_date(late)} overgeslagen"]
+    assert sent_rows(loaded_app) == 0
 
 
 def test_weeks_of_downtime_coalesce_into_one_run(loaded_app):
