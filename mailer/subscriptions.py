@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from mailer.app import App
 from mailer.links import TokenClaims
 from mailer.models import Preferences, Subscriber, SubscriberStatus
+from mailer.providers.file import erase_copies
 from mailer.settings import Settings
 from mailer.store import privacy, ratelimit
 from mailer.store import subscribers as subs
@@ -220,16 +221,21 @@ def resubscribe(app: App, subscriber_id: int, context: ConsentContext) -> bool:
 
 
 def forget(app: App, email: str, source: str) -> bool:
-    """Erase everything about an address but a hashed suppression entry; False if unknown."""
+    """Erase everything about an address but a hashed suppression entry; False if unknown.
+
+    Copies the file provider wrote go too: they hold the address and the personal links.
+    """
     now = app.clock.now()
     with app.engine.begin() as conn:
         sub = subs.find_by_email(conn, email)
         if sub is None:
             known = subs.is_suppressed(conn, email)
             subs.suppress(conn, email, "erased", now)
-            return known
-        privacy.erase(conn, sub.id, now, source)
-        return True
+        else:
+            privacy.erase(conn, sub.id, now, source)
+            known = True
+    erase_copies(app.settings.path(app.settings.outbox_dir), email)
+    return known
 
 
 def purge_pending(app: App) -> int:

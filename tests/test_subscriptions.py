@@ -7,7 +7,13 @@ from sqlalchemy import select
 
 from mailer.app import App
 from mailer.clock import FixedClock
-from mailer.models import Preferences, SubscriberStatus
+from mailer.models import (
+    Batch,
+    DeliveryOutcome,
+    Preferences,
+    Recipient,
+    SubscriberStatus,
+)
 from mailer.store import privacy
 from mailer.store import subscribers as subs
 from mailer.store.tables import consent_events, outbox, suppressions
@@ -105,6 +111,19 @@ def test_the_form_never_enumerates_and_limits_mails(app):
     later = App(app.settings, FixedClock(app.clock.now() + timedelta(minutes=61)))
     assert subscribe(later, "bob@example.org", "", PREFS, ctx(app)).mail is not None
     later.engine.dispose()
+
+
+def test_forget_deletes_the_copies_the_file_provider_wrote(app):
+    # "a+b" and "a_b" share a safe file name; only the forgotten address's copy goes.
+    batch = Batch(issue_id=7, segment_key="s", subject="Nieuwsbrief", html="<p>x</p>",
+                  text="x", recipients=(
+                      Recipient(1, 1, "A+B@example.org", "A", "<1@example.org>", {}),
+                      Recipient(2, 2, "a_b@example.org", "B", "<2@example.org>", {})))
+    assert all(s.outcome is DeliveryOutcome.SENT for s in app.provider.send_batch(batch))
+    folder = app.settings.path(app.settings.outbox_dir) / "issue-7"
+    assert len(list(folder.glob("*.eml"))) == 2
+    forget(app, "a+b@example.org", "admin:test")
+    assert [p.name for p in folder.glob("*.eml")] == ["00000002-a_b@example.org.eml"]
 
 
 def test_suppressed_and_erased_addresses_get_nothing(app):

@@ -10,6 +10,8 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from email import policy
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +19,32 @@ from mailer.clock import Clock
 from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.mime import mime_for
+
+
+def safe_name(email: str) -> str:
+    """An address as it appears in file names: lower-cased, odd characters replaced."""
+    return re.sub(r"[^a-z0-9.@_-]", "_", email.lower())
+
+
+def erase_copies(folder: Path, email: str) -> int:
+    """Delete every message written for an address (right to erasure); how many were.
+
+    File names only narrow the search (two addresses may share a safe name); the To
+    header decides, so nobody else's copy goes.
+    """
+    if not folder.is_dir():
+        return 0
+    wanted = email.lower()
+    parser = HeaderParser(policy=policy.default)
+    erased = 0
+    for path in folder.glob(f"issue-*/*-{safe_name(email)}.eml"):
+        with path.open("rb") as handle:
+            to = parser.parsestr(handle.read().decode("utf-8", "replace"))["To"]
+        addresses = [a.addr_spec.lower() for a in getattr(to, "addresses", ())]
+        if wanted in addresses:
+            path.unlink(missing_ok=True)
+            erased += 1
+    return erased
 
 
 @register
@@ -34,8 +62,8 @@ class FileProvider:
 
     def path_for(self, issue_id: int, recipient: Recipient) -> Path:
         """Where a recipient's message lands."""
-        safe = re.sub(r"[^a-z0-9.@_-]", "_", recipient.email.lower())
-        return self.folder / f"issue-{issue_id}" / f"{recipient.outbox_id:08d}-{safe}.eml"
+        name = f"{recipient.outbox_id:08d}-{safe_name(recipient.email)}.eml"
+        return self.folder / f"issue-{issue_id}" / name
 
     def send_batch(self, batch: Batch) -> list[RecipientStatus]:
         """Write one .eml per recipient; a bad header fails only that recipient."""
