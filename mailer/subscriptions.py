@@ -24,7 +24,6 @@ from mailer.providers.file import erase_copies
 from mailer.settings import Settings
 from mailer.store import privacy, ratelimit
 from mailer.store import subscribers as subs
-from mailer.store.db import write_turn
 from mailer.store.subscribers import ConsentContext
 from mailer.subscriber_mail import MailJob
 
@@ -188,26 +187,35 @@ class UnsubscribeResult:
 
 def unsubscribe_by_link(app: App, claims: TokenClaims, context: ConsentContext, *,
                         goodbye: bool) -> UnsubscribeResult:
-    """Unsubscribe the holder of a valid token at once, idempotently, in one transaction.
+    """Unsubscribe the holder of a valid token at once, idempotently.
 
-    This is the RFC 8058 one-click path: one UPDATE ... RETURNING and one ledger insert;
-    only when nothing was updated does it read the row to tell revoked from repeated.
-    A goodbye mail goes only where asked (the page's button), never to a mail client's
-    one-click POST: the reader did not ask for more mail there.
+    This is the RFC 8058 one-click path: one write transaction (UPDATE ... RETURNING and
+    one ledger insert, or a read of the row to tell revoked from repeated). A goodbye mail
+    goes only where asked (the page's button), never to a mail client's one-click POST:
+    the reader did not ask for more mail there. Its rate-limit check is a transaction of
+    its own after the unsubscribe, which stands whatever happens to the mail.
     """
-    with write_turn(app.engine), app.engine.begin() as conn:
-        if subs.unsubscribe_receiving(conn, claims.subscriber_id, claims.version,
-                                      app.clock.now(), context):
-            if not (goodbye and app.settings.goodbye_mail):
-                return UnsubscribeResult(LinkState.UNSUBSCRIBED)
-            sub = subs.subscriber_by_id(conn, claims.subscriber_id)
-            return UnsubscribeResult(LinkState.UNSUBSCRIBED, mail_job(app, conn, "goodbye", sub))
-        row = subs.link_row(conn, claims.subscriber_id)
-    if row is None:
+    outcome = subs.unsubscribe_by_token(app.engine, claims.subscriber_id, claims.version,
+                                        app.clock.now(), context)
+    if outcome is None:
         return UnsubscribeResult(LinkState.UNKNOWN)
-    if row.token_version != claims.version or row.status == SubscriberStatus.ERASED:
+    if outcome.unsubscribed:
+        mail = goodbye_mail(app, claims.subscriber_id) if goodbye else None
+        return UnsubscribeResult(LinkState.UNSUBSCRIBED, mail)
+    if outcome.token_version != claims.version or outcome.status == SubscriberStatus.ERASED:
         return UnsubscribeResult(LinkState.REVOKED)
     return UnsubscribeResult(LinkState.ALREADY)
+
+
+def goodbye_mail(app: App, subscriber_id: int) -> MailJob | None:
+    """The goodbye mail for someone who just unsubscribed, if configured and under limits."""
+    if not app.settings.goodbye_mail:
+        return None
+    with app.engine.begin() as conn:
+        sub = subs.subscriber_by_id(conn, subscriber_id)
+        if sub is None or sub.status is not SubscriberStatus.UNSUBSCRIBED:
+            return None  # erased or resubscribed in the meantime
+        return mail_job(app, conn, "goodbye", sub)
 
 
 def resubscribe(app: App, subscriber_id: int, context: ConsentContext) -> bool:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -68,6 +71,47 @@ def write_turn(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def driver_transaction(engine: Engine) -> Iterator[Any]:
+    """One write transaction straight on a pooled driver connection, yielding its cursor.
+
+    For the few hot paths where SQLAlchemy's per-statement machinery costs more than the
+    statements (one-click unsubscribe). On SQLite it takes the write turn and BEGIN
+    IMMEDIATE, as `write_turn` plus `engine.begin()` would; commits on success, rolls back
+    on any error. Statements use `driver_sql` for the driver's parameter style.
+    """
+    with write_turn(engine):
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            if engine.dialect.name == "sqlite":
+                # The connection runs with isolation_level=None (see _sqlite_pragmas), so
+                # this BEGIN opens the transaction that commit() below ends.
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.close()  # back to the pool
+
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=64)
+def driver_sql(dialect_name: str, sql: str) -> str:
+    """Plain SQL written with `:name` parameters, in the parameter style of the dialect's
+    driver (sqlite3 takes `:name` as it is, psycopg wants `%(name)s`)."""
+    if dialect_name == "sqlite":
+        return sql
+    if dialect_name == "postgresql":
+        return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
+    raise NotImplementedError(f"no plain-SQL parameter style known for {dialect_name}")
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
-from mailer.store.tables import UTCDateTime, consent_events, subscribers, suppressions
+from mailer.store.db import driver_sql, driver_transaction
+from mailer.store.tables import consent_events, subscribers, suppressions
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,9 @@ def add_subscriber(
     return find_by_email(conn, email)  # type: ignore[return-value]
 
 
-# Statements built once: the one-click path runs them thousands of times a second, and
-# building a statement costs more than executing a cached one.
+# Built once: statements run for every ledger entry, and building one costs more than
+# executing a cached one.
 _INSERT_EVENT = insert(consent_events)
-_LINK_ROW = select(subscribers.c.id, subscribers.c.email, subscribers.c.status,
-                   subscribers.c.token_version).where(subscribers.c.id == bindparam("sid"))
-_RECEIVING = [SubscriberStatus.PENDING.value, SubscriberStatus.ACTIVE.value]
-_UNSUBSCRIBE = (
-    update(subscribers)
-    .where(subscribers.c.id == bindparam("sid"), subscribers.c.token_version == bindparam("v"),
-           subscribers.c.status.in_(_RECEIVING))
-    .values(status=SubscriberStatus.UNSUBSCRIBED.value,
-            updated_at=bindparam("now", type_=UTCDateTime()),
-            unsubscribed_at=bindparam("now", type_=UTCDateTime()))
-    .returning(subscribers.c.id, subscribers.c.email)
-)
 
 
 def record_consent(
@@ -124,20 +114,70 @@ def record_consent(
     ))
 
 
-def link_row(conn: Connection, subscriber_id: int):
-    """What a link needs to know of a subscriber: id, email, status, token_version."""
-    return conn.execute(_LINK_ROW, {"sid": subscriber_id}).first()
+@dataclass(frozen=True)
+class LinkOutcome:
+    """What an unsubscribe link did to its subscriber's row: whether this call unsubscribed
+    them, and the row's status and token version (to tell a revoked link from a repeat)."""
+
+    unsubscribed: bool
+    status: str
+    token_version: int
 
 
-def unsubscribe_receiving(conn: Connection, subscriber_id: int, token_version: int,
-                          now: datetime, context: ConsentContext) -> bool:
-    """Unsubscribe a pending or active subscriber whose links are at this version, and log
-    it, in one UPDATE ... RETURNING; False if no such subscriber (the caller asks why)."""
-    row = conn.execute(_UNSUBSCRIBE, {"sid": subscriber_id, "v": token_version, "now": now}
-                       ).first()
-    if row is not None:
-        log_event(conn, row, "unsubscribe", now, context)
-    return row is not None
+# The one-click unsubscribe in plain SQL (see unsubscribe_by_token for why): the same
+# UPDATE and ledger row the general path (set_status, record_consent) would write.
+_UNSUBSCRIBE_SQL = """
+UPDATE subscribers SET status = :unsubscribed, updated_at = :now, unsubscribed_at = :now
+WHERE id = :sid AND token_version = :version AND status IN (:pending, :active)
+RETURNING email"""
+_LEDGER_SQL = """
+INSERT INTO consent_events (subscriber_id, email_hash, event, occurred_at, source,
+                            consent_text_version, ip, user_agent, details)
+VALUES (:sid, :email_hash, 'unsubscribe', :now, :source, :consent_text_version, :ip,
+        :user_agent, :details)"""
+_LINK_ROW_SQL = "SELECT status, token_version FROM subscribers WHERE id = :sid"
+
+
+def unsubscribe_by_token(engine: Engine, subscriber_id: int, token_version: int,
+                         now: datetime, context: ConsentContext) -> LinkOutcome | None:
+    """Unsubscribe a pending or active subscriber whose links are at this version and log
+    it, in one write transaction; None if there is no such subscriber at all.
+
+    RFC 8058 one-click runs this thousands of times a second, so it skips SQLAlchemy's
+    per-statement machinery (which cost more than the writes) and runs plain SQL on the
+    pooled driver connection; values go through the columns' own bind processors, so the
+    rows are exactly what the general path writes (tests compare the two).
+    """
+    dialect = engine.dialect
+    stamp, details = _one_click_binds(dialect)
+    at = stamp(now)
+    with driver_transaction(engine) as cursor:
+        cursor.execute(driver_sql(dialect.name, _UNSUBSCRIBE_SQL), {
+            "sid": subscriber_id, "version": token_version, "now": at,
+            "unsubscribed": SubscriberStatus.UNSUBSCRIBED.value,
+            "pending": SubscriberStatus.PENDING.value, "active": SubscriberStatus.ACTIVE.value})
+        updated = cursor.fetchone()
+        if updated is not None:
+            cursor.execute(driver_sql(dialect.name, _LEDGER_SQL), {
+                "sid": subscriber_id, "email_hash": email_hash(updated[0]), "now": at,
+                "source": context.source, "consent_text_version": context.consent_text_version,
+                "ip": context.ip, "user_agent": context.user_agent, "details": details({})})
+            return LinkOutcome(True, SubscriberStatus.UNSUBSCRIBED.value, token_version)
+        cursor.execute(driver_sql(dialect.name, _LINK_ROW_SQL), {"sid": subscriber_id})
+        row = cursor.fetchone()
+    return LinkOutcome(False, row[0], row[1]) if row is not None else None
+
+
+@lru_cache(maxsize=8)
+def _one_click_binds(dialect: Dialect) -> tuple[Callable, Callable]:
+    """The bind processors (per dialect) of the timestamp and ledger-details columns."""
+    return (_bind_processor(subscribers.c.updated_at, dialect),
+            _bind_processor(consent_events.c.details, dialect))
+
+
+def _bind_processor(column, dialect: Dialect) -> Callable:
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
 
 
 def set_status(
