@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -82,6 +83,11 @@ class Links:
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> TokenClaims:
         """Verify a token; raises TokenExpired or TokenInvalid."""
+        claims = self._read_own(purpose, token, max_age)
+        if claims is not None:
+            return claims
+        # Anything else (tampered, expired, foreign, odd encodings) gets itsdangerous's
+        # own verdict, so the fast reading above never changes what is accepted.
         try:
             data = self._serializer(purpose).loads(token, max_age=max_age)
         except SignatureExpired:
@@ -92,6 +98,32 @@ class Links:
                 and all(isinstance(x, int) for x in data)):
             raise TokenInvalid(purpose)
         return TokenClaims(subscriber_id=data[0], version=data[1])
+
+    def _read_own(self, purpose: str, token: str, max_age: int | None) -> TokenClaims | None:
+        """The claims of a genuine, fresh token in exactly the form `token` makes, checked
+        with the cached MAC (a one-click POST reads one per request); None for anything
+        else, which `read` then hands to itsdangerous."""
+        mac = self._macs.get(purpose)
+        if mac is None or not token.isascii():
+            return None
+        signed, _, signature = token.encode().rpartition(b".")
+        payload, _, stamp = signed.rpartition(b".")
+        mac = mac.copy()
+        mac.update(signed)
+        if not hmac.compare_digest(_b64(mac.digest()), signature):
+            return None
+        try:
+            claims = _SIMPLE_CLAIMS.fullmatch(base64.urlsafe_b64decode(_padded(payload)))
+            signed_at = int.from_bytes(base64.urlsafe_b64decode(_padded(stamp)), "big")
+        except ValueError:
+            return None
+        if claims is None or payload.startswith(b"."):  # a leading "." means compressed
+            return None
+        if max_age is not None:
+            now = int(self.clock.now().timestamp() if self.clock else time.time())
+            if not 0 <= now - signed_at <= max_age:
+                return None
+        return TokenClaims(subscriber_id=int(claims[1]), version=int(claims[2]))
 
     def url(self, path: str) -> str:
         """An absolute URL on the subscriber site."""
@@ -114,8 +146,16 @@ class Links:
         return self.url(f"archief/{period}")
 
 
+# The JSON `token` signs for two plain ints: "[id,version]", no spaces, no leading zeros.
+_SIMPLE_CLAIMS = re.compile(rb"\[(0|[1-9][0-9]*),(0|[1-9][0-9]*)\]")
+
+
 def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _padded(data: bytes) -> bytes:
+    return data + b"=" * (-len(data) % 4)
 
 
 def _clock_signer(clock: Clock) -> type[TimestampSigner]:

@@ -70,8 +70,11 @@ def truncate_ip(ip: str | None) -> str | None:
         address = ipaddress.ip_address(ip or "")
     except ValueError:
         return None
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+    # Masking the integer gives the network address without building a network object,
+    # which cost more than the rest of a one-click request's consent context.
+    if address.version == 4:
+        return str(ipaddress.IPv4Address(int(address) >> 8 << 8))
+    return str(ipaddress.IPv6Address(int(address) >> 80 << 80))
 
 
 def strip_versions(user_agent: str | None) -> str | None:
