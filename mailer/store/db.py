@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,31 +77,57 @@ def write_turn(engine: Engine) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+# SQLite checkpoints its WAL by default once it holds this many pages (SQLITE_DEFAULT_
+# WAL_AUTOCHECKPOINT), and a one-click transaction writes about six.
+SQLITE_AUTOCHECKPOINT_PAGES = 1000
+CHECKPOINT_ONE_IN = SQLITE_AUTOCHECKPOINT_PAGES // 6
+
+
 @contextmanager
 def driver_transaction(engine: Engine) -> Iterator[Any]:
     """One write transaction straight on a pooled driver connection, yielding its cursor.
 
     For the few hot paths where SQLAlchemy's per-statement machinery costs more than the
-    statements (one-click unsubscribe). On SQLite it takes the write turn and BEGIN
-    IMMEDIATE, as `write_turn` plus `engine.begin()` would; commits on success, rolls back
-    on any error. Statements use `driver_sql` for the driver's parameter style.
+    statements (one-click unsubscribe). Commits on success, rolls back on any error.
+    Statements use `driver_sql` for the driver's parameter style.
+
+    On SQLite it takes the write turn and BEGIN IMMEDIATE, as `write_turn` plus
+    `engine.begin()` would, and keeps WAL checkpoints out of the turn: SQLite runs one
+    inside the COMMIT that crosses the threshold, and its fsyncs would hold up every
+    writer waiting for the turn. Instead about one transaction in CHECKPOINT_ONE_IN
+    checkpoints (PASSIVE: it never blocks writers) after giving the turn away.
     """
-    with write_turn(engine):
-        connection = engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            if engine.dialect.name == "sqlite":
-                # The connection runs with isolation_level=None (see _sqlite_pragmas), so
-                # this BEGIN opens the transaction that commit() below ends.
-                cursor.execute("BEGIN IMMEDIATE")
-            try:
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        if engine.dialect.name != "sqlite":
+            with _committed(connection):
                 yield cursor
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
+            return
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            with write_turn(engine), _committed(connection):
+                # The connection runs with isolation_level=None (see _sqlite_pragmas), so
+                # this BEGIN opens the transaction that commit() ends.
+                cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+            if random.randrange(CHECKPOINT_ONE_IN) == 0:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
-            connection.close()  # back to the pool
+            cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+    finally:
+        connection.close()  # back to the pool
+
+
+@contextmanager
+def _committed(connection) -> Iterator[None]:
+    """Commit a driver connection's transaction, or roll it back on any error."""
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
 
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
