@@ -84,3 +84,53 @@ def test_fast_tokens_are_exactly_what_itsdangerous_makes():
                 token = links.token(purpose, sid, version)
                 assert token == links._serializer(purpose).dumps([sid, version])
                 assert links.read(purpose, token).subscriber_id == sid
+
+
+def test_reading_tokens_gives_itsdangerous_verdict():
+    from datetime import UTC, datetime, timedelta
+
+    import pytest
+
+    from mailer.clock import FixedClock
+    from mailer.links import Links, TokenClaims, TokenExpired, TokenInvalid
+
+    signed_at = datetime(2026, 12, 3, 8, tzinfo=UTC)
+    links = Links("a-secret-key-of-some-length", "https://x.example", FixedClock(signed_at))
+
+    def verdict(reader, purpose, token, max_age=None):
+        try:
+            return reader.read(purpose, token, max_age=max_age)
+        except TokenExpired:
+            return "expired"
+        except TokenInvalid:
+            return "invalid"
+
+    def general(reader, purpose, token, max_age=None):
+        try:
+            data = reader._serializer(purpose).loads(token, max_age=max_age)
+        except Exception as exc:  # noqa: BLE001 - the verdict is the exception's kind
+            return "expired" if "age" in str(exc) else "invalid"
+        ok = isinstance(data, list) and len(data) == 2 and all(isinstance(x, int) for x in data)
+        return TokenClaims(*data) if ok else "invalid"
+
+    token = links.token("unsubscribe", 42, 3)
+    other = Links("another-secret-key-of-some-length", "https://x.example", links.clock)
+    tokens = {
+        "own": token, "tampered": token[:-2] + ("AA" if token[-2:] != "AA" else "BB"),
+        "padded": token + "=", "no stamp": token.split(".")[0] + "." + token.split(".")[2],
+        "foreign": other.token("unsubscribe", 42, 3), "empty": "", "dots": "..",
+        "not ascii": token + "é", "compressed": links._serializer("unsubscribe").dumps(
+            [10**60, 1]), "negative": links._serializer("unsubscribe").dumps([-1, 1]),
+        "three": links._serializer("unsubscribe").dumps([1, 2, 3]),
+    }
+    for name, value in tokens.items():
+        for purpose in ("unsubscribe", "confirm"):
+            assert verdict(links, purpose, value) == general(links, purpose, value), name
+    assert verdict(links, "unsubscribe", token) == TokenClaims(42, 3)
+    for days, max_age in ((0, 60), (6, 7 * 86400), (8, 7 * 86400), (-1, 86400)):
+        later = Links(links.secret_key, links.base_url, FixedClock(signed_at + timedelta(days)))
+        assert verdict(later, "unsubscribe", token, max_age) == \
+            general(later, "unsubscribe", token, max_age), days
+    assert verdict(later, "unsubscribe", token, 86400) == "expired"  # from the future
+    with pytest.raises(ValueError):
+        links.read("elsewhere", token)

@@ -248,3 +248,90 @@ def test_the_newsletter_follows_preferences_and_renders_once_per_set(loaded_app)
     assert sorted(renders) == sorted(keys)  # one rendering per distinct preference set
     assert len(rows) > len(keys)
     app.engine.dispose()
+
+
+def _active(app, email):
+    with app.engine.begin() as conn:
+        return subs.add_subscriber(conn, email=email, name="", preferences=PREFS,
+                                   status=SubscriberStatus.ACTIVE, source="test",
+                                   now=app.clock.now())
+
+
+def _stored(app, sid):
+    """The subscriber's row and ledger entries as the driver returns them (on SQLite the
+    timestamps as stored text), without what differs per person."""
+    with app.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT status, updated_at, unsubscribed_at, token_version FROM subscribers "
+            f"WHERE id = {int(sid)}").one()
+        events = conn.exec_driver_sql(
+            "SELECT event, occurred_at, source, consent_text_version, ip, user_agent, details "
+            f"FROM consent_events WHERE subscriber_id = {int(sid)} ORDER BY id").all()
+    return tuple(row), [tuple(e) for e in events]
+
+
+def _unsubscribe_through_sqlalchemy(app, sid, context):
+    """The reference: the one-click write done with SQLAlchemy statements and types."""
+    from sqlalchemy import update
+
+    from mailer.store.tables import subscribers
+
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        conn.execute(update(subscribers).where(subscribers.c.id == sid).values(
+            status="unsubscribed", updated_at=now, unsubscribed_at=now))
+        subs.log_event(conn, subs.subscriber_row(conn, sid), "unsubscribe", now, context)
+
+
+def test_link_unsubscribe_writes_what_sqlalchemy_writes(app):
+    from mailer.links import TokenClaims
+    from mailer.subscriptions import LinkState, unsubscribe_by_link
+
+    by_link, reference = _active(app, "link@example.org"), _active(app, "ref@example.org")
+    context = consent_context(app.settings, "web:one-click", "192.0.2.77", UA)
+    result = unsubscribe_by_link(app, TokenClaims(by_link.id, 1), context, goodbye=False)
+    assert (result.state, result.mail) == (LinkState.UNSUBSCRIBED, None)
+    _unsubscribe_through_sqlalchemy(app, reference.id, context)
+    assert _stored(app, by_link.id) == _stored(app, reference.id)
+    with app.engine.connect() as conn:
+        row = subs.subscriber_row(conn, by_link.id)
+    assert row.status == "unsubscribed" and row.unsubscribed_at == app.clock.now()
+    event = ledger(app, by_link.id)[-1]
+    assert (event.event, event.source, event.ip, event.details) == (
+        "unsubscribe", "web:one-click", "192.0.2.0", {})  # the truncated IP policy
+    assert event.email_hash == subs.email_hash("link@example.org")
+
+
+def test_link_unsubscribe_tells_repeats_revoked_and_unknown_apart(app):
+    from mailer.links import TokenClaims
+    from mailer.subscriptions import LinkState, unsubscribe_by_link
+
+    sub, bounced = _active(app, "anna@example.org"), _active(app, "bounce@example.org")
+    with app.engine.begin() as conn:
+        subs.set_status(conn, bounced.id, SubscriberStatus.BOUNCED, app.clock.now(), "test")
+    context = ctx(app)
+
+    def state(sid, version, goodbye=False):
+        return unsubscribe_by_link(app, TokenClaims(sid, version), context, goodbye=goodbye)
+
+    assert state(sub.id, 2).state is LinkState.REVOKED  # and nothing changed:
+    assert _stored(app, sub.id)[0][0] == "active"
+    assert state(sub.id + 999, 1).state is LinkState.UNKNOWN
+    assert state(bounced.id, 1).state is LinkState.ALREADY
+    done = state(sub.id, 1, goodbye=True)
+    assert done.state is LinkState.UNSUBSCRIBED and done.mail.kind == "goodbye"
+    again = state(sub.id, 1, goodbye=True)
+    assert (again.state, again.mail) == (LinkState.ALREADY, None)  # one goodbye only
+    assert [e.event for e in ledger(app, sub.id)] == ["subscribe_confirmed", "unsubscribe"]
+    forget(app, "anna@example.org", "admin:test")
+    assert state(sub.id, 1).state is LinkState.REVOKED  # erased
+
+
+def test_ip_truncation_matches_the_network_address():
+    import ipaddress
+
+    for ip in ("192.0.2.77", "10.255.255.255", "0.0.0.1", "2001:db8:abcd:12:1:2:3:4",
+               "::ffff:192.0.2.7", "fe80::1", "::"):
+        prefix = 24 if ipaddress.ip_address(ip).version == 4 else 48
+        network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+        assert truncate_ip(ip) == str(network.network_address)

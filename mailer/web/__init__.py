@@ -54,6 +54,10 @@ def create_app(app: App) -> Flask:
     web.after_request(add_security_headers)
     web.register_error_handler(PageError, _page_error)
     web.register_error_handler(HTTPException, _http_error)
+    from mailer.web.one_click import OneClickLayer  # it uses the blueprints' modules
+
+    # Beneath ProxyFix, so the one-click layer sees the client's address and scheme.
+    web.wsgi_app = OneClickLayer(web, app, web.wsgi_app)  # type: ignore[method-assign]
     if app.settings.trusted_proxies:
         n = app.settings.trusted_proxies
         web.wsgi_app = ProxyFix(web.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore

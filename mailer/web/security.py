@@ -26,19 +26,34 @@ class PageError(Exception):
     text: str
 
 
+# Every page's headers, in the order they are set, for plain http and for https.
+_PAGE_HEADERS = (
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+)
+_HTTPS_HEADERS = (*_PAGE_HEADERS, ("Strict-Transport-Security", "max-age=31536000"))
+_NO_STORE = ("Cache-Control", "no-store")
+
+
+def security_headers(path: str, scheme: str) -> tuple[tuple[str, str], ...]:
+    """CSP, no framing, no referrer (tokens in URLs never leak), no sniffing, no caching:
+    the headers a page at `path` gets (a view may set its own CSP first)."""
+    fixed = _HTTPS_HEADERS if scheme == "https" else _PAGE_HEADERS
+    if path.startswith(("/static/", "/archief")):
+        return (("Content-Security-Policy", CSP), *fixed)
+    return (("Content-Security-Policy", CSP), *fixed, _NO_STORE)
+
+
 def add_security_headers(response: Response) -> Response:
-    """CSP, no framing, no referrer (tokens in URLs never leak), no sniffing, no caching."""
+    """Give a response the security headers of its page (after_request)."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-    if request.scheme == "https":
-        headers["Strict-Transport-Security"] = "max-age=31536000"
-    if not request.path.startswith(("/static/", "/archief")):
-        headers["Cache-Control"] = "no-store"
+    csp, *rest = security_headers(request.path, request.scheme)
+    headers.setdefault(*csp)
+    for name, value in rest:
+        headers[name] = value
     return response
 
 
