@@ -1,11 +1,14 @@
 """Benchmark: RFC 8058 one-click unsubscribe against `mailer serve` (gunicorn, SQLite).
 
     python benchmarks/one_click.py [--subscribers 20000] [--seconds 10] [--connections 32]
+    python benchmarks/one_click.py --in-process [--subscribers 20000]
 
 Creates a SQLite database with many active subscribers, starts `mailer serve`, and runs
 Debian's `wrk` POSTing `List-Unsubscribe=One-Click` to their (valid, distinct) unsubscribe
 URLs; then does the same against a bare Flask + gunicorn + SQLite app that updates one row.
 Prints requests/s, p99 latency and errors for both. Target: >= 3,000 req/s, p99 < 25 ms.
+With --in-process it calls both WSGI apps directly instead, without server or load generator,
+and prints the CPU time per request: a figure other load on the machine disturbs little.
 """
 
 from __future__ import annotations
@@ -210,6 +213,52 @@ def _wait_post(url: str, process: subprocess.Popen) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
+def in_process_cpu(app, paths: list[str]) -> float:
+    """CPU microseconds per one-click POST, calling a WSGI app directly (after a warm-up)."""
+    from werkzeug.test import EnvironBuilder
+
+    def environ(path: str) -> dict:
+        return EnvironBuilder(path, method="POST", data=b"List-Unsubscribe=One-Click",
+                              content_type="application/x-www-form-urlencoded",
+                              environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
+
+    def post(env: dict) -> None:
+        statuses = []
+        for _ in app(env, lambda status, headers, exc_info=None: statuses.append(status)):
+            pass
+        assert statuses[0].startswith("200"), statuses
+
+    warm, timed = paths[:len(paths) // 10], paths[len(paths) // 10:]
+    for env in map(environ, warm):
+        post(env)
+    environs = [environ(path) for path in timed]
+    start = time.process_time()
+    for env in environs:
+        post(env)
+    return (time.process_time() - start) * 1e6 / len(environs)
+
+
+def bench_in_process(folder: Path, args) -> dict:
+    """CPU per request of the mailer's and the bare app's WSGI apps, without a server."""
+    paths = seed_mailer_db(folder / "mailer.db", args.subscribers)
+    os.environ.update(MAILER_DATABASE_URL=f"sqlite:///{folder / 'mailer.db'}",
+                      MAILER_SECRET_KEY=KEY, MAILER_BASE_URL="http://bench",
+                      MAILER_OUTBOX_DIR=str(folder / "outbox"))
+    from mailer.app import App
+    from mailer.settings import load_settings
+    from mailer.web import create_app
+
+    mailer = App(load_settings())
+    results = {"mailer": in_process_cpu(create_app(mailer), paths)}
+    mailer.engine.dispose()
+    bare_paths = seed_bare_db(folder / "bare.db", args.subscribers)
+    os.environ["BARE_DB"] = str(folder / "bare.db")
+    from benchmarks.bare_app import app as bare
+
+    results["bare flask"] = in_process_cpu(bare, bare_paths)
+    return results
+
+
 def main() -> None:
     """Run both benchmarks and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -219,7 +268,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--server-threads", type=int, default=4)
+    parser.add_argument("--in-process", action="store_true",
+                        help="CPU per request calling the WSGI apps directly, no server")
     args = parser.parse_args()
+    if args.in_process:
+        folder = Path(tempfile.mkdtemp(prefix="one-click-cpu-"))
+        try:
+            for name, cpu in bench_in_process(folder, args).items():
+                print(f"{name:13} {cpu:6.0f} us CPU per request (in process, no server)")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     global LOAD
