@@ -335,3 +335,23 @@ def test_ip_truncation_matches_the_network_address():
         prefix = 24 if ipaddress.ip_address(ip).version == 4 else 48
         network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
         assert truncate_ip(ip) == str(network.network_address)
+
+
+def test_driver_transaction_rolls_back_and_leaves_the_connection_as_it_was(app, monkeypatch):
+    from mailer.store import db
+
+    sub = _active(app, "anna@example.org")
+    sql = db.driver_sql(app.engine.dialect.name,
+                        "UPDATE subscribers SET name = :name WHERE id = :sid")
+    with pytest.raises(RuntimeError), db.driver_transaction(app.engine) as cursor:
+        cursor.execute(sql, {"name": "Mallory", "sid": sub.id})
+        raise RuntimeError("halfway")
+    monkeypatch.setattr(db.random, "randrange", lambda n: 0)  # this one checkpoints
+    with db.driver_transaction(app.engine) as cursor:
+        cursor.execute(sql, {"name": "Anna", "sid": sub.id})
+    with app.engine.connect() as conn:
+        assert subs.subscriber_row(conn, sub.id).name == "Anna"
+    if app.engine.dialect.name == "sqlite":  # the pooled connection checkpoints as usual
+        raw = app.engine.raw_connection()
+        assert raw.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        raw.close()
