@@ -10,12 +10,10 @@ from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import urljoin
 
-import nh3
-
 from mailer.clock import Clock, SystemClock
 from mailer.errors import ContentError
 from mailer.models import EVENT_TYPES
-from mailer.sanitize import sanitize_html, shorten
+from mailer.sanitize import TEXT_ONLY, sanitize_html, shorten
 from mailer.sources import SourceConfig, Window
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
@@ -121,7 +119,7 @@ def is_online(location: str | None) -> bool:
 def plain_text(fragment: str) -> str:
     """Text of a possibly-HTML title: tags dropped, entities decoded, spaces collapsed."""
     if "<" in fragment:
-        fragment = nh3.clean(fragment, tags=set())
+        fragment = TEXT_ONLY.clean(fragment)
     return " ".join((html.unescape(fragment) if "&" in fragment else fragment).split())
 
 

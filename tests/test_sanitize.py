@@ -1,0 +1,65 @@
+"""Sanitising: the prebuilt nh3 Cleaners behave exactly like nh3.clean with the same options."""
+
+import html
+
+import nh3
+import pytest
+
+from mailer.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, sanitize_html
+from mailer.sources.feed import parse_feed
+from mailer.sources.http import Document
+from mailer.sources.remote import plain_text
+from tests.source_helpers import CORPORA
+
+TRICKY = [
+    "", "plain text, no markup", "a &amp; b &lt; c &gt; d &nbsp; e\u00a0f", "<p>één</p>",
+    '<script>alert(1)</script><style>p{}</style><p onclick="x()">hi</p>',
+    "<!-- comment --><b>bold</b><i>it</i><u>under</u>",
+    '<a href="javascript:alert(1)">x</a><a href="/rel" title="t" rel="me">y</a>',
+    '<a href="mailto:a@b.nl">m</a><a href="ftp://x">f</a><img src="x.jpg" alt="y">',
+    "<ul><li>one<li>two</ul><table><tr><td>cell</table>", "<p>unclosed <em>em",
+    "  \r\n<br/>spaces\t\r\n ", "<title>T</title><textarea><b>x</b></textarea>",
+]
+
+
+def corpus_fragments() -> list[str]:
+    """Every title, summary and content of the corpus feeds, as feedparser reads them."""
+    fragments = []
+    for path in sorted((CORPORA / "feeds").iterdir()):
+        parsed = parse_feed_leniently(path.read_bytes())
+        for entry in parsed:
+            fragments += [entry.get("title", ""), entry.get("summary", "")]
+            fragments += [c.get("value", "") for c in entry.get("content", [])]
+    return fragments
+
+
+def parse_feed_leniently(body: bytes) -> list:
+    try:
+        return parse_feed(Document("https://feeds.example.nl/feed", body, {})).entries
+    except Exception:  # noqa: BLE001 - the HTML pages in the corpus are no feeds
+        return []
+
+
+@pytest.fixture(scope="module")
+def fragments() -> list[str]:
+    found = corpus_fragments() + TRICKY
+    assert len(found) > 200  # the corpus is really exercised
+    return found
+
+
+def test_prebuilt_cleaner_equals_nh3_clean_with_the_same_options(fragments):
+    for fragment in fragments:
+        expected = nh3.clean(fragment, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                             url_schemes=URL_SCHEMES, link_rel=None,
+                             strip_comments=True).strip()
+        assert sanitize_html(fragment) == expected, fragment
+
+
+def test_plain_text_cleaner_equals_nh3_clean_without_tags(fragments):
+    for fragment in fragments:
+        if "<" in fragment:
+            assert plain_text(fragment) == plain_text_reference(fragment), fragment
+
+
+def plain_text_reference(fragment: str) -> str:
+    return " ".join(html.unescape(nh3.clean(fragment, tags=set())).split())
