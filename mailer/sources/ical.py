@@ -25,6 +25,7 @@ from mailer.models import Item, ItemKind, ItemStatus
 from mailer.sanitize import shorten
 from mailer.sources import Window, register
 from mailer.sources.http import Document
+from mailer.sources.ical_lines import calendar_from_ical
 from mailer.sources.remote import RemoteSource, is_online
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
@@ -155,13 +156,13 @@ def parse_calendar(doc: Document) -> tuple[Any, str | None]:
     if b"END:VCALENDAR" not in text[-512:].upper():
         raise ContentError(doc.url, "iCalendar file is truncated (no END:VCALENDAR at the end)")
     try:
-        return icalendar.Calendar.from_ical(text), None
+        return calendar_from_ical(text), None
     except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
         reason = f"malformed iCalendar: {type(exc).__name__}: {exc}"
     without = VTIMEZONE.sub(b"", text)
     if without != text:
         try:
-            return icalendar.Calendar.from_ical(without), f"{reason}; read without its VTIMEZONEs"
+            return calendar_from_ical(without), f"{reason}; read without its VTIMEZONEs"
         except Exception:  # noqa: BLE001, S110 - report the first reason below
             pass
     raise ContentError(doc.url, reason)
