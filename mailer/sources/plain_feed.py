@@ -11,8 +11,9 @@ never a second opinion (tests check both give the same items on the corpus).
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -23,6 +24,13 @@ DC = "{http://purl.org/dc/elements/1.1/}"
 XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 DECLARED = re.compile(rb"""^\s*<\?xml[^>]*encoding=["']([\w.-]+)["']""")
 UNSURE = (b"<!DOCTYPE", b"<!doctype", b"xml:base", b'type="xhtml"', b"type='xhtml'")
+MONTHS = {m: n for n, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+# The form nearly every feed writes: "Tue, 01 Dec 2026 09:00:00 +0100". "-0000" means
+# "zone unknown" to the email parser (a naive result), so it takes the general path.
+RFC822 = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) "
+                    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([12]\d{3}) "
+                    r"(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 
 
 class Unsure(Exception):
@@ -125,13 +133,30 @@ def _text(entry: dict[str, Any], key: str, value: str | None) -> None:
 
 
 def _rfc822(value: str | None):
+    text = (value or "").strip()
+    common = RFC822.fullmatch(text)
+    if common is not None and not text.endswith("-0000"):
+        return _rfc822_common(common)
     try:
-        parsed = parsedate_to_datetime((value or "").strip())
+        parsed = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         raise Unsure from None
     if parsed is None or parsed.tzinfo is None:
         raise Unsure
     return parsed.astimezone(UTC).timetuple()
+
+
+def _rfc822_common(match: re.Match) -> time.struct_time:
+    """What parsedate_to_datetime(...).astimezone(UTC).timetuple() gives, without its
+    general tokenizer."""
+    day, month, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
+    offset = (int(zone_h) * 3600 + int(zone_m) * 60) * (-1 if sign == "-" else 1)
+    try:
+        moment = datetime(int(year), MONTHS[month], int(day), int(hour), int(minute),
+                          int(second), tzinfo=timezone(timedelta(seconds=offset)))
+    except ValueError:
+        raise Unsure from None
+    return moment.astimezone(UTC).timetuple()
 
 
 def _iso(value: str | None):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from mailer.clock import Clock, SystemClock
 from mailer.errors import ContentError
@@ -23,6 +23,9 @@ ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE
 TAG = re.compile(r"<[^>]*>")
 ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
+# A root-relative path that urljoin would only append to the base's scheme and host: no
+# dot segments, empty segments, parameters, query or fragment to normalise.
+PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9_~%!$&'()*+,=:@/.-]*")
 EVENT_TYPE_NAMES = {normalize_tag(k): k for k in EVENT_TYPES} | {
     normalize_tag(v): k for k, v in EVENT_TYPES.items()}
 
@@ -147,4 +150,9 @@ def resolve(base: str, url: str) -> str:
     url = url.strip()
     if url.startswith(("http://", "https://")) and " " not in url:
         return url
+    if url.startswith("/") and PLAIN_PATH.fullmatch(url) and "/." not in url \
+            and "//" not in url:
+        parts = urlsplit(base)  # cached: every link of a feed has the same base
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}{url}"
     return urljoin(base, url)

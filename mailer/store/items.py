@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from mailer.sources import Window
 
 TRACKING_PARAMS = ("utm_", "mc_", "fbclid", "gclid", "_hsenc", "_hsmi", "mkt_tok", "ref")
+# scheme://host/path with nothing urlsplit would strip, split off or reject: for these the
+# canonical URL is plain string work (tests compare both ways on many URLs).
+PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.:_~%!$&'()*+,;=-]+)"
+                       r"((?:/[A-Za-z0-9_~%!$&'()*+,;=:@.-]*)*)")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,14 @@ class UpsertCounts:
 
 def canonical_url(url: str) -> str:
     """The URL with tracking parameters, fragment and trailing slash removed, host lower-cased."""
+    plain = PLAIN_URL.fullmatch(url.strip())
+    if plain is None or "//" in plain.group(3):
+        return _canonical_parsed(url)
+    scheme, host, path = plain.groups()
+    return f"{scheme}://{host.lower()}{path.rstrip('/') or '/'}"
+
+
+def _canonical_parsed(url: str) -> str:
     parts = urlsplit(url.strip())
     query = [
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
