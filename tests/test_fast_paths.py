@@ -1,17 +1,20 @@
-"""String fast paths give what the general parsers give: URLs, links and RFC 822 dates."""
+"""Fast paths give what the general code gives: URLs, links, RFC 822 dates, hashes."""
 
+import hashlib
 import itertools
+import json
 import random
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 import pytest
 
+from mailer.models import Item, ItemKind, ItemStatus
 from mailer.sources.plain_feed import RFC822, Unsure, _rfc822
 from mailer.sources.remote import PLAIN_PATH, resolve
-from mailer.store.items import PLAIN_URL, _canonical_parsed, canonical_url
+from mailer.store.items import PLAIN_URL, _canonical_parsed, _row, canonical_url, content_hash
 from tests.source_helpers import CORPORA
 
 SCHEMES = ["https://", "http://", "HTTP://", "ftp://", "mailto:", "", "//", "https:"]
@@ -109,3 +112,20 @@ def test_rfc822_dates_equal_the_email_parser():
         except OverflowError:  # e.g. 31 Dec 9999 west of UTC, on both paths
             fast = OverflowError
         assert fast == rfc822_reference(value), value
+
+
+def test_content_hash_is_the_sha256_of_sorted_json_as_stored_before():
+    """Stored hashes stay valid: a different digest would make every item look edited."""
+    event = Item(source="s", source_id="e/1", kind=ItemKind.EVENT, title="Café – “x”",
+                 url="https://h.nl/e?id=1", starts_at=datetime(2026, 12, 4, 9, tzinfo=UTC),
+                 ends_at=None, location="Jaarbeurs, Utrecht", online=False, topics=("a", "b"),
+                 status=ItemStatus.CANCELLED)
+    article = Item(source="s", source_id="1", kind=ItemKind.MAGAZINE, title="Tïtel",
+                   url="https://h.nl/a/", summary="<p>één</p>")
+    for item in (event, article):
+        fields = {k: v for k, v in _row(item).items() if k not in ("source", "source_id")}
+        blob = json.dumps(fields, sort_keys=True, default=str)
+        assert content_hash(item) == hashlib.sha256(blob.encode()).hexdigest()
+    # computed with the code before HASH_JSON, so the stored ledger's hashes still match
+    assert content_hash(article) == \
+        "357971e06dc7f1f5df1ba5b0382e15a19589abc0d2bd08a6c753fb28f8563059"

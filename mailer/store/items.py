@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mailer.sources import Window
 
 TRACKING_PARAMS = ("utm_", "mc_", "fbclid", "gclid", "_hsenc", "_hsmi", "mkt_tok", "ref")
+# json.dumps(sort_keys=True, default=str) builds an encoder per call; this is the same
+# encoder, built once (stored hashes must not change: an item would look edited).
+HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
 # scheme://host/path with nothing urlsplit would strip, split off or reject: for these the
 # canonical URL is plain string work (tests compare both ways on many URLs).
 PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.:_~%!$&'()*+,;=-]+)"
@@ -63,8 +66,7 @@ def content_hash(item: Item) -> str:
 
 def _row_hash(row: dict) -> str:
     fields = {k: v for k, v in row.items() if k not in ("source", "source_id")}
-    blob = json.dumps(fields, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(HASH_JSON.encode(fields).encode()).hexdigest()
 
 
 def upsert_items(
