@@ -65,8 +65,6 @@ def split(line: Contentline):
     return name, type(params), dict(params), value
 
 
-@pytest.mark.skipif(int(icalendar.__version__.split(".")[0]) < 7,
-                    reason="icalendar before 7 parses text only: every parse takes the fallback")
 def test_quick_lines_are_really_used_not_only_the_fallback():
     text = (SOURCES / "agenda.ics").read_bytes()
     lines = [QuickLine(line) for line in Contentlines.from_ical(text)]

@@ -5,8 +5,8 @@ line in Python, the value included: about a third of parsing a calendar. Most li
 no parameters (`SUMMARY:...`, `DESCRIPTION:...`); for those the split is the first colon,
 found with str.find. Everything else goes to icalendar's own code, and any failure re-parses
 the text the ordinary way, so results and error messages are icalendar's (tests compare
-both on every calendar in the fixtures). Parsing a list of content lines needs icalendar 7;
-an older one takes the ordinary way every time.
+both on every calendar in the fixtures). Parsing a list of content lines needs icalendar 7,
+the lower bound in pyproject.toml.
 """
 
 from __future__ import annotations
