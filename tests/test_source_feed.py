@@ -172,6 +172,17 @@ def test_entries_without_link_or_title_are_problems_not_failures(httpserver):
     assert items[0].source_id == "https://example.nl/a"  # no GUID: the link is the id
 
 
+def test_a_date_beyond_year_9999_in_utc_costs_only_that_date(httpserver):
+    # 31 Dec 9999 23:00 at -05:00 is in the year 10000 in UTC: no datetime can hold it.
+    entries = """<item><title>Ver weg</title><link>https://example.nl/a</link>
+                   <pubDate>Fri, 31 Dec 9999 23:00:00 -0500</pubDate></item>
+                 <item><title>Gewoon</title><link>https://example.nl/b</link>
+                   <pubDate>Tue, 01 Dec 2026 09:00:00 +0100</pubDate></item>"""
+    items, _ = fetch(httpserver, rss("", items=entries).encode())
+    assert [i.title for i in items] == ["Ver weg", "Gewoon"]
+    assert items[1].published_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
 def test_window_starts_at_the_oldest_entry(httpserver):
     entries = "".join(
         f"<item><title>T{d}</title><link>https://example.nl/{d}</link>"

@@ -57,8 +57,8 @@ def read_plain_feed(content: bytes) -> list[dict[str, Any]] | None:
             return [_rss_item(item) for item in channel.findall("item")]
         if root.tag == f"{ATOM}feed":
             return [_atom_entry(entry) for entry in root.findall(f"{ATOM}entry")]
-    except (UnicodeDecodeError, ET.ParseError, Unsure, ValueError, TypeError):
-        return None
+    except (UnicodeDecodeError, ET.ParseError, Unsure, ValueError, TypeError, OverflowError):
+        return None  # OverflowError: a date past year 9999 once in UTC; feedparser copes
     return None
 
 
