@@ -219,10 +219,11 @@ outbox = Table(
     _utc("sent_at"),
     Column("batch_key", String(64)),  # the claim a row was last sent in (migration 0005)
     UniqueConstraint("issue_id", "subscriber_id", name="uq_outbox_issue_subscriber"),
+    # One index for claims (status = 'queued' ORDER BY id) and status counts; a second,
+    # partial one for queued rows cost every enqueued row an index insert (migration 0009).
     Index("ix_outbox_issue_status_id", "issue_id", "status", "id"),
-    # Partial: only the work still to do, so claims and take-overs stay cheap at any size.
-    Index("ix_outbox_queued_issue_id", "issue_id", "id",
-          postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")),
+    # Partial: only rows in flight, so take-overs stay cheap at any size; no enqueued row
+    # enters it.
     Index("ix_outbox_sending_issue_lease", "issue_id", "lease_until",
           postgresql_where=text("status = 'sending'"), sqlite_where=text("status = 'sending'")),
 )
