@@ -141,6 +141,12 @@ def set_issue_status(
     conn.execute(update(issues).where(issues.c.id == issue_id).values(**values))
 
 
+def mark_enqueued(conn: Connection, issue_id: int, now: datetime) -> None:
+    """Record that the issue's outbox holds every recipient: workers may drain it now."""
+    conn.execute(update(issues).where(issues.c.id == issue_id, issues.c.enqueued_at.is_(None))
+                 .values(enqueued_at=now))
+
+
 def load_issue(conn: Connection, record: IssueRecord) -> Issue:
     """The full Issue of a stored record, with its items in their stored order."""
     rows = conn.execute(

@@ -58,8 +58,10 @@ class Outcome:
     possible_duplicate: bool = False
 
 
-def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: datetime) -> int:
-    """Add a queued row for every active subscriber not yet in this issue's outbox.
+def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: datetime,
+                  ids: IdRange | None = None) -> int:
+    """Add a queued row for every active subscriber (in `ids`, if given) not yet in this
+    issue's outbox; returns how many were added.
 
     Set-based (INSERT ... SELECT), so a million subscribers never pass through Python;
     each row takes the subscriber's segment key in the same statement. The unique
@@ -77,12 +79,47 @@ def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: dat
         literal(False), literal(now, type_=outbox.c.created_at.type),
         literal(now, type_=outbox.c.updated_at.type),
     ).where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+    if ids is not None:
+        source = source.where(subscribers.c.id > ids.after, subscribers.c.id <= ids.upto)
     columns = ["issue_id", "subscriber_id", "email", "segment_key", "status", "attempts",
                "message_id", "possible_duplicate", "created_at", "updated_at"]
     statement = _insert_ignoring_duplicates(conn, columns, source)
     # SQLAlchemy reports INSERT row counts only when asked to keep them.
     result = conn.execute(statement.execution_options(preserve_rowcount=True))
     return result.rowcount
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """Subscriber ids after `after` up to and including `upto`."""
+
+    after: int
+    upto: int
+
+
+def active_subscriber_ranges(conn: Connection, size: int) -> list[IdRange]:
+    """Consecutive id ranges covering every active subscriber, `size` of them per range.
+
+    Keyset paging over the (status, id) index: each step reads only its own range's
+    index entries, never an OFFSET's worth. The last range is open-ended, so a subscriber
+    who becomes active while an enqueue runs is not cut off by a stale upper bound.
+    """
+    ranges: list[IdRange] = []
+    after = 0
+    while True:
+        page = (select(subscribers.c.id)
+                .where(subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                       subscribers.c.id > after)
+                .order_by(subscribers.c.id).limit(size).subquery())
+        last = conn.execute(select(func.max(page.c.id))).scalar()
+        if last is None:
+            break
+        ranges.append(IdRange(after, last))
+        after = last
+    return ranges[:-1] + [IdRange(ranges[-1].after, _NO_END)] if ranges else []
+
+
+_NO_END = 2**31 - 1  # the largest id an Integer column holds on PostgreSQL
 
 
 def _insert_ignoring_duplicates(conn: Connection, columns: list[str], source):

@@ -122,6 +122,8 @@ issues = Table(
     _utc("send_started_at"),
     _utc("sent_at"),
     Column("status_note", Text),
+    # Set once the outbox holds every recipient; workers drain only such issues (0010).
+    _utc("enqueued_at"),
     UniqueConstraint("list_id", "period", name="uq_issues_list_period"),
 )
 

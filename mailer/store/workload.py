@@ -11,9 +11,11 @@ from mailer.store.tables import issues, outbox
 
 
 def sending_issue_ids(conn: Connection) -> list[int]:
-    """Issues in status `sending`, oldest first: the ones workers drain."""
+    """Issues in status `sending` whose outbox is filled, oldest first: the ones workers
+    drain. (One still being filled could look done before all its rows are in.)"""
     return list(conn.execute(
-        select(issues.c.id).where(issues.c.status == IssueStatus.SENDING.value)
+        select(issues.c.id).where(issues.c.status == IssueStatus.SENDING.value,
+                                  issues.c.enqueued_at.is_not(None))
         .order_by(issues.c.id)
     ).scalars())
 
