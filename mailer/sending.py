@@ -81,13 +81,13 @@ def enqueue(app: App, issue: Issue) -> int:
     return added
 
 
-ENQUEUE_RANGE = 50_000  # subscribers per transaction: a crash loses at most this much work
+ENQUEUE_RANGE = 50_000  # subscriber ids per transaction: a crash loses at most this much work
 ENQUEUE_CONNECTIONS = 2  # PostgreSQL: ranges inserted side by side (one core each)
 
 
 def fill_outbox(app: App, issue_id: int, now: datetime, range_size: int = ENQUEUE_RANGE,
                 connections: int = ENQUEUE_CONNECTIONS) -> int:
-    """Add the issue's outbox rows in subscriber id ranges, each its own transaction;
+    """Add the issue's outbox rows in ranges of subscriber ids, each its own transaction;
     returns how many rows were added.
 
     On PostgreSQL the ranges go over several connections at once: the insert spends most
@@ -100,7 +100,7 @@ def fill_outbox(app: App, issue_id: int, now: datetime, range_size: int = ENQUEU
 
     def fill(ids: box.IdRange) -> int:
         with app.engine.begin() as conn:
-            return box.enqueue_issue(conn, issue_id, app.message_domain, now, ids)
+            return box.enqueue_range(conn, issue_id, app.message_domain, now, ids)
 
     if app.engine.dialect.name != "postgresql" or connections < 2:
         return sum(map(fill, ranges))

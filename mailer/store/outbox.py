@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from mailer.models import OutboxStatus, SubscriberStatus
 from mailer.store.tables import issue_renders, outbox, subscribers
@@ -69,6 +70,44 @@ def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: dat
     second run adds nobody twice; no anti-join, whose plan can go quadratic while the
     statement inserts into the very table it probes.
     """
+    statement = _insert_ignoring_duplicates(conn, _ROW_COLUMNS, _rows_to_enqueue(
+        issue_id, message_domain, now, ids))
+    return _inserted(conn, statement)
+
+
+def enqueue_range(conn: Connection, issue_id: int, message_domain: str, now: datetime,
+                  ids: IdRange) -> int:
+    """Add a queued row for every active subscriber in `ids` not yet in this issue's
+    outbox, like `enqueue_issue`; returns how many were added.
+
+    A range with no rows yet (every range of a first enqueue) gets a plain INSERT: ON
+    CONFLICT makes each row a speculative insertion, about a tenth of the server's work
+    for a million rows. Should another enqueuer fill part of the range meanwhile, the
+    unique index stops the plain INSERT and the range is redone skipping duplicates.
+    """
+    if range_started(conn, issue_id, ids):
+        return enqueue_issue(conn, issue_id, message_domain, now, ids)
+    rows = _rows_to_enqueue(issue_id, message_domain, now, ids)
+    try:
+        with conn.begin_nested():
+            return _inserted(conn, insert(outbox).from_select(_ROW_COLUMNS, rows))
+    except IntegrityError:
+        return enqueue_issue(conn, issue_id, message_domain, now, ids)
+
+
+def range_started(conn: Connection, issue_id: int, ids: IdRange) -> bool:
+    """Whether the issue's outbox already holds a row of a subscriber in `ids`."""
+    return conn.execute(select(outbox.c.id).where(
+        outbox.c.issue_id == issue_id, outbox.c.subscriber_id > ids.after,
+        outbox.c.subscriber_id <= ids.upto).limit(1)).first() is not None
+
+
+_ROW_COLUMNS = ["issue_id", "subscriber_id", "email", "segment_key", "status", "attempts",
+                "message_id", "possible_duplicate", "created_at", "updated_at"]
+
+
+def _rows_to_enqueue(issue_id: int, message_domain: str, now: datetime,
+                     ids: IdRange | None):
     message_id = (
         literal("<weerbaarnl.") + cast(literal(issue_id), String) + literal(".")
         + cast(subscribers.c.id, String) + literal(f"@{message_domain}>")
@@ -81,12 +120,12 @@ def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: dat
     ).where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
     if ids is not None:
         source = source.where(subscribers.c.id > ids.after, subscribers.c.id <= ids.upto)
-    columns = ["issue_id", "subscriber_id", "email", "segment_key", "status", "attempts",
-               "message_id", "possible_duplicate", "created_at", "updated_at"]
-    statement = _insert_ignoring_duplicates(conn, columns, source)
+    return source
+
+
+def _inserted(conn: Connection, statement) -> int:
     # SQLAlchemy reports INSERT row counts only when asked to keep them.
-    result = conn.execute(statement.execution_options(preserve_rowcount=True))
-    return result.rowcount
+    return conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount
 
 
 @dataclass(frozen=True)
@@ -97,26 +136,24 @@ class IdRange:
     upto: int
 
 
-def active_subscriber_ranges(conn: Connection, size: int) -> list[IdRange]:
-    """Consecutive id ranges covering every active subscriber, `size` of them per range.
+def active_subscriber_ranges(conn: Connection, span: int) -> list[IdRange]:
+    """Consecutive ranges of `span` subscriber ids covering every active subscriber.
 
-    Keyset paging over the (status, id) index: each step reads only its own range's
-    index entries, never an OFFSET's worth. The last range is open-ended, so a subscriber
-    who becomes active while an enqueue runs is not cut off by a stale upper bound.
+    Two index probes (the lowest and highest active id) rather than counting subscribers
+    per range: a counting page query is planned from table statistics, and right after a
+    bulk import there are none, so each page sorted the rest of the table (1.9 s for
+    1,000,000 subscribers, against milliseconds). Gaps in the ids only make some ranges
+    lighter. The last range is open-ended, so nobody who becomes active during the
+    enqueue falls beyond a stale upper bound.
     """
-    ranges: list[IdRange] = []
-    after = 0
-    while True:
-        page = (select(subscribers.c.id)
-                .where(subscribers.c.status == SubscriberStatus.ACTIVE.value,
-                       subscribers.c.id > after)
-                .order_by(subscribers.c.id).limit(size).subquery())
-        last = conn.execute(select(func.max(page.c.id))).scalar()
-        if last is None:
-            break
-        ranges.append(IdRange(after, last))
-        after = last
-    return ranges[:-1] + [IdRange(ranges[-1].after, _NO_END)] if ranges else []
+    first, last = conn.execute(
+        select(func.min(subscribers.c.id), func.max(subscribers.c.id))
+        .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+    ).one()
+    if first is None:
+        return []
+    starts = list(range(first - 1, last, span))
+    return [IdRange(a, a + span) for a in starts[:-1]] + [IdRange(starts[-1], _NO_END)]
 
 
 _NO_END = 2**31 - 1  # the largest id an Integer column holds on PostgreSQL
