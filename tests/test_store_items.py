@@ -60,3 +60,28 @@ def test_a_deleted_item_that_returns_is_active_again(db_url):
 def test_canonical_url_strips_tracking_and_fragments():
     assert canonical_url("HTTPS://Example.org/a/?utm_source=x&id=3&fbclid=y#top") == (
         "https://example.org/a?id=3")
+
+
+def test_migration_0010_counts_issues_whose_send_began_as_enqueued(tmp_path):
+    """Their outbox was filled in one transaction with the move to sending (before 0010)."""
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from mailer.store.db import alembic_config
+    from mailer.store.tables import issues
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine)
+    command.downgrade(alembic_config(engine), "0010@-1")
+    common = dict(list_id="l", issue_date=T0.date(), moment=T0, subject="s", preheader="p",
+                  created_at=T0)
+    with engine.begin() as conn:
+        conn.execute(insert(issues).values(period="a", number=1, status="sent",
+                                           send_started_at=T0 + timedelta(days=1), **common))
+        conn.execute(insert(issues).values(period="b", number=2, status="draft", **common))
+    assert upgrade(engine) == ["0010"]
+    with engine.connect() as conn:
+        rows = conn.execute(select(issues.c.period, issues.c.enqueued_at)
+                            .order_by(issues.c.period)).all()
+    assert rows == [("a", T0 + timedelta(days=1)), ("b", None)]
+    engine.dispose()
