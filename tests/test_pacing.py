@@ -77,13 +77,18 @@ def test_fast_tokens_are_exactly_what_itsdangerous_makes():
     from mailer.clock import FixedClock
     from mailer.links import Links
 
-    for instant in (datetime(2026, 12, 3, 8, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)):
-        links = Links("a-secret-key-of-some-length", "https://x.example", FixedClock(instant))
-        for purpose in ("unsubscribe", "preferences", "confirm"):
-            for sid, version in ((1, 1), (123456789, 42), (7, 0)):
-                token = links.token(purpose, sid, version)
-                assert token == links._serializer(purpose).dumps([sid, version])
-                assert links.read(purpose, token).subscriber_id == sid
+    instants = (datetime(2026, 12, 3, 8, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC),
+                datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 12, 3, 8, 0, 1, tzinfo=UTC))
+    secrets = ("a-secret-key-of-some-length", "k", "sleutel-met-één-ü" * 9)
+    for secret in secrets:
+        for instant in instants:
+            links = Links(secret, "https://x.example", FixedClock(instant))
+            for purpose in ("unsubscribe", "preferences", "confirm"):
+                for sid, version in ((1, 1), (123456789, 42), (7, 0), (-3, 2),
+                                     (10**14, 10**14), (10**20, 1)):
+                    token = links.token(purpose, sid, version)
+                    assert token == links._serializer(purpose).dumps([sid, version])
+                    assert links.read(purpose, token).subscriber_id == sid
 
 
 def test_reading_tokens_gives_itsdangerous_verdict():
@@ -134,3 +139,20 @@ def test_reading_tokens_gives_itsdangerous_verdict():
     assert verdict(later, "unsubscribe", token, 86400) == "expired"  # from the future
     with pytest.raises(ValueError):
         links.read("elsewhere", token)
+
+
+def test_fast_tokens_match_itsdangerous_where_compression_might_start():
+    """The most compressible payloads around the length where itsdangerous starts
+    compressing: runs of one digit, in both places."""
+    from datetime import UTC, datetime
+
+    from mailer.clock import FixedClock
+    from mailer.links import Links
+
+    links = Links("s3cret", "https://x.example", FixedClock(datetime(2026, 12, 3, tzinfo=UTC)))
+    for width in range(1, 16):
+        for digit in "0123456789":
+            run = int("1" + digit * (width - 1))
+            for sid, version in ((run, 1), (1, run), (run, run), (-run, 0)):
+                token = links.token("unsubscribe", sid, version)
+                assert token == links._serializer("unsubscribe").dumps([sid, version])
