@@ -20,7 +20,6 @@ subscribers (one set-based INSERT), then a real `python -m mailer send --yes` ru
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -106,9 +105,8 @@ def sample_calls(app: App, size: int) -> tuple[object, object, int]:
 
 
 def encoded(call) -> bytes:
-    if call.json is not None:
-        return json.dumps(call.json, separators=(",", ":"), ensure_ascii=False).encode()
-    return urlencode(call.data).encode()
+    body = call.body()
+    return body if body is not None else urlencode(call.data).encode()
 
 
 def minimal_client(provider, call, url: str, calls: int, concurrency: int) -> None:
@@ -116,7 +114,7 @@ def minimal_client(provider, call, url: str, calls: int, concurrency: int) -> No
     body = encoded(call)
     key = (call.json or {}).get("headers", {}).get("idempotencyKey") if call.json and \
         isinstance(call.json, dict) else None
-    content_type = "application/json" if call.json is not None else \
+    content_type = "application/json" if call.body() is not None else \
         "application/x-www-form-urlencoded"
     counter = iter(range(calls))
     lock = threading.Lock()

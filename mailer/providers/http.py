@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import operator
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import requests
 from mailer.clock import Clock
 from mailer.errors import ConfigError, ProviderError
 from mailer.models import Batch, DeliveryEvent, Recipient, RecipientStatus
+from mailer.render.personalize import PersonalTemplate
 
 PAYLOAD_TARGET = 2 * 1024 * 1024  # per call; keeps peak memory low and flat over threads
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -36,6 +39,57 @@ class Call:
     data: Any = None
     params: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    json_bytes: bytes | None = None  # a JSON body the provider encoded itself
+
+    def body(self) -> bytes | None:
+        """The JSON body as it goes on the wire, if this call has one."""
+        if self.json_bytes is not None:
+            return self.json_bytes
+        if self.json is not None:
+            return encode_json(self.json)
+        return None
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as every JSON call is sent."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_inside(text: str) -> str:
+    """`text` escaped as the inside of a JSON string, exactly as encode_json escapes it.
+
+    JSON escapes character by character, so escaping parts and joining them gives the
+    same text as escaping the joined whole."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+@dataclass(frozen=True)
+class JsonTemplate:
+    """A personal template whose fill is already the UTF-8 inside of a JSON string.
+
+    A provider that sends each recipient the whole body escapes and encodes its large
+    literal parts once per batch instead of once per recipient; per recipient only the
+    values are escaped, and the rest is joining bytes.
+    """
+
+    parts: tuple[bytes, ...]
+    keys: tuple[str, ...]
+    escape_html: bool
+
+    @classmethod
+    def of(cls, template: PersonalTemplate) -> JsonTemplate:
+        """The JSON-escaped, encoded form of a template."""
+        return cls(tuple(json_inside(p).encode() for p in template.parts), template.keys,
+                   template.escape_html)
+
+    def fill(self, values: Mapping[str, str], out: list[bytes]) -> None:
+        """Append the pieces of json_inside(template.fill(values)).encode() to `out`,
+        without redoing the literal parts (one join of all pieces then copies each once)."""
+        out.append(self.parts[0])
+        for key, literal in zip(self.keys, self.parts[1:], strict=True):
+            value = values[key]
+            out.append(json_inside(html.escape(value) if self.escape_html else value).encode())
+            out.append(literal)
 
 
 def batch_key(batch: Batch) -> str:
@@ -47,26 +101,43 @@ def batch_key(batch: Batch) -> str:
     return hashlib.sha256(f"{batch.issue_id}:{ids}".encode()).hexdigest()[:32]
 
 
-def body_once(batch: Batch, placeholder: Callable[[str], str]
-              ) -> tuple[str, str, list[dict[str, str]]]:
-    """HTML and text written once with provider placeholders, plus each recipient's values.
+def body_once(batch: Batch, placeholder: Callable[[str], str],
+              name: Callable[[str], str] = str) -> tuple[str, str, list[dict[str, str]]]:
+    """HTML and text written once with provider placeholders, plus each recipient's values
+    under `name(key)` (the provider's variable name; the key itself by default).
 
     A value that HTML-escaping changes (a name with '&') gets a separate escaped variable,
     decided per batch, so the common case sends each value once.
     """
     html_keys, text_keys = batch.html_template.keys, batch.text_template.keys
-    escaped = {k for k in set(html_keys)
-               if any(html.escape(r.values[k]) != r.values[k] for r in batch.recipients)}
+    escaped = sorted(k for k in set(html_keys)
+                     if _NEEDS_ESCAPE.search("".join(r.values[k] for r in batch.recipients)))
     html_body = batch.html_template.with_syntax(
         lambda k: placeholder(f"{k}_html" if k in escaped else k))
     text_body = batch.text_template.with_syntax(placeholder)
-    plain = sorted(set(text_keys) | (set(html_keys) - escaped))
-    values = [
-        {**{k: r.values[k] for k in plain},
-         **{f"{k}_html": html.escape(r.values[k]) for k in escaped}}
-        for r in batch.recipients
-    ]
-    return html_body, text_body, values
+    plain = sorted(set(text_keys) | (set(html_keys) - set(escaped)))
+    return html_body, text_body, _personal_values(batch.recipients, plain, escaped, name)
+
+
+# The characters html.escape(quote=True) replaces: a value without them is the same escaped.
+_NEEDS_ESCAPE = re.compile(r"[&<>\"']")
+
+
+def _personal_values(recipients: Sequence[Recipient], plain: list[str], escaped: list[str],
+                     name: Callable[[str], str]) -> list[dict[str, str]]:
+    # Per recipient only C-level work: itemgetter picks the values, zip+dict names them.
+    names = [name(k) for k in plain] + [name(f"{k}_html") for k in escaped]
+    if not names:
+        return [{} for _ in recipients]
+    pick = operator.itemgetter(*plain, *escaped)
+    if len(names) == 1:
+        values = [(v,) for v in map(pick, (r.values for r in recipients))]
+    else:
+        values = [pick(r.values) for r in recipients]
+    if escaped:
+        cut = len(plain)
+        values = [v[:cut] + tuple(map(html.escape, v[cut:])) for v in values]
+    return [dict(zip(names, v, strict=True)) for v in values]
 
 
 def split_headers(batch: Batch) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -175,9 +246,9 @@ class HttpProvider:
         """Make the request; turn transport failures and whole-call errors into ProviderError."""
         kwargs: dict[str, Any] = {"params": call.params, "headers": dict(call.headers),
                                   "timeout": (min(self.timeout, 10.0), self.timeout)}
-        if call.json is not None:
-            kwargs["data"] = json.dumps(call.json, separators=(",", ":"), ensure_ascii=False
-                                        ).encode()
+        body = call.body()
+        if body is not None:
+            kwargs["data"] = body
             kwargs["headers"]["Content-Type"] = "application/json"
         elif call.data is not None:
             kwargs["data"] = call.data

@@ -104,8 +104,8 @@ class MailgunProvider(HttpProvider):
         if not message_id:  # e.g. "Mailgun Magnificent API" from a wrong path: not a send
             raise ProviderError(f"mailgun: answer without a message id: {response.text[:200]}",
                                 retryable=False)
-        return [RecipientStatus(DeliveryOutcome.QUEUED, provider_id=message_id)
-                for _ in batch.recipients]
+        status = RecipientStatus(DeliveryOutcome.QUEUED, provider_id=message_id)
+        return [status] * len(batch.recipients)  # one immutable answer for all
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
         """Events of a (verified) webhook."""

@@ -43,7 +43,7 @@ class SendGridProvider(HttpProvider):
         return {"Authorization": f"Bearer {self.key}"}
 
     def build_call(self, batch: Batch) -> Call:
-        html, text, values = body_once(batch, marker)
+        html, text, values = body_once(batch, marker, name=marker)  # substitution keys
         shared, personal = split_headers(batch)
         from email.utils import parseaddr
 
@@ -61,7 +61,7 @@ class SendGridProvider(HttpProvider):
                                   "open_tracking": {"enable": False}},
             "personalizations": [
                 {"to": [{"email": r.email}],
-                 "substitutions": {marker(k): v for k, v in vals.items()},
+                 "substitutions": vals,
                  "headers": heads, "custom_args": {"outbox_id": str(r.outbox_id)}}
                 for r, vals, heads in zip(batch.recipients, values, personal, strict=True)
             ],
@@ -70,8 +70,8 @@ class SendGridProvider(HttpProvider):
 
     def parse_response(self, batch: Batch, response: requests.Response) -> list[RecipientStatus]:
         message_id = response.headers.get("X-Message-Id")
-        return [RecipientStatus(DeliveryOutcome.QUEUED, provider_id=message_id)
-                for _ in batch.recipients]
+        status = RecipientStatus(DeliveryOutcome.QUEUED, provider_id=message_id)
+        return [status] * len(batch.recipients)  # one immutable answer for all
 
     def retry_after(self, response: requests.Response) -> float | None:
         """Retry-After if given, else the X-RateLimit-Reset epoch."""

@@ -1,0 +1,106 @@
+"""The fast paths of payload building and claiming give exactly what the general paths give."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from mailer.clock import FixedClock, parse_instant
+from mailer.models import Batch, Recipient
+from mailer.providers.http import body_once, encode_json
+from mailer.providers.postmark import PostmarkProvider
+from mailer.render.personalize import marker
+from mailer.store import outbox as box
+from mailer.store.tables import outbox
+from tests.test_outbox import the_issue
+
+NAMES = ["Anna", "Bob & Zoë", 'Chris "CJ" <cj>', "Dörte\u2028Ünal", "Eve\\n\t\x01", "",
+         "O'Brien", "日本語 😀"]
+
+
+def tricky_batch(names: list[str], *, test: bool = False) -> Batch:
+    html_body = ('<p>%%greeting%%</p><a href="%%unsubscribe_url%%">af</a> één "quote" \\ '
+                 '\u2028 </script> <a href="%%preferences_url%%">v</a>' * 3)
+    text_body = "%%greeting%%\n\tTekst met één \"x\" \\ \x07\n%%unsubscribe_url%%\n"
+    recipients = tuple(
+        Recipient(outbox_id=i + 1, subscriber_id=i + 10, email=f"r{i}@example.org", name=n,
+                  message_id=f"<weerbaarnl.1.{i}@x>",
+                  values={"greeting": f"Beste {n},", "unsubscribe_url": f"https://x/a/{i}?a=1&b",
+                          "preferences_url": f"https://x/v/{i}"},
+                  headers={"List-Unsubscribe": f"<https://x/a/{i}>",
+                           "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        for i, n in enumerate(names))
+    return Batch(issue_id=7, segment_key="s=magazine", subject="Nr. 3: één & \"twee\"",
+                 html=html_body, text=text_body, recipients=recipients,
+                 headers={"List-Id": "WeerbaarNL <nieuws.weerbaar.nl>"},
+                 metadata={"issue_id": "7", "batch_key": "k" * 32}, test=test)
+
+
+def postmark() -> PostmarkProvider:
+    clock = FixedClock(parse_instant("2026-12-03T09:00"))
+    return PostmarkProvider("http://127.0.0.1:9", "key", "WeerbaarNL <nieuws@x>",
+                            "redactie@x", clock, options={"stream": "broadcast"})
+
+
+def test_postmark_payload_is_byte_for_byte_the_general_encoding():
+    provider = postmark()
+    for names, test in ((NAMES, False), (NAMES[:1], True), (["Anna", "Bob"], False)):
+        batch = tricky_batch(names, test=test)
+        general = encode_json([provider._message(batch, r, "k" * 32) for r in batch.recipients])
+        assert provider.build_call(batch).body() == general
+        assert provider.build_call(batch).body() == general  # bodies from the cache
+
+
+def reference_body_once(batch: Batch, placeholder):
+    """body_once as it was before the fast path: the definition of what it must give."""
+    html_keys, text_keys = batch.html_template.keys, batch.text_template.keys
+    escaped = {k for k in set(html_keys)
+               if any(html.escape(r.values[k]) != r.values[k] for r in batch.recipients)}
+    html_body = batch.html_template.with_syntax(
+        lambda k: placeholder(f"{k}_html" if k in escaped else k))
+    text_body = batch.text_template.with_syntax(placeholder)
+    plain = sorted(set(text_keys) | (set(html_keys) - escaped))
+    values = [{**{k: r.values[k] for k in plain},
+               **{f"{k}_html": html.escape(r.values[k]) for k in escaped}}
+              for r in batch.recipients]
+    return html_body, text_body, values
+
+
+def test_body_once_gives_what_the_general_form_gives():
+    for names in (NAMES, ["Anna", "Bob"], ["Bob & Zoë"], ["Anna"]):
+        batch = tricky_batch(names)
+        html_body, text_body, values = reference_body_once(batch, marker)
+        assert body_once(batch, marker) == (html_body, text_body, values)
+        renamed = body_once(batch, marker, name=marker)
+        assert renamed[2] == [{marker(k): v for k, v in vals.items()} for vals in values]
+
+
+def test_body_once_with_one_key():
+    batch = tricky_batch(["Anna & Bob", "Carl"])
+    single = Batch(issue_id=1, segment_key="s", subject="s", html="<p>%%greeting%%</p>",
+                   text="x", recipients=batch.recipients)
+    assert body_once(single, marker) == reference_body_once(single, marker)
+    nothing = Batch(issue_id=1, segment_key="s", subject="s", html="<p>x</p>", text="y",
+                    recipients=batch.recipients)
+    assert body_once(nothing, marker) == reference_body_once(nothing, marker)
+
+
+def test_claimed_rows_are_what_the_store_holds_after_the_claim(loaded_app):
+    from mailer.sending import enqueue
+
+    issue = the_issue(loaded_app)
+    enqueue(loaded_app, issue)
+    now, lease = loaded_app.clock.now(), timedelta(minutes=5)
+    with loaded_app.engine.begin() as conn:  # a retried row: attempts carry on
+        first = conn.execute(select(func.min(outbox.c.id))).scalar()
+        conn.execute(update(outbox).where(outbox.c.id == first).values(attempts=2))
+    with loaded_app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "w1", 5, now, lease, batch_key="key-1")
+    with loaded_app.engine.connect() as conn:
+        stored = box.rows_with_subscribers(conn, [r.id for r in claimed])
+    assert len(claimed) == 5 and claimed == stored
+    assert [r.id for r in claimed] == sorted(r.id for r in claimed)
+    assert claimed[0].id == first and claimed[0].attempts == 3
+    assert claimed[0].lease_until == now + lease
