@@ -162,7 +162,11 @@ class Links:
 
     def url(self, path: str) -> str:
         """An absolute URL on the subscriber site."""
-        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+        return f"{self._base}/{path.lstrip('/')}"
+
+    @cached_property
+    def _base(self) -> str:
+        return self.base_url.rstrip("/")
 
     def unsubscribe_url(self, subscriber_id: int, version: int) -> str:
         """The one-click unsubscribe URL (GET shows a page, POST unsubscribes)."""

@@ -104,3 +104,13 @@ def test_claimed_rows_are_what_the_store_holds_after_the_claim(loaded_app):
     assert [r.id for r in claimed] == sorted(r.id for r in claimed)
     assert claimed[0].id == first and claimed[0].attempts == 3
     assert claimed[0].lease_until == now + lease
+
+
+def test_brevo_custom_header_is_what_json_gives():
+    import json
+
+    from mailer.providers.brevo import _custom
+
+    for issue_id, outbox_id in ((1, 2), (0, -5), (10**12, 7), (3, True)):
+        assert _custom(issue_id, outbox_id) == json.dumps(
+            {"issue_id": issue_id, "outbox_id": outbox_id})

@@ -36,6 +36,14 @@ def _param(key: str) -> str:
     return f"{{{{ params.{key} }}}}"
 
 
+def _custom(issue_id: int, outbox_id: int) -> str:
+    """json.dumps({"issue_id": ..., "outbox_id": ...}) for two ints, without the encoder
+    (called once per recipient)."""
+    if type(issue_id) is int and type(outbox_id) is int:
+        return f'{{"issue_id": {issue_id}, "outbox_id": {outbox_id}}}'
+    return json.dumps({"issue_id": issue_id, "outbox_id": outbox_id})
+
+
 @register
 class BrevoProvider(HttpProvider):
     """Batches of up to 1000 message versions under one idempotency key."""
@@ -67,8 +75,7 @@ class BrevoProvider(HttpProvider):
             "tags": [f"issue-{batch.issue_id}"],
             "messageVersions": [
                 {"to": [{"email": r.email}], "params": vals,
-                 "headers": {**heads, "X-Mailin-custom": json.dumps(
-                     {"issue_id": batch.issue_id, "outbox_id": r.outbox_id})}}
+                 "headers": {**heads, "X-Mailin-custom": _custom(batch.issue_id, r.outbox_id)}}
                 for r, vals, heads in zip(batch.recipients, values, personal, strict=True)
             ],
         }

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import (
     Connection,
+    Integer,
     String,
     and_,
     bindparam,
@@ -63,6 +65,45 @@ class Outcome:
 _PERSONAL_COLUMNS = (outbox.c.id, outbox.c.subscriber_id, outbox.c.email, subscribers.c.name,
                      subscribers.c.token_version, outbox.c.segment_key, outbox.c.message_id,
                      outbox.c.attempts)
+
+
+# The statements of the send loop are built once, with their values bound at execution:
+# building them per batch cost ~0.4 ms, and an id list given as a literal is wrapped id
+# by id. With small batches (a whole body per recipient) that was ~15 us per recipient.
+_IDS = bindparam("ids", expanding=True)
+_NOW = bindparam("b_now", type_=outbox.c.updated_at.type)
+
+_CLAIM_SELECT = (
+    select(*_PERSONAL_COLUMNS)
+    .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
+    .where(outbox.c.issue_id == bindparam("b_issue"),
+           outbox.c.status == OutboxStatus.QUEUED.value,
+           or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= _NOW))
+    .order_by(outbox.c.id).limit(bindparam("b_size", type_=Integer))
+    .with_for_update(of=outbox, skip_locked=True)  # locks only the outbox rows
+)
+
+_CLAIM_UPDATE = update(outbox).where(outbox.c.id.in_(_IDS)).values(
+    status=OutboxStatus.SENDING.value, claimed_by=bindparam("b_worker"),
+    lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type),
+    attempts=outbox.c.attempts + 1, updated_at=_NOW, batch_key=bindparam("b_key"),
+)
+
+
+@cache
+def _outcome_update(fenced: bool, duplicate: bool):
+    """The UPDATE that writes one group of outcomes (four shapes, each built once)."""
+    values = dict(
+        status=bindparam("b_status"), last_error=bindparam("b_error"),
+        next_attempt_at=bindparam("b_retry", type_=outbox.c.next_attempt_at.type),
+        sent_at=bindparam("b_sent", type_=outbox.c.sent_at.type), claimed_by=None,
+        lease_until=None, updated_at=_NOW, provider_message_id=bindparam("b_provider_id"))
+    if duplicate:
+        values["possible_duplicate"] = True
+    where = [outbox.c.id.in_(_IDS)]
+    if fenced:
+        where.append(outbox.c.claimed_by == bindparam("b_fence"))
+    return update(outbox).where(*where).values(**values)
 
 
 def enqueue_issue(conn: Connection, issue_id: int, message_domain: str, now: datetime,
@@ -222,23 +263,12 @@ def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: da
     batches a crash left in flight. One SELECT reads the rows with what personalisation
     needs (locking only the outbox rows), one UPDATE claims them; the claimed values are
     filled in here rather than read back, as the UPDATE just wrote them."""
-    due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
-    rows = conn.execute(
-        select(*_PERSONAL_COLUMNS)
-        .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
-        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.QUEUED.value, due)
-        .order_by(outbox.c.id).limit(size)
-        .with_for_update(of=outbox, skip_locked=True)
-    ).all()
+    rows = conn.execute(_CLAIM_SELECT, {"b_issue": issue_id, "b_now": now, "b_size": size}).all()
     if not rows:
         return []
     lease_until = (now + lease).astimezone(UTC)  # as the store gives it back
-    conn.execute(
-        update(outbox).where(outbox.c.id.in_([r[0] for r in rows])).values(
-            status=OutboxStatus.SENDING.value, claimed_by=worker, lease_until=lease_until,
-            attempts=outbox.c.attempts + 1, updated_at=now, batch_key=batch_key,
-        )
-    )
+    conn.execute(_CLAIM_UPDATE, {"ids": [r[0] for r in rows], "b_worker": worker,
+                                 "b_lease": lease_until, "b_now": now, "b_key": batch_key})
     return [ClaimedRow(row_id, subscriber_id, email, name, token_version, segment_key,
                        message_id, attempts + 1, batch_key, lease_until)
             for (row_id, subscriber_id, email, name, token_version, segment_key, message_id,
@@ -305,7 +335,6 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
     `worker`, only rows still leased to that worker change: a worker that outlived its
     lease must not overwrite the row another worker has taken over since.
     """
-    fence = [] if worker is None else [outbox.c.claimed_by == worker]
     if not outcomes:
         return
     distinct_ids = {o.provider_message_id for o in outcomes}
@@ -316,15 +345,12 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
                o.provider_message_id if shared_id else None)
         groups.setdefault(key, []).append(o.outbox_id)
     for (status, error, retry_at, duplicate, provider_id), ids in groups.items():
-        values: dict = dict(
-            status=status.value, last_error=error, next_attempt_at=retry_at,
-            sent_at=now if status is OutboxStatus.SENT else None, claimed_by=None,
-            lease_until=None, updated_at=now, provider_message_id=provider_id)
-        if duplicate:
-            values["possible_duplicate"] = True
+        statement = _outcome_update(worker is not None, duplicate)
+        values = {"b_status": status.value, "b_error": error, "b_retry": retry_at,
+                  "b_sent": now if status is OutboxStatus.SENT else None, "b_now": now,
+                  "b_provider_id": provider_id, "b_fence": worker}
         for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
-            conn.execute(update(outbox).where(outbox.c.id.in_(ids[start:start + 900]), *fence)
-                         .values(**values))
+            conn.execute(statement, {**values, "ids": ids[start:start + 900]})
     if not shared_id:
         conn.execute(
             update(outbox).where(outbox.c.id == bindparam("b_id"))
