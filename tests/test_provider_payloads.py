@@ -114,3 +114,19 @@ def test_brevo_custom_header_is_what_json_gives():
     for issue_id, outbox_id in ((1, 2), (0, -5), (10**12, 7), (3, True)):
         assert _custom(issue_id, outbox_id) == json.dumps(
             {"issue_id": issue_id, "outbox_id": outbox_id})
+
+
+def test_sessions_take_proxies_and_ca_bundle_from_the_environment_as_requests_would(
+        monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    clock = FixedClock(parse_instant("2026-12-03T09:00"))
+    proxied = PostmarkProvider("https://api.example.org", "key", "a@x", "b@x", clock)
+    session = proxied.session()
+    assert session.proxies["https"] == "http://proxy.invalid:3128"
+    assert session.verify == "/etc/ssl/certs/ca-certificates.crt"
+    monkeypatch.setenv("NO_PROXY", "api.example.org")
+    direct = PostmarkProvider("https://api.example.org", "key", "a@x", "b@x", clock)
+    assert "https" not in direct.session().proxies
