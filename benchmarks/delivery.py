@@ -106,7 +106,9 @@ def sample_calls(app: App, size: int) -> tuple[object, object, int]:
 
 def encoded(call) -> bytes:
     body = call.body()
-    return body if body is not None else urlencode(call.data).encode()
+    if body is not None:
+        return body
+    return call.data if isinstance(call.data, bytes) else urlencode(call.data).encode()
 
 
 def minimal_client(provider, call, url: str, calls: int, concurrency: int) -> None:

@@ -130,3 +130,35 @@ def test_sessions_take_proxies_and_ca_bundle_from_the_environment_as_requests_wo
     monkeypatch.setenv("NO_PROXY", "api.example.org")
     direct = PostmarkProvider("https://api.example.org", "key", "a@x", "b@x", clock)
     assert "https" not in direct.session().proxies
+
+
+def test_form_bodies_are_what_requests_would_send():
+    import requests
+
+    from mailer.providers.http import form_encode
+
+    every_byte = "".join(map(chr, range(1, 256)))
+    fields = [("from", "WeerbaarNL <nieuws@x>"), ("h:List-Id", "a b+c&d=e%f"),
+              ("recipient-variables", '{"r@x":{"greeting":"Beste Zoë, 日本 😀 ~_.-"}}'),
+              ("to", "r@example.org"), ("text", every_byte), ("leeg", ""), (every_byte, "k")]
+    expected = requests.Request("POST", "http://x/", data=fields).prepare().body
+    assert form_encode(fields) == expected.encode()
+
+
+def test_mailgun_sends_the_form_requests_would_have_built():
+    import requests
+
+    from mailer.providers.mailgun import MailgunProvider
+
+    clock = FixedClock(parse_instant("2026-12-03T09:00"))
+    provider = MailgunProvider("http://127.0.0.1:9", "key", "WeerbaarNL <nieuws@x>",
+                               "redactie@x", clock, options={"domain": "mg.x"})
+    call = provider.build_call(tricky_batch(NAMES))
+    assert call.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    pairs = [tuple(p.split("=", 1)) for p in call.data.decode().split("&")]
+    from urllib.parse import unquote_plus
+
+    fields = [(unquote_plus(k), unquote_plus(v)) for k, v in pairs]
+    assert fields[0] == ("from", "WeerbaarNL <nieuws@x>")
+    expected = requests.Request("POST", "http://x/", data=fields).prepare().body
+    assert call.data == expected.encode()

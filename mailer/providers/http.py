@@ -56,6 +56,22 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+# What quote_plus does to each UTF-8 byte: the always-safe ASCII stays, space becomes
+# '+', every other byte %XX. As a str.translate table over the bytes read as Latin-1.
+_FORM_QUOTED = {b: chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.-~")
+                else "+" if b == 0x20 else f"%{b:02X}" for b in range(256)}
+
+
+def form_encode(fields: Sequence[tuple[str, str]]) -> bytes:
+    """An application/x-www-form-urlencoded body, byte for byte what requests sends for
+    `data=fields` (urlencode with quote_plus), quoting in C rather than byte by byte in
+    Python: a Mailgun call quotes ~0.7 MB of recipient variables."""
+    def quoted(text: str) -> str:
+        return text.encode().decode("latin-1").translate(_FORM_QUOTED)
+
+    return "&".join(f"{quoted(k)}={quoted(v)}" for k, v in fields).encode()
+
+
 def json_inside(text: str) -> str:
     """`text` escaped as the inside of a JSON string, exactly as encode_json escapes it.
 

@@ -24,6 +24,7 @@ from mailer.providers.http import (
     HttpProvider,
     batch_key,
     body_once,
+    form_encode,
     split_headers,
     subject_of,
 )
@@ -77,7 +78,8 @@ class MailgunProvider(HttpProvider):
         fields += [(f"h:{k}", _var(f"h:{k}")) for k in personal[0]]
         fields += [("to", r.email) for r in batch.recipients]
         fields.append(("recipient-variables", json.dumps(variables, separators=(",", ":"))))
-        return Call("POST", f"/v3/{self.domain}/messages", data=fields)
+        return Call("POST", f"/v3/{self.domain}/messages", data=form_encode(fields),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
 
     def send_batch(self, batch: Batch) -> list[RecipientStatus]:
         """Send; on an invalid-address rejection, halve the batch to isolate the culprits."""
