@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--server-threads", type=int, default=4)
+    parser.add_argument("--server-threads", type=int, default=2)  # mailer serve's default
     parser.add_argument("--in-process", action="store_true",
                         help="CPU per request calling the WSGI apps directly, no server")
     args = parser.parse_args()
