@@ -140,3 +140,29 @@ def test_a_test_send_goes_only_to_the_given_addresses_and_is_not_the_issue_send(
     assert len(files) == 1
     message = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert message["Subject"].startswith("[TEST] WeerbaarNL nr. 1")
+
+
+def test_a_claim_and_its_outcomes_cover_every_row_of_a_large_batch(loaded_app):
+    # The id list of a batch travels as one parameter (an array on PostgreSQL, JSON text
+    # for json_each on SQLite): every row of a batch far beyond SQLite's old 999-parameter
+    # limit is claimed and then recorded, and only the fenced worker's rows change.
+    from mailer.store.outbox import Outcome
+    from tests.delivery_support import add_subscribers
+
+    add_subscribers(loaded_app.engine, 1500, loaded_app.clock.now())
+    issue = the_issue(loaded_app)
+    enqueue(loaded_app, issue)
+    now = loaded_app.clock.now()
+    with loaded_app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "w1", 1200, now, timedelta(minutes=5))
+    assert len(claimed) == 1200
+    with loaded_app.engine.connect() as conn:
+        sending = conn.execute(select(outbox.c.id).where(
+            outbox.c.claimed_by == "w1", outbox.c.status == "sending")).scalars().all()
+    assert sorted(sending) == [r.id for r in claimed]
+    outcomes = [Outcome(r.id, OutboxStatus.SENT, provider_message_id="p") for r in claimed]
+    with loaded_app.engine.begin() as conn:
+        box.record_outcomes(conn, outcomes[:600], now, "someone else")  # fenced out
+        box.record_outcomes(conn, outcomes, now, "w1")
+        counts = box.status_counts(conn, issue.id)
+    assert counts["sent"] == 1200 and counts["sending"] == 0 and counts["queued"] == 312
