@@ -12,8 +12,13 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 
 def list_headers(list_id: str, list_name: str, unsubscribe_url: str, mailto: str) -> dict[str, str]:
     """RFC 2369/2919/8058 headers: one https one-click URI first, then mailto."""
+    return {"List-Id": f"{list_name} <{list_id}>", **unsubscribe_headers(unsubscribe_url, mailto)}
+
+
+def unsubscribe_headers(unsubscribe_url: str, mailto: str) -> dict[str, str]:
+    """The personal part of `list_headers`: RFC 2369 List-Unsubscribe and RFC 8058's
+    List-Unsubscribe-Post."""
     return {
-        "List-Id": f"{list_name} <{list_id}>",
         "List-Unsubscribe": f"<{unsubscribe_url}>, <mailto:{mailto}?subject=afmelden>",
         "List-Unsubscribe-Post": ONE_CLICK,
     }

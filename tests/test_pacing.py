@@ -156,3 +156,24 @@ def test_fast_tokens_match_itsdangerous_where_compression_might_start():
             for sid, version in ((run, 1), (1, run), (run, run), (-run, 0)):
                 token = links.token("unsubscribe", sid, version)
                 assert token == links._serializer("unsubscribe").dumps([sid, version])
+
+
+def test_personal_urls_are_the_single_urls_made_together():
+    """Tokens made together share payload and timestamp yet are each what `token` and
+    itsdangerous make, on the fast path and where itsdangerous compresses."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from mailer.clock import FixedClock
+    from mailer.links import Links
+
+    links = Links("s3cret", "https://x.example/", FixedClock(datetime(2026, 12, 3, tzinfo=UTC)))
+    for sid, version in ((1, 1), (123456789, 42), (-3, 2), (10**14, 10**14), (10**20, 1)):
+        assert links.personal_urls(sid, version) == (links.unsubscribe_url(sid, version),
+                                                     links.preferences_url(sid, version))
+        made = links.tokens(("preferences", "confirm"), sid, version)
+        assert made == [links._serializer(p).dumps([sid, version])
+                        for p in ("preferences", "confirm")]
+    with pytest.raises(ValueError):
+        links.tokens(("unsubscribe", "elsewhere"), 1, 1)

@@ -29,7 +29,7 @@ from mailer.delivery.pacing import RateLimiter, retry_delay
 from mailer.errors import MailerError, ProviderError
 from mailer.links import Links
 from mailer.liveness import owner_is_dead
-from mailer.message import list_headers
+from mailer.message import unsubscribe_headers
 from mailer.models import (
     Batch,
     DeliveryOutcome,
@@ -253,20 +253,13 @@ class Dispatcher:
 
     def recipient_for(self, row: ClaimedRow) -> Recipient:
         """Personal values and headers of one row: signed links, greeting."""
-        unsubscribe = self.links.unsubscribe_url(row.subscriber_id, row.token_version)
-        headers = list_headers(self.identity.list_id, self.identity.list_name, unsubscribe,
-                               self.identity.unsubscribe_mailto)
-        headers.pop("List-Id")
-        return Recipient(
-            outbox_id=row.id, subscriber_id=row.subscriber_id, email=row.email, name=row.name,
-            message_id=row.message_id,
-            values={
-                "greeting": greeting(row.name),
-                "unsubscribe_url": unsubscribe,
-                "preferences_url": self.links.preferences_url(row.subscriber_id, row.token_version),
-            },
-            headers=headers,
-        )
+        unsubscribe, preferences = self.links.personal_urls(row.subscriber_id, row.token_version)
+        values = {"greeting": greeting(row.name), "unsubscribe_url": unsubscribe,
+                  "preferences_url": preferences}
+        headers = unsubscribe_headers(unsubscribe, self.identity.unsubscribe_mailto)
+        # Positional: built per recipient, and a frozen dataclass sets each field by call.
+        return Recipient(row.id, row.subscriber_id, row.email, row.name, row.message_id,
+                         values, headers)
 
     def outcome_for(self, row: ClaimedRow, status: RecipientStatus) -> Outcome:
         """Map a provider answer for one row to its next outbox state."""

@@ -55,5 +55,5 @@ class PersonalTemplate:
 
 def greeting(name: str) -> str:
     """'Beste Anna,' from the first word of a name, or 'Beste lezer,'."""
-    first = name.split()[0] if name and name.split() else ""
-    return f"Beste {first}," if first else "Beste lezer,"
+    words = name.split(maxsplit=1) if name else None  # called per recipient: split once
+    return f"Beste {words[0]}," if words else "Beste lezer,"
