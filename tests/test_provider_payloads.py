@@ -9,7 +9,13 @@ from sqlalchemy import func, select, update
 
 from mailer.clock import FixedClock, parse_instant
 from mailer.models import Batch, Recipient
-from mailer.providers.http import body_once, encode_json
+from mailer.providers.http import (
+    body_once,
+    body_once_json,
+    encode_json,
+    json_object,
+    json_with_entries,
+)
 from mailer.providers.postmark import PostmarkProvider
 from mailer.render.personalize import marker
 from mailer.store import outbox as box
@@ -85,6 +91,91 @@ def test_body_once_with_one_key():
     nothing = Batch(issue_id=1, segment_key="s", subject="s", html="<p>x</p>", text="y",
                     recipients=batch.recipients)
     assert body_once(nothing, marker) == reference_body_once(nothing, marker)
+
+
+def test_body_once_json_is_the_encoded_body_once():
+    for names in (NAMES, ["Bob & Zoë"], ["Anna"]):
+        batch = tricky_batch(names)
+        html_body, text_body, values = body_once(batch, marker, name=marker)
+        as_json = body_once_json(batch, marker, name=marker)
+        assert as_json == (html_body, text_body, [encode_json(v).decode() for v in values])
+    nothing = Batch(issue_id=1, segment_key="s", subject="s", html="<p>x</p>", text="y",
+                    recipients=tricky_batch(["Anna"]).recipients)
+    assert body_once_json(nothing, marker)[2] == ["{}"]
+
+
+def test_json_objects_are_what_the_encoder_writes():
+    odd = ["", "é", '"', "\\", "\x00\x1f\x7f", "\u2028\u2029", "😀", "</script>", "a\nb"]
+    assert json_object(dict(zip(odd, reversed(odd), strict=True))) == encode_json(
+        dict(zip(odd, reversed(odd), strict=True))).decode()
+    assert json_object({}) == "{}"
+    assert json_with_entries({"a": 1, "list": []}, ['{"b":2}', "{}"]) == encode_json(
+        {"a": 1, "list": [{"b": 2}, {}]})
+
+
+def general_sendgrid_payload(provider, batch: Batch) -> dict:
+    """SendGrid's payload as dicts, as it was built before the JSON text fast path."""
+    from email.utils import parseaddr
+
+    from mailer.providers.http import batch_key, split_headers, subject_of
+
+    _, _, values = body_once(batch, marker, name=marker)
+    shared, personal = split_headers(batch)
+    name, address = parseaddr(provider.sender)
+    return {
+        "from": {"email": address, **({"name": name} if name else {})},
+        "reply_to": {"email": provider.reply_to}, "subject": subject_of(batch),
+        "content": [{"type": "text/plain", "value": body_once(batch, marker)[1]},
+                    {"type": "text/html", "value": body_once(batch, marker)[0]}],
+        "headers": shared, "categories": [f"issue-{batch.issue_id}"],
+        "custom_args": {"issue_id": str(batch.issue_id), "batch_key": batch_key(batch)},
+        "tracking_settings": {"click_tracking": {"enable": False},
+                              "open_tracking": {"enable": False}},
+        "personalizations": [
+            {"to": [{"email": r.email}], "substitutions": vals, "headers": heads,
+             "custom_args": {"outbox_id": str(r.outbox_id)}}
+            for r, vals, heads in zip(batch.recipients, values, personal, strict=True)],
+    }
+
+
+def general_brevo_payload(provider, batch: Batch) -> dict:
+    """Brevo's payload as dicts, as it was built before the JSON text fast path."""
+    import json
+    from email.utils import parseaddr
+
+    from mailer.providers.brevo import _custom, _param
+    from mailer.providers.http import batch_key, split_headers, subject_of
+
+    html_body, text_body, values = body_once(batch, _param)
+    shared, personal = split_headers(batch)
+    name, address = parseaddr(provider.sender)
+    key = batch_key(batch)
+    custom = json.dumps({"issue_id": batch.issue_id, "batch_key": key})
+    return {
+        "sender": {"email": address, **({"name": name} if name else {})},
+        "replyTo": {"email": provider.reply_to}, "subject": subject_of(batch),
+        "htmlContent": html_body, "textContent": text_body,
+        "headers": {**shared, "idempotencyKey": key, "X-Mailin-custom": custom},
+        "tags": [f"issue-{batch.issue_id}"],
+        "messageVersions": [
+            {"to": [{"email": r.email}], "params": vals,
+             "headers": {**heads, "X-Mailin-custom": _custom(batch.issue_id, r.outbox_id)}}
+            for r, vals, heads in zip(batch.recipients, values, personal, strict=True)],
+    }
+
+
+def test_sendgrid_and_brevo_payloads_are_byte_for_byte_the_general_encoding():
+    from mailer.providers.brevo import BrevoProvider
+    from mailer.providers.sendgrid import SendGridProvider
+
+    clock = FixedClock(parse_instant("2026-12-03T09:00"))
+    for cls, general in ((SendGridProvider, general_sendgrid_payload),
+                         (BrevoProvider, general_brevo_payload)):
+        provider = cls("http://127.0.0.1:9", "key", "WeerbaarNL <nieuws@x>", "redactie@x",
+                       clock)
+        for names, test in ((NAMES, False), (NAMES[:1], True), (["Anna", "Bob"], False)):
+            batch = tricky_batch(names, test=test)
+            assert provider.build_call(batch).body() == encode_json(general(provider, batch))
 
 
 def test_claimed_rows_are_what_the_store_holds_after_the_claim(loaded_app):

@@ -16,13 +16,16 @@ from typing import Any, ClassVar
 import requests
 
 from mailer.errors import ProviderError
-from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, RecipientStatus
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
     Call,
     HttpProvider,
     batch_key,
-    body_once,
+    body_once_json,
+    json_object,
+    json_with_entries,
+    quoted,
     retry_after_seconds,
     split_headers,
     subject_of,
@@ -44,6 +47,14 @@ def _custom(issue_id: int, outbox_id: int) -> str:
     return json.dumps({"issue_id": issue_id, "outbox_id": outbox_id})
 
 
+def _message_version(issue_id: int, r: Recipient, params: str, headers: dict[str, str]) -> str:
+    """One recipient's message version as JSON text, exactly what encode_json gives for
+    {"to": [{"email": ...}], "params": ..., "headers": {..., "X-Mailin-custom": ...}};
+    `params` is JSON text already."""
+    heads = json_object({**headers, "X-Mailin-custom": _custom(issue_id, r.outbox_id)})
+    return f'{{"to":[{{"email":{quoted(r.email)}}}],"params":{params},"headers":{heads}}}'
+
+
 @register
 class BrevoProvider(HttpProvider):
     """Batches of up to 1000 message versions under one idempotency key."""
@@ -61,7 +72,7 @@ class BrevoProvider(HttpProvider):
         return {"api-key": self.key}
 
     def build_call(self, batch: Batch) -> Call:
-        html, text, values = body_once(batch, _param)
+        html, text, values = body_once_json(batch, _param)
         shared, personal = split_headers(batch)
         name, address = parseaddr(self.sender)
         key = batch_key(batch)
@@ -73,13 +84,11 @@ class BrevoProvider(HttpProvider):
             "htmlContent": html, "textContent": text,
             "headers": {**shared, "idempotencyKey": key, "X-Mailin-custom": custom},
             "tags": [f"issue-{batch.issue_id}"],
-            "messageVersions": [
-                {"to": [{"email": r.email}], "params": vals,
-                 "headers": {**heads, "X-Mailin-custom": _custom(batch.issue_id, r.outbox_id)}}
-                for r, vals, heads in zip(batch.recipients, values, personal, strict=True)
-            ],
+            "messageVersions": [],  # written as JSON text below
         }
-        return Call("POST", "/v3/smtp/email", json=payload)
+        entries = [_message_version(batch.issue_id, r, vals, heads)
+                   for r, vals, heads in zip(batch.recipients, values, personal, strict=True)]
+        return Call("POST", "/v3/smtp/email", json_bytes=json_with_entries(payload, entries))
 
     def is_answer(self, response: requests.Response) -> bool:
         """A duplicate idempotency key is an answer: the batch was accepted before."""

@@ -14,13 +14,16 @@ from typing import Any, ClassVar
 
 import requests
 
-from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, RecipientStatus
+from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
     Call,
     HttpProvider,
     batch_key,
-    body_once,
+    body_once_json,
+    json_object,
+    json_with_entries,
+    quoted,
     retry_after_seconds,
     split_headers,
     subject_of,
@@ -43,7 +46,7 @@ class SendGridProvider(HttpProvider):
         return {"Authorization": f"Bearer {self.key}"}
 
     def build_call(self, batch: Batch) -> Call:
-        html, text, values = body_once(batch, marker, name=marker)  # substitution keys
+        html, text, values = body_once_json(batch, marker, name=marker)  # substitution keys
         shared, personal = split_headers(batch)
         from email.utils import parseaddr
 
@@ -59,14 +62,11 @@ class SendGridProvider(HttpProvider):
             "custom_args": {"issue_id": str(batch.issue_id), "batch_key": batch_key(batch)},
             "tracking_settings": {"click_tracking": {"enable": False},
                                   "open_tracking": {"enable": False}},
-            "personalizations": [
-                {"to": [{"email": r.email}],
-                 "substitutions": vals,
-                 "headers": heads, "custom_args": {"outbox_id": str(r.outbox_id)}}
-                for r, vals, heads in zip(batch.recipients, values, personal, strict=True)
-            ],
+            "personalizations": [],  # written as JSON text below
         }
-        return Call("POST", "/v3/mail/send", json=payload)
+        entries = [_personalization(r, vals, heads)
+                   for r, vals, heads in zip(batch.recipients, values, personal, strict=True)]
+        return Call("POST", "/v3/mail/send", json_bytes=json_with_entries(payload, entries))
 
     def parse_response(self, batch: Batch, response: requests.Response) -> list[RecipientStatus]:
         message_id = response.headers.get("X-Message-Id")
@@ -93,6 +93,15 @@ class SendGridProvider(HttpProvider):
         import time
 
         return time.time()
+
+
+def _personalization(r: Recipient, substitutions: str, headers: dict[str, str]) -> str:
+    """One recipient's personalization as JSON text, exactly what encode_json gives for
+    {"to": [{"email": ...}], "substitutions": ..., "headers": ..., "custom_args":
+    {"outbox_id": "..."}}; `substitutions` is JSON text already."""
+    return (f'{{"to":[{{"email":{quoted(r.email)}}}],"substitutions":{substitutions},'
+            f'"headers":{json_object(headers)},'
+            f'"custom_args":{{"outbox_id":{quoted(str(r.outbox_id))}}}}}')
 
 
 def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
