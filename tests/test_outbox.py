@@ -166,3 +166,28 @@ def test_a_claim_and_its_outcomes_cover_every_row_of_a_large_batch(loaded_app):
         box.record_outcomes(conn, outcomes, now, "w1")
         counts = box.status_counts(conn, issue.id)
     assert counts["sent"] == 1200 and counts["sending"] == 0 and counts["queued"] == 312
+
+
+def test_outcomes_with_a_provider_id_per_row_are_one_update_per_state(loaded_app):
+    # Per-row provider ids (Brevo, Postmark) travel with the ids in the group's UPDATE;
+    # each row gets its own, rows of another state theirs, and a fenced-out worker none.
+    from mailer.store.outbox import Outcome
+
+    issue = the_issue(loaded_app)
+    enqueue(loaded_app, issue)
+    now = loaded_app.clock.now()
+    with loaded_app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "w1", 8, now, timedelta(minutes=5))
+    sent = [Outcome(r.id, OutboxStatus.SENT, provider_message_id=f"<{r.id}.é'@p>")
+            for r in claimed[:5]]
+    retry = [Outcome(r.id, OutboxStatus.QUEUED, error="later", retry_at=now) for r in claimed[5:7]]
+    failed = [Outcome(claimed[7].id, OutboxStatus.FAILED, error="nee", provider_message_id="x")]
+    with loaded_app.engine.begin() as conn:
+        box.record_outcomes(conn, [Outcome(r.id, OutboxStatus.SENT, provider_message_id="no")
+                                   for r in claimed], now, "someone else")
+        box.record_outcomes(conn, sent + retry + failed, now, "w1")
+        stored = dict(conn.execute(select(outbox.c.id, outbox.c.provider_message_id)
+                                   .where(outbox.c.id.in_([r.id for r in claimed]))).all())
+        counts = box.status_counts(conn, issue.id)
+    assert stored == {o.outbox_id: o.provider_message_id for o in sent + retry + failed}
+    assert counts["sent"] == 5 and counts["failed"] == 1 and counts["sending"] == 0
