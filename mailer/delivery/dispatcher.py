@@ -264,7 +264,7 @@ class Dispatcher:
     def outcome_for(self, row: ClaimedRow, status: RecipientStatus) -> Outcome:
         """Map a provider answer for one row to its next outbox state."""
         if status.outcome in DELIVERED:
-            return Outcome(row.id, OutboxStatus.SENT, provider_message_id=status.provider_id)
+            return Outcome(row.id, OutboxStatus.SENT, status.provider_id)  # per recipient
         if status.outcome in PERMANENT:
             return Outcome(row.id, OutboxStatus.FAILED, error=f"{status.outcome}: {status.detail}")
         duplicate = status.outcome is DeliveryOutcome.UNKNOWN

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -38,8 +39,10 @@ from mailer.models import OutboxStatus, SubscriberStatus
 from mailer.store.tables import issue_renders, outbox, subscribers
 
 
-@dataclass(frozen=True, slots=True)  # slots: built per recipient, twice as fast
-class ClaimedRow:
+# ClaimedRow and Outcome are immutable named tuples rather than frozen dataclasses: one of
+# each is built per recipient, and a frozen dataclass sets each field through
+# object.__setattr__ (0.6-0.75 us per object, against 0.2 us).
+class ClaimedRow(NamedTuple):
     """An outbox row claimed for sending, with what personalisation needs."""
 
     id: int
@@ -54,8 +57,7 @@ class ClaimedRow:
     lease_until: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)  # slots: built per recipient, twice as fast
-class Outcome:
+class Outcome(NamedTuple):
     """The new state of one row after an attempt."""
 
     outbox_id: int
