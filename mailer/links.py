@@ -22,6 +22,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from mailer.clock import Clock
 
 PURPOSES = ("confirm", "preferences", "unsubscribe")
+_PURPOSE_SET = frozenset(PURPOSES)
 MAX_PLAIN_PAYLOAD = 15
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _IPAD = bytes(x ^ 0x36 for x in range(256))  # HMAC's pads as translate tables (RFC 2104)
@@ -88,7 +89,7 @@ class Links:
         makes: they share payload and timestamp, so that part is encoded once (a send
         signs two tokens per recipient)."""
         value = self._unsigned(subscriber_id, version)
-        if value is None or not all(p in PURPOSES for p in purposes):
+        if value is None or not _PURPOSE_SET.issuperset(purposes):
             return [self._serializer(p).dumps([subscriber_id, version]) for p in purposes]
         return [(value + b"." + _b64(self._mac(p, value))).decode() for p in purposes]
 

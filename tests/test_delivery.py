@@ -222,3 +222,17 @@ def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_a
     assert result.finished and len(emu.received) == 12
     declared = {r.email.lower() for r in rows(app) if r.possible_duplicate}
     assert set(emu.duplicates()) == {r.email.lower() for r in group} <= declared
+
+
+def test_a_drain_hands_the_garbage_collector_back_as_it_found_it():
+    import gc
+
+    from mailer.delivery.dispatcher import _settled_heap
+
+    before = gc.get_threshold()
+    with _settled_heap():
+        assert gc.get_threshold()[0] >= before[0] and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), _settled_heap():  # also after an error inside
+        raise RuntimeError
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
