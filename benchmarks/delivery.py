@@ -20,6 +20,7 @@ subscribers (one set-based INSERT), then a real `python -m mailer send --yes` ru
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -114,8 +115,10 @@ def encoded(call) -> bytes:
 def minimal_client(provider, call, url: str, calls: int, concurrency: int) -> None:
     """Post the same pre-built batch `calls` times from `concurrency` threads."""
     body = encoded(call)
-    key = (call.json or {}).get("headers", {}).get("idempotencyKey") if call.json and \
-        isinstance(call.json, dict) else None
+    # From the encoded body: a provider may write its JSON itself (Call.json_bytes).
+    payload = json.loads(body) if call.body() is not None else None
+    key = payload.get("headers", {}).get("idempotencyKey") if isinstance(payload, dict) \
+        else None
     content_type = "application/json" if call.body() is not None else \
         "application/x-www-form-urlencoded"
     counter = iter(range(calls))
