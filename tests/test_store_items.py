@@ -20,6 +20,20 @@ def test_migrations_are_idempotent(db_url):
     engine.dispose()
 
 
+def test_the_migrated_outbox_has_the_indexes_the_tables_declare(db_url):
+    # Partial work indexes were dropped by migrations 0009 and 0011; the declared schema
+    # and the migrated one must agree, or SQLite and PostgreSQL would drift apart.
+    from sqlalchemy import inspect
+
+    from mailer.store.tables import outbox
+
+    engine = make_engine(db_url)
+    migrated = {ix["name"] for ix in inspect(engine).get_indexes("outbox")
+                if "duplicates_constraint" not in ix}  # PostgreSQL lists the unique one too
+    assert migrated == {ix.name for ix in outbox.indexes} == {"ix_outbox_issue_status_id"}
+    engine.dispose()
+
+
 def test_upsert_counts_new_updated_unchanged_and_deleted(db_url):
     engine = make_engine(db_url)
     with engine.begin() as conn:

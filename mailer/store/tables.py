@@ -24,7 +24,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    text,
 )
 
 metadata = MetaData(
@@ -221,13 +220,10 @@ outbox = Table(
     _utc("sent_at"),
     Column("batch_key", String(64)),  # the claim a row was last sent in (migration 0005)
     UniqueConstraint("issue_id", "subscriber_id", name="uq_outbox_issue_subscriber"),
-    # One index for claims (status = 'queued' ORDER BY id) and status counts; a second,
-    # partial one for queued rows cost every enqueued row an index insert (migration 0009).
+    # One index for claims (status = 'queued' ORDER BY id), rows in flight (status =
+    # 'sending') and status counts. Partial indexes for queued rows (migration 0009) and
+    # rows in flight (0011) cost index writes per recipient and answered nothing faster.
     Index("ix_outbox_issue_status_id", "issue_id", "status", "id"),
-    # Partial: only rows in flight, so take-overs stay cheap at any size; no enqueued row
-    # enters it.
-    Index("ix_outbox_sending_issue_lease", "issue_id", "lease_until",
-          postgresql_where=text("status = 'sending'"), sqlite_where=text("status = 'sending'")),
 )
 
 # Webhook events already applied, so a provider's retry or a replay changes nothing twice.
