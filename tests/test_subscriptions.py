@@ -1,6 +1,7 @@
 """Subscriber services on both databases: double opt-in, ledger, preferences, erasure."""
 
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -355,3 +356,39 @@ def test_driver_transaction_rolls_back_and_leaves_the_connection_as_it_was(app, 
         raw = app.engine.raw_connection()
         assert raw.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
         raw.close()
+
+
+def test_the_wal_stays_bounded_while_writers_keep_coming(sqlite_url, monkeypatch):
+    # Checkpoints run inside the write turn: one run while the next writer already
+    # appends can never catch up with the end of the WAL, so SQLite never starts it over
+    # and it grows by every transaction (hundreds of MB in a one-click benchmark).
+    import threading
+
+    from sqlalchemy import text
+
+    from mailer.store import db
+
+    engine = db.make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE clicks (id INTEGER PRIMARY KEY, n INTEGER)"))
+        conn.execute(text("INSERT INTO clicks VALUES (1, 0)"))
+    monkeypatch.setattr(db, "CHECKPOINT_ONE_IN", 10)
+    pad = "x" * 3000  # about a page per transaction
+
+    def click(count: int) -> None:
+        for _ in range(count):
+            with db.driver_transaction(engine) as cursor:
+                cursor.execute(db.driver_sql("sqlite", "UPDATE clicks SET n = n + 1"), {})
+                cursor.execute(db.driver_sql(
+                    "sqlite", "INSERT INTO clicks (n) VALUES (length(:pad))"), {"pad": pad})
+
+    threads = [threading.Thread(target=click, args=(300,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM clicks WHERE id = 1")).scalar() == 1200
+    wal = Path(engine.url.database + "-wal").stat().st_size
+    assert wal < 200 * 4096, f"WAL grew to {wal} bytes over 1,200 transactions"
+    engine.dispose()

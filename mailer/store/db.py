@@ -92,10 +92,12 @@ def driver_transaction(engine: Engine) -> Iterator[Any]:
     Statements use `driver_sql` for the driver's parameter style.
 
     On SQLite it takes the write turn and BEGIN IMMEDIATE, as `write_turn` plus
-    `engine.begin()` would, and keeps WAL checkpoints out of the turn: SQLite runs one
-    inside the COMMIT that crosses the threshold, and its fsyncs would hold up every
-    writer waiting for the turn. Instead about one transaction in CHECKPOINT_ONE_IN
-    checkpoints (PASSIVE: it never blocks writers) after giving the turn away.
+    `engine.begin()` would, and keeps WAL checkpoints out of the COMMIT: SQLite runs one
+    inside the COMMIT that crosses the threshold, with fsyncs, in every such transaction.
+    Instead about one transaction in CHECKPOINT_ONE_IN checkpoints after its commit,
+    still inside the turn: a checkpoint racing the next writer never reaches the end of
+    the WAL, SQLite then never starts the WAL over, and under steady load it grew by
+    every transaction (hundreds of MB in the one-click benchmark, each read slower).
     """
     connection = engine.raw_connection()
     try:
@@ -106,13 +108,14 @@ def driver_transaction(engine: Engine) -> Iterator[Any]:
             return
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         try:
-            with write_turn(engine), _committed(connection):
-                # The connection runs with isolation_level=None (see _sqlite_pragmas), so
-                # this BEGIN opens the transaction that commit() ends.
-                cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-            if random.randrange(CHECKPOINT_ONE_IN) == 0:
-                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with write_turn(engine):
+                with _committed(connection):
+                    # The connection runs with isolation_level=None (see _sqlite_pragmas),
+                    # so this BEGIN opens the transaction that commit() ends.
+                    cursor.execute("BEGIN IMMEDIATE")
+                    yield cursor
+                if random.randrange(CHECKPOINT_ONE_IN) == 0:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
             cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
     finally:
