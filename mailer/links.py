@@ -106,8 +106,11 @@ class Links:
         # 16-byte one can ("[1,111111111111]"). Ids up to 10 digits stay on the fast path.
         if len(payload) > MAX_PLAIN_PAYLOAD:
             return None
-        now = int(self.clock.now().timestamp() if self.clock else time.time())
-        return _b64(payload) + b"." + self._stamp(now)
+        return _b64(payload) + b"." + self._stamp(self._now())
+
+    def _now(self) -> int:
+        """Seconds since the epoch by our clock (MAILER_NOW and tests), as tokens stamp."""
+        return int(self.clock.now().timestamp() if self.clock else time.time())
 
     def _mac(self, purpose: str, signed: bytes) -> bytes:
         """HMAC-SHA1 of `signed` under the purpose's derived key, from the kept states."""
@@ -153,7 +156,7 @@ class Links:
 
     def _read_own(self, purpose: str, token: str, max_age: int | None) -> TokenClaims | None:
         """The claims of a genuine, fresh token in exactly the form `token` makes, checked
-        with the cached MAC (a one-click POST reads one per request); None for anything
+        with the kept HMAC states (a one-click POST reads one per request); None for anything
         else, which `read` then hands to itsdangerous."""
         if purpose not in PURPOSES or not token.isascii():
             return None
@@ -168,10 +171,8 @@ class Links:
             return None
         if claims is None or payload.startswith(b"."):  # a leading "." means compressed
             return None
-        if max_age is not None:
-            now = int(self.clock.now().timestamp() if self.clock else time.time())
-            if not 0 <= now - signed_at <= max_age:
-                return None
+        if max_age is not None and not 0 <= self._now() - signed_at <= max_age:
+            return None
         return TokenClaims(subscriber_id=int(claims[1]), version=int(claims[2]))
 
     def url(self, path: str) -> str:

@@ -94,10 +94,10 @@ def form_encode(fields: Sequence[tuple[str, str]]) -> bytes:
     """An application/x-www-form-urlencoded body, byte for byte what requests sends for
     `data=fields` (urlencode with quote_plus), quoting in C rather than byte by byte in
     Python: a Mailgun call quotes ~0.7 MB of recipient variables."""
-    def quoted(text: str) -> str:
+    def plus_quoted(text: str) -> str:
         return text.encode().decode("latin-1").translate(_FORM_QUOTED)
 
-    return "&".join(f"{quoted(k)}={quoted(v)}" for k, v in fields).encode()
+    return "&".join(f"{plus_quoted(k)}={plus_quoted(v)}" for k, v in fields).encode()
 
 
 def json_inside(text: str) -> str:
