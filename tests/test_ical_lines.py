@@ -62,8 +62,18 @@ def split(line: Contentline):
     return name, type(params), dict(params), value
 
 
-def test_quick_lines_are_really_used_not_only_the_fallback():
+def test_calendar_from_ical_parses_quick_lines_without_falling_back(monkeypatch):
+    # The fallback re-parses the bytes; the quick path hands icalendar a list of lines.
+    # Equal results alone would not show the quick path runs at all.
+    parsed = []
+    original = icalendar.Calendar.from_ical
+
+    def spy(cls, st, *args, **kwargs):
+        parsed.append(type(st))
+        return original(st, *args, **kwargs)
+
+    monkeypatch.setattr(icalendar.Calendar, "from_ical", classmethod(spy))
     text = (SOURCES / "agenda.ics").read_bytes()
-    lines = [QuickLine(line) for line in Contentlines.from_ical(text)]
-    assert icalendar.Calendar.from_ical(lines).to_ical() == \
-        icalendar.Calendar.from_ical(text).to_ical()
+    calendar = calendar_from_ical(text)
+    assert parsed == [list]
+    assert calendar.to_ical() == original(text).to_ical()
