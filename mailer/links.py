@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -88,14 +89,14 @@ class Links:
         """Signed tokens of one subscriber for several purposes, each exactly what `token`
         makes: they share payload and timestamp, so that part is encoded once (a send
         signs two tokens per recipient)."""
-        value = self._unsigned(subscriber_id, version)
+        value = self._unsigned(subscriber_id, version, self._stamp(self._now()))
         if value is None or not _PURPOSE_SET.issuperset(purposes):
             return [self._serializer(p).dumps([subscriber_id, version]) for p in purposes]
         return [(value + b"." + _b64(self._mac(p, value))).decode() for p in purposes]
 
-    def _unsigned(self, subscriber_id: int, version: int) -> bytes | None:
-        """The signed part of a token (payload.timestamp), or None where only itsdangerous
-        can make it (a payload it would compress)."""
+    def _unsigned(self, subscriber_id: int, version: int, stamp: bytes) -> bytes | None:
+        """The signed part of a token (payload.timestamp, the encoded `stamp`), or None where
+        only itsdangerous can make it (a payload it would compress)."""
         if type(subscriber_id) is int and type(version) is int:
             payload = f"[{subscriber_id},{version}]".encode()  # what compact JSON gives
         else:
@@ -106,7 +107,7 @@ class Links:
         # 16-byte one can ("[1,111111111111]"). Ids up to 10 digits stay on the fast path.
         if len(payload) > MAX_PLAIN_PAYLOAD:
             return None
-        return _b64(payload) + b"." + self._stamp(self._now())
+        return _b64(payload) + b"." + stamp
 
     def _now(self) -> int:
         """Seconds since the epoch by our clock (MAILER_NOW and tests), as tokens stamp."""
@@ -114,12 +115,7 @@ class Links:
 
     def _mac(self, purpose: str, signed: bytes) -> bytes:
         """HMAC-SHA1 of `signed` under the purpose's derived key, from the kept states."""
-        inner, outer = self._hmac_states[purpose]
-        inner = inner.copy()
-        inner.update(signed)
-        outer = outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        return _hmac_sha1(self._hmac_states[purpose], signed)
 
     @cached_property
     def _stamps(self) -> dict[int, bytes]:
@@ -194,6 +190,26 @@ class Links:
                                                subscriber_id, version)
         return f"{self._base}/afmelden/{unsubscribe}", f"{self._base}/voorkeuren/{preferences}"
 
+    def personal_urls_of(self, subscribers: Iterable[tuple[int, int]]
+                         ) -> list[tuple[str, str]]:
+        """`personal_urls` of many (subscriber id, token version) pairs, signed at one
+        instant: a send signs a batch at a time, so the clock is read, the timestamp
+        encoded and the purposes' states looked up once per batch, not per recipient."""
+        stamp = self._stamp(self._now())
+        unsubscribe, preferences = (self._hmac_states[p] for p in ("unsubscribe", "preferences"))
+        to_unsubscribe, to_preferences = f"{self._base}/afmelden/", f"{self._base}/voorkeuren/"
+        urls = []
+        for subscriber_id, version in subscribers:
+            signed = self._unsigned(subscriber_id, version, stamp)
+            if signed is None:
+                urls.append(self.personal_urls(subscriber_id, version))
+                continue
+            signed_dot = signed + b"."
+            urls.append((
+                to_unsubscribe + (signed_dot + _b64(_hmac_sha1(unsubscribe, signed))).decode(),
+                to_preferences + (signed_dot + _b64(_hmac_sha1(preferences, signed))).decode()))
+        return urls
+
     def preferences_url(self, subscriber_id: int, version: int) -> str:
         """The preference centre URL."""
         return self.url(f"voorkeuren/{self.token('preferences', subscriber_id, version)}")
@@ -209,6 +225,16 @@ class Links:
 
 # The JSON `token` signs for two plain ints: "[id,version]", no spaces, no leading zeros.
 _SIMPLE_CLAIMS = re.compile(rb"\[(0|[1-9][0-9]*),(0|[1-9][0-9]*)\]")
+
+
+def _hmac_sha1(states: tuple[Any, Any], signed: bytes) -> bytes:
+    """HMAC-SHA1 of `signed` from a key's kept inner and outer hash states (RFC 2104)."""
+    inner, outer = states
+    inner = inner.copy()
+    inner.update(signed)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.digest()
 
 
 def _b64(data: bytes) -> bytes:

@@ -177,3 +177,19 @@ def test_personal_urls_are_the_single_urls_made_together():
                         for p in ("preferences", "confirm")]
     with pytest.raises(ValueError):
         links.tokens(("unsubscribe", "elsewhere"), 1, 1)
+
+
+def test_a_batch_of_personal_urls_is_each_subscribers_own():
+    """A batch signed at once gives every pair exactly its single URLs, including the
+    ones itsdangerous compresses, in order."""
+    from datetime import UTC, datetime
+
+    from mailer.clock import FixedClock
+    from mailer.links import Links
+
+    links = Links("s3cret", "https://x.example", FixedClock(datetime(2026, 12, 3, tzinfo=UTC)))
+    pairs = [(1, 1), (123456789, 42), (10**20, 1), (-3, 2), (10**14, 10**14), (7, 0)]
+    assert links.personal_urls_of(pairs) == [
+        (links.unsubscribe_url(sid, version), links.preferences_url(sid, version))
+        for sid, version in pairs]
+    assert links.personal_urls_of([]) == []

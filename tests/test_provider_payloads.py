@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -176,6 +177,23 @@ def test_sendgrid_and_brevo_payloads_are_byte_for_byte_the_general_encoding():
         for names, test in ((NAMES, False), (NAMES[:1], True), (["Anna", "Bob"], False)):
             batch = tricky_batch(names, test=test)
             assert provider.build_call(batch).body() == encode_json(general(provider, batch))
+        for batch in batches_with_odd_headers():
+            assert provider.build_call(batch).body() == encode_json(general(provider, batch))
+
+
+def batches_with_odd_headers() -> list[Batch]:
+    """Batches whose recipients' personal headers are not all alike: names in another
+    order, one more header, none at all, a Message-ID among them."""
+    batch = tricky_batch(["Anna", "Bob", "Chris"])
+    first, second, third = batch.recipients
+    reordered = replace(second, headers=dict(reversed(second.headers.items())))
+    extra = replace(third, headers={**third.headers, "X-Extra": "één"})
+    bare = [replace(r, headers={}) for r in batch.recipients]
+    own_id = replace(first, headers={**first.headers, "Message-ID": "<own@x>"})
+    return [replace(batch, recipients=(first, reordered, third)),
+            replace(batch, recipients=(first, second, extra)),
+            replace(batch, recipients=tuple(bare)),
+            replace(batch, recipients=(own_id, second))]
 
 
 def test_claimed_rows_are_what_the_store_holds_after_the_claim(loaded_app):

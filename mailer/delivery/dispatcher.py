@@ -246,14 +246,19 @@ class Dispatcher:
             metadata["batch_key"] = _call_key(rows[0].batch_key, segment)
         return Batch(
             issue_id=issue_id, segment_key=segment, subject=subject, html=html, text=text,
-            recipients=tuple(self.recipient_for(r) for r in rows),
+            recipients=tuple(map(self._recipient, rows, self.links.personal_urls_of(
+                [(r.subscriber_id, r.token_version) for r in rows]))),
             headers={"List-Id": f"{self.identity.list_name} <{self.identity.list_id}>"},
             metadata=metadata, test=test,
         )
 
     def recipient_for(self, row: ClaimedRow) -> Recipient:
         """Personal values and headers of one row: signed links, greeting."""
-        unsubscribe, preferences = self.links.personal_urls(row.subscriber_id, row.token_version)
+        return self._recipient(row, self.links.personal_urls(row.subscriber_id,
+                                                             row.token_version))
+
+    def _recipient(self, row: ClaimedRow, urls: tuple[str, str]) -> Recipient:
+        unsubscribe, preferences = urls
         values = {"greeting": greeting(row.name), "unsubscribe_url": unsubscribe,
                   "preferences_url": preferences}
         headers = unsubscribe_headers(unsubscribe, self.identity.unsubscribe_mailto)

@@ -23,11 +23,10 @@ from mailer.providers.http import (
     HttpProvider,
     batch_key,
     body_once_json,
-    json_object,
     json_with_entries,
     quoted,
     retry_after_seconds,
-    split_headers,
+    split_header_objects,
     subject_of,
 )
 from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, same
@@ -47,12 +46,13 @@ def _custom(issue_id: int, outbox_id: int) -> str:
     return json.dumps({"issue_id": issue_id, "outbox_id": outbox_id})
 
 
-def _message_version(issue_id: int, r: Recipient, params: str, headers: dict[str, str]) -> str:
+def _message_version(issue_id: int, r: Recipient, params: str, headers: str) -> str:
     """One recipient's message version as JSON text, exactly what encode_json gives for
     {"to": [{"email": ...}], "params": ..., "headers": {..., "X-Mailin-custom": ...}};
-    `params` is JSON text already."""
-    heads = json_object({**headers, "X-Mailin-custom": _custom(issue_id, r.outbox_id)})
-    return f'{{"to":[{{"email":{quoted(r.email)}}}],"params":{params},"headers":{heads}}}'
+    `params` and `headers` (without X-Mailin-custom) are JSON text already."""
+    custom = quoted(_custom(issue_id, r.outbox_id))
+    return (f'{{"to":[{{"email":{quoted(r.email)}}}],"params":{params},'
+            f'"headers":{headers[:-1]},"X-Mailin-custom":{custom}}}}}')
 
 
 @register
@@ -73,7 +73,7 @@ class BrevoProvider(HttpProvider):
 
     def build_call(self, batch: Batch) -> Call:
         html, text, values = body_once_json(batch, _param)
-        shared, personal = split_headers(batch)
+        shared, personal = split_header_objects(batch)
         name, address = parseaddr(self.sender)
         key = batch_key(batch)
         custom = json.dumps({"issue_id": batch.issue_id, "batch_key": key})

@@ -70,9 +70,16 @@ def json_object(fields: Mapping[str, str]) -> str:
 
 
 def json_objects(keys: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """json_object(dict(zip(keys, row))) for each row of string values, keys quoted once."""
-    labels = [quoted(k) + ":" for k in keys]
-    return ["{" + ",".join(map(operator.add, labels, map(quoted, row))) + "}" for row in rows]
+    """json_object(dict(zip(keys, row))) for each row of string values, the rest of the
+    text written once: per row only the values are quoted and put in their slots."""
+    slots = json_object_slots(keys)
+    return [slots % tuple(map(quoted, row)) for row in rows]
+
+
+def json_object_slots(keys: Sequence[str]) -> str:
+    """json_object's text for `keys` with a %s slot for each value, to fill by
+    %-formatting with quoted values (a '%' in a key is doubled)."""
+    return "{" + ",".join(quoted(k).replace("%", "%%") + ":%s" for k in keys) + "}"
 
 
 def json_with_entries(payload: Mapping[str, Any], entries: Sequence[str]) -> bytes:
@@ -203,13 +210,36 @@ def _personal_values(recipients: Sequence[Recipient], plain: list[str], escaped:
 
 def split_headers(batch: Batch) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Headers equal for every recipient (sent once) and the personal rest, per recipient."""
-    first = batch.recipients[0].headers if batch.recipients else {}
-    shared = {k: v for k, v in first.items()
-              if all(r.headers.get(k) == v for r in batch.recipients)}
+    shared = _shared_headers(batch)
     personal = [{"Message-ID": r.message_id,
                  **{k: v for k, v in r.headers.items() if k not in shared}}
                 for r in batch.recipients]
     return {**batch.headers, **shared}, personal
+
+
+def _shared_headers(batch: Batch) -> dict[str, str]:
+    """The recipients' headers that are the same for all of them."""
+    first = batch.recipients[0].headers if batch.recipients else {}
+    return {k: v for k, v in first.items() if all(r.headers.get(k) == v for r in batch.recipients)}
+
+
+def split_header_objects(batch: Batch) -> tuple[dict[str, str], list[str]]:
+    """split_headers with each recipient's personal headers as the JSON text encode_json
+    writes for them.
+
+    Recipients of a send all carry the same personal header names, so the text around the
+    values is written once per batch (json_object_slots); a batch whose recipients differ
+    in their header names gets the general form."""
+    shared = _shared_headers(batch)
+    first = tuple(batch.recipients[0].headers) if batch.recipients else ()
+    names = tuple(k for k in first if k not in shared)
+    if "Message-ID" in names or any(tuple(r.headers) != first for r in batch.recipients):
+        shared, personal = split_headers(batch)
+        return shared, [json_object(h) for h in personal]
+    slots = json_object_slots(("Message-ID", *names))
+    return {**batch.headers, **shared}, [
+        slots % tuple(map(quoted, (r.message_id, *map(r.headers.__getitem__, names))))
+        for r in batch.recipients]
 
 
 def subject_of(batch: Batch) -> str:

@@ -21,11 +21,10 @@ from mailer.providers.http import (
     HttpProvider,
     batch_key,
     body_once_json,
-    json_object,
     json_with_entries,
     quoted,
     retry_after_seconds,
-    split_headers,
+    split_header_objects,
     subject_of,
 )
 from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, fresh
@@ -47,7 +46,7 @@ class SendGridProvider(HttpProvider):
 
     def build_call(self, batch: Batch) -> Call:
         html, text, values = body_once_json(batch, marker, name=marker)  # substitution keys
-        shared, personal = split_headers(batch)
+        shared, personal = split_header_objects(batch)
         from email.utils import parseaddr
 
         name, address = parseaddr(self.sender)
@@ -95,13 +94,12 @@ class SendGridProvider(HttpProvider):
         return time.time()
 
 
-def _personalization(r: Recipient, substitutions: str, headers: dict[str, str]) -> str:
+def _personalization(r: Recipient, substitutions: str, headers: str) -> str:
     """One recipient's personalization as JSON text, exactly what encode_json gives for
     {"to": [{"email": ...}], "substitutions": ..., "headers": ..., "custom_args":
-    {"outbox_id": "..."}}; `substitutions` is JSON text already."""
+    {"outbox_id": "..."}}; `substitutions` and `headers` are JSON text already."""
     return (f'{{"to":[{{"email":{quoted(r.email)}}}],"substitutions":{substitutions},'
-            f'"headers":{json_object(headers)},'
-            f'"custom_args":{{"outbox_id":{quoted(str(r.outbox_id))}}}}}')
+            f'"headers":{headers},"custom_args":{{"outbox_id":{quoted(str(r.outbox_id))}}}}}')
 
 
 def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
