@@ -15,6 +15,7 @@ Usage (the same for every provider; see README.md in this folder):
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -199,8 +200,6 @@ def _header_bytes(request: Request) -> int:
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response:
     """A JSON answer."""
-    import json
-
     return Response(json.dumps(data), status, headers or {}, content_type="application/json")
 
 
@@ -212,3 +211,23 @@ def new_id(domain: str = "emulator.test") -> str:
 def valid_address(address: str) -> bool:
     """Roughly what providers accept as an address."""
     return bool(ADDRESS.match(address or ""))
+
+
+def text_bytes(values: dict[str, Any]) -> int:
+    """UTF-8 bytes of a mapping's keys and values (of a value that is not a string: its
+    JSON text). The providers limit such mappings in bytes or KB without saying what is
+    counted; this counts the text they hold, not the JSON quoting around it."""
+    size = string_bytes(values)
+    if size is None:
+        size = string_bytes({k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                             for k, v in values.items()})
+    return size  # type: ignore[return-value]
+
+
+def string_bytes(values: dict[str, Any]) -> int | None:
+    """text_bytes of a mapping of strings; None if a value is not a string."""
+    try:
+        text = "".join([*values, *values.values()])
+    except TypeError:
+        return None
+    return len(text) if text.isascii() else len(text.encode())
