@@ -1,5 +1,5 @@
-"""The SendGrid emulator enforces the limits of the provider reference
-(/work/shared/reference/mail-providers.md), served as a real HTTP server: each check refuses
+"""The SendGrid and Brevo emulators enforce the limits of the provider reference
+(/work/shared/reference/mail-providers.md), served as real HTTP servers: each check refuses
 a request just past its limit with the documented status and shape, and accepts the
 request at the limit."""
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from tests.emulators import SendGridEmulator
+from tests.emulators import BrevoEmulator, SendGridEmulator
 
 NOW = 1_796_288_400.0  # unix seconds: the SendGrid emulator's clock for send_at
 HOURS_72 = 72 * 3600
@@ -24,9 +24,20 @@ def sendgrid():
         yield emu
 
 
+@pytest.fixture(scope="module")
+def brevo():
+    with BrevoEmulator(key="k", keep_messages=False) as emu:
+        yield emu
+
+
 def post_sendgrid(emu: SendGridEmulator, payload: dict) -> requests.Response:
     return requests.post(f"{emu.url}/v3/mail/send", json=payload, timeout=30,
                          headers={"Authorization": f"Bearer {emu.key}"})
+
+
+def post_brevo(emu: BrevoEmulator, payload: dict) -> requests.Response:
+    return requests.post(f"{emu.url}/v3/smtp/email", json=payload, timeout=30,
+                         headers={"api-key": emu.key})
 
 
 # -- SendGrid -----------------------------------------------------------------------------
@@ -178,9 +189,83 @@ def test_sendgrid_refuses_a_request_past_a_limit_as_documented(sendgrid, limit):
     assert sendgrid.batches_accepted == before
 
 
+# -- Brevo --------------------------------------------------------------------------------
+
+def brevo_message(versions: int = 1, params: dict | None = None) -> dict:
+    """A valid batch request: `versions` message versions, each with `params`."""
+    return {"sender": {"email": "nieuws@example.org", "name": "WeerbaarNL"},
+            "subject": "Nieuwsbrief", "htmlContent": "<p>{{ params.greeting }}</p>",
+            "messageVersions": [{"to": [{"email": f"lezer{n}@example.org"}],
+                                 "params": params or {"greeting": "Beste lezer,"}}
+                                for n in range(versions)]}
+
+
+def params_of(size: int) -> dict:
+    """Params of exactly `size` UTF-8 bytes (keys and values), mostly two-byte."""
+    key = "gg" if size % 2 == 0 else "g"
+    return {key: E_ACUTE * ((size - len(key)) // 2)}
+
+
+def brevo_change(change: Callable[[dict], object]) -> dict:
+    message = brevo_message()
+    change(message)
+    return message
+
+
+def version(message: dict) -> dict:
+    return message["messageVersions"][0]
+
+
+# Each limit: the request at the limit (accepted), the one just past it (refused), and the
+# Brevo error code of the refusal.
+BREVO_LIMITS = {
+    "params <= 100 KB per message version": (
+        lambda: brevo_message(params=params_of(100_000)),
+        lambda: brevo_message(params=params_of(100_001)),
+        "invalid_parameter"),
+    "params <= 1000 KB over all message versions": (
+        lambda: brevo_message(10, params_of(100_000)),
+        lambda: brevo_message(11, params_of(90_910)),
+        "invalid_parameter"),
+    "replyTo is a single address": (
+        lambda: brevo_change(lambda m: m.update(replyTo={"email": "r@example.org"})),
+        lambda: brevo_change(lambda m: m.update(replyTo=[{"email": "r@example.org"}])),
+        "invalid_parameter"),
+    "a version's replyTo is a single address": (
+        lambda: brevo_change(lambda m: version(m).update(replyTo={"email": "r@example.org"})),
+        lambda: brevo_change(lambda m: version(m).update(replyTo=[{"email": "r@example.org"}])),
+        "invalid_parameter"),
+    "sender has an email or an id": (
+        lambda: brevo_change(lambda m: m.update(sender={"id": 3})),
+        lambda: brevo_change(lambda m: m.update(sender={"name": "WeerbaarNL"})),
+        "missing_parameter"),
+}
+
+
+@pytest.mark.parametrize("limit", BREVO_LIMITS)
+def test_brevo_accepts_a_request_at_a_limit(brevo, limit):
+    at_limit, _, _ = BREVO_LIMITS[limit]
+    message = at_limit()
+    response = post_brevo(brevo, message)
+    assert response.status_code == 201, response.text
+    assert len(response.json()["messageIds"]) == len(message["messageVersions"])
+
+
+@pytest.mark.parametrize("limit", BREVO_LIMITS)
+def test_brevo_refuses_a_request_past_a_limit_as_documented(brevo, limit):
+    _, past_limit, code = BREVO_LIMITS[limit]
+    before = brevo.batches_accepted
+    response = post_brevo(brevo, past_limit())
+    assert response.status_code == 400
+    assert set(response.json()) == {"code", "message"}
+    assert response.json()["code"] == code and response.json()["message"]
+    assert brevo.batches_accepted == before
+
+
 def test_the_sizes_are_what_the_limits_name():
     from tests.emulators.base import text_bytes
 
     assert text_bytes(substitutions_of(10_000)) == 10_000
     assert text_bytes(substitutions_of(10_001)) == 10_001
+    assert text_bytes(params_of(100_000)) == 100_000 and text_bytes(params_of(90_910)) == 90_910
     assert text_bytes({"n": 12, "o": {"a": [1]}}) == len("n12o" + '{"a": [1]}')
