@@ -1,7 +1,8 @@
 """The SendGrid and Brevo emulators enforce the limits of the provider reference
 (/work/shared/reference/mail-providers.md), served as real HTTP servers: each check refuses
 a request just past its limit with the documented status and shape, and accepts the
-request at the limit."""
+request at the limit. Then the real providers, with the longest and oddest names a
+subscriber can have, stay within those limits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from mailer.models import Preferences, SubscriberStatus
+from mailer.sending import send_issue
+from mailer.store.subscribers import add_subscriber
+from tests.delivery_support import add_subscribers, app_for, start_emulator, the_issue
 from tests.emulators import BrevoEmulator, SendGridEmulator
 
 NOW = 1_796_288_400.0  # unix seconds: the SendGrid emulator's clock for send_at
@@ -269,3 +274,39 @@ def test_the_sizes_are_what_the_limits_name():
     assert text_bytes(substitutions_of(10_001)) == 10_001
     assert text_bytes(params_of(100_000)) == 100_000 and text_bytes(params_of(90_910)) == 90_910
     assert text_bytes({"n": 12, "o": {"a": [1]}}) == len("n12o" + '{"a": [1]}')
+
+
+# -- the real providers stay within the limits --------------------------------------------
+
+# A name is cut to 200 characters when stored (clean_name; the web form refuses longer).
+ODD_NAMES = {
+    "emoji@example.org": "\U0001f600" * 250,  # the most UTF-8 bytes a stored name can have
+    "quotes@example.org": '"' * 250,  # the most bytes once HTML-escaped (&quot;)
+    "jansen@example.org": "Jansen, Piet; jr. <&>",  # what SendGrid refuses in a to.name
+}
+
+
+def add_odd_subscribers(app) -> None:
+    with app.engine.begin() as conn:
+        for email, name in ODD_NAMES.items():
+            add_subscriber(conn, email=email, name=name, preferences=Preferences(),
+                           status=SubscriberStatus.ACTIVE, source="test", now=app.clock.now())
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "brevo"])
+def test_the_longest_and_oddest_names_do_not_get_a_batch_refused(loaded_app, provider):
+    add_odd_subscribers(loaded_app)
+    add_subscribers(loaded_app.engine, 1200, loaded_app.clock.now())  # one full batch and more
+    emu = start_emulator(provider)
+    try:
+        app = app_for(loaded_app, provider, emu)
+        result = send_issue(app, the_issue(app))
+    finally:
+        emu.stop()
+    assert not emu.rejected_calls
+    assert result.finished and result.counts["sent"] == 12 + len(ODD_NAMES) + 1200
+    assert len(emu.received) == result.counts["sent"] and not emu.duplicates()
+    by_address = {m["to"]: m for m in emu.messages}
+    assert "Beste " + "\U0001f600" * 200 + "," in by_address["emoji@example.org"]["text"]
+    assert "Beste " + "&quot;" * 200 + "," in by_address["quotes@example.org"]["html"]
+    assert "Beste Jansen,," in by_address["jansen@example.org"]["text"]
