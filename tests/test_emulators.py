@@ -310,3 +310,23 @@ def test_the_longest_and_oddest_names_do_not_get_a_batch_refused(loaded_app, pro
     assert "Beste " + "\U0001f600" * 200 + "," in by_address["emoji@example.org"]["text"]
     assert "Beste " + "&quot;" * 200 + "," in by_address["quotes@example.org"]["html"]
     assert "Beste Jansen,," in by_address["jansen@example.org"]["text"]
+
+
+def test_a_brevo_batch_of_long_names_is_split_within_the_params_limit(loaded_app):
+    """990 subscribers with the longest names a name can be put a batch's params over
+    Brevo's 1000 KB: the provider splits the batch (each part its own idempotency key)
+    instead of having the whole call refused."""
+    with loaded_app.engine.begin() as conn:
+        for i in range(990):
+            add_subscriber(conn, email=f"long{i}@example.org", name='"' * 200,
+                           preferences=Preferences(), status=SubscriberStatus.ACTIVE,
+                           source="test", now=loaded_app.clock.now())
+    emu = start_emulator("brevo")
+    try:
+        app = app_for(loaded_app, "brevo", emu)
+        result = send_issue(app, the_issue(app))
+    finally:
+        emu.stop()
+    assert not emu.rejected_calls
+    assert result.finished and result.counts["sent"] == 12 + 990
+    assert len(emu.received) == result.counts["sent"] and not emu.duplicates()

@@ -271,3 +271,18 @@ def test_mailgun_sends_the_form_requests_would_have_built():
     assert fields[0] == ("from", "WeerbaarNL <nieuws@x>")
     expected = requests.Request("POST", "http://x/", data=fields).prepare().body
     assert call.data == expected.encode()
+
+
+def test_brevo_parts_of_a_batch_have_their_own_stable_idempotency_keys():
+    """Halves of a batch too large for one call each get a key of their own, and the same
+    keys when the same rows are split again (a resend after a crash)."""
+    from mailer.providers.brevo import _halves
+    from mailer.providers.http import batch_key
+
+    batch = tricky_batch(NAMES)
+    first, second = _halves(batch)
+    again = _halves(tricky_batch(NAMES))
+    keys = [batch_key(first), batch_key(second)]
+    assert first.recipients + second.recipients == batch.recipients
+    assert keys == [batch_key(p) for p in again]
+    assert len({*keys, batch_key(batch)}) == 3

@@ -7,8 +7,10 @@ means "already accepted": resending a batch whose answer was lost can never deli
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any, ClassVar
@@ -32,6 +34,13 @@ from mailer.providers.http import (
 from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, same
 
 ALREADY_ACCEPTED = "duplicate_parameter"
+# "cumulative params <=1000 KB" over a call's message versions (the API reference). Read
+# on the safe side: a KB as 1000 bytes, and the params counted as their JSON text.
+MAX_PARAMS_BYTES = 1000 * 1000
+
+
+class _ParamsTooLarge(Exception):
+    """A batch's params are over Brevo's limit for one call: send it in parts."""
 
 
 def _param(key: str) -> str:
@@ -71,8 +80,18 @@ class BrevoProvider(HttpProvider):
     def auth_headers(self) -> dict[str, str]:
         return {"api-key": self.key}
 
+    def send_batch(self, batch: Batch) -> list[RecipientStatus]:
+        """Send; a batch whose params are over the limit goes in two halves (typical
+        params are ~250 bytes a recipient, so only a batch of very long names needs it)."""
+        try:
+            return super().send_batch(batch)
+        except _ParamsTooLarge:
+            return [s for part in _halves(batch) for s in self.send_batch(part)]
+
     def build_call(self, batch: Batch) -> Call:
         html, text, values = body_once_json(batch, _param)
+        if len(values) > 1 and len(",".join(values).encode()) > MAX_PARAMS_BYTES:
+            raise _ParamsTooLarge
         shared, personal = split_header_objects(batch)
         name, address = parseaddr(self.sender)
         key = batch_key(batch)
@@ -123,6 +142,16 @@ class BrevoProvider(HttpProvider):
                                    or response.headers.get("x-sib-ratelimit-reset"))
 
 
+def _halves(batch: Batch) -> tuple[Batch, Batch]:
+    """The batch in two, each part under its own idempotency key derived from the batch's:
+    a resend of the same rows splits the same way and so carries the same keys."""
+    half = len(batch.recipients) // 2
+    key = batch_key(batch)
+    return tuple(replace(batch, recipients=part, metadata={
+        **batch.metadata, "batch_key": hashlib.sha256(f"{key}:{i}".encode()).hexdigest()[:32]})
+        for i, part in enumerate((batch.recipients[:half], batch.recipients[half:])))
+
+
 def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
     """Brevo does not sign: a bearer token or Basic credentials must match the secret."""
     if not secrets.secret:
@@ -138,8 +167,6 @@ KINDS = {"hard_bounce": "bounce", "invalid_email": "bounce", "spam": "complaint"
 
 def webhook_events(request: WebhookRequest) -> list[DeliveryEvent]:
     """One event per POST. Brevo has no event id: the replay key hashes what identifies it."""
-    import hashlib
-
     e = json.loads(request.body)
     kind = KINDS.get(str(e.get("event")), str(e.get("event")))
     identity = f"{e.get('event')}|{e.get('email')}|{e.get('message-id')}|{e.get('ts_epoch')}"
