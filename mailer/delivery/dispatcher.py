@@ -44,6 +44,7 @@ from mailer.render.personalize import greeting
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
 from mailer.store import subscribers as subs
+from mailer.store.db import write_transaction
 from mailer.store.outbox import ClaimedRow, Outcome
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class Dispatcher:
     def _work(self, issue_id: int, renders: dict, run: _Run, stop: threading.Event) -> None:
         while not (stop.is_set() or run.halt.is_set()):
             key = uuid.uuid4().hex
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 rows = box.claim_batch(conn, issue_id, self.worker, run.batch_size,
                                        self.clock.now(), self.lease, batch_key=key)
             if not rows:
@@ -176,7 +177,7 @@ class Dispatcher:
         batch = self.batch_for(issue_id, render, segment, rows)
         statuses, pause = self._call(batch, run, stop)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
             bounced = self._mark_bounced(conn, rows, statuses)
         run.account(outcomes, statuses, bounced)
@@ -287,7 +288,7 @@ class Dispatcher:
         provider deduplicates, else ask the provider, else send again as a possible
         duplicate. Rows of a dead worker on this host count as stranded at once.
         Returns how many rows were decided."""
-        with self.engine.begin() as conn:  # lease them to us first: one decider per row
+        with write_transaction(self.engine) as conn:  # lease them to us first: one decider per row
             dead = [w for w in box.sending_workers(conn, issue_id) if owner_is_dead(w)]
             rows = box.take_over_stranded(conn, issue_id, self.worker, self.clock.now(),
                                           self.lease, include_live_leases, dead)
@@ -302,7 +303,7 @@ class Dispatcher:
                 known = self._reconcile(issue_id, group)
                 outcomes += [self._stranded_outcome(r, s)
                              for r, s in zip(group, known, strict=True)]
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
         return len(outcomes)
 
