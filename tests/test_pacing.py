@@ -71,6 +71,27 @@ def test_error_budget_is_decided_as_soon_as_it_is_certain():
     assert late.exhausted() is None
 
 
+def test_a_batch_counts_in_the_report_and_only_its_first_rows_in_the_budget():
+    from mailer.delivery.dispatcher import DrainReport, _Run
+    from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
+    from mailer.store.outbox import Outcome
+
+    run = _Run(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 3),
+               None, 5)
+    ok, bad = RecipientStatus(DeliveryOutcome.SENT), RecipientStatus(DeliveryOutcome.FAILED)
+    outcomes = [Outcome(1, OutboxStatus.SENT), Outcome(2, OutboxStatus.QUEUED),
+                Outcome(3, OutboxStatus.SENT), Outcome(4, OutboxStatus.FAILED),
+                Outcome(5, OutboxStatus.QUEUED, possible_duplicate=True)]
+    run.account(outcomes, [ok, bad, ok, bad, bad], bounced=1)
+    r = run.report
+    assert (r.batches, r.sent, r.failed, r.retrying, r.possible_duplicates, r.bounced) == (
+        1, 2, 1, 2, 1, 1)
+    assert (run.budget.seen, run.budget.failed, run.budget.room()) == (3, 1, 0)
+    assert not run.halt.is_set()  # 1 of the first 3 failed: within half
+    run.account(outcomes[:1], [bad], bounced=0)  # after the window: not counted
+    assert run.budget.failed == 1 and run.report.sent == 3
+
+
 def test_fast_tokens_are_exactly_what_itsdangerous_makes():
     from datetime import UTC, datetime
 

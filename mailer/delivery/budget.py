@@ -24,6 +24,10 @@ class ErrorBudget:
             self.seen += 1
             self.failed += failed
 
+    def room(self) -> int:
+        """How many more recipients count (the rest of the window)."""
+        return max(0, self.window - self.seen)
+
     def exhausted(self) -> str | None:
         """Why the budget is spent, or None while it holds."""
         allowed = self.fraction * self.window

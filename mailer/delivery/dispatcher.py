@@ -16,10 +16,12 @@ import logging
 import random
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 
 from sqlalchemy import Engine
 
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
 DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
+_STATUS = attrgetter("status")
+_DUPLICATE = attrgetter("possible_duplicate")
 HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
 
 
@@ -354,15 +358,20 @@ class _Run:
 
     def account(self, outcomes: list[Outcome], statuses: list[RecipientStatus],
                 bounced: int) -> None:
+        """Add a recorded batch to the report and the error budget."""
+        # Counted by C-level helpers rather than a Python loop over the rows (~0.3 us per
+        # recipient); only the first recipients of a run reach the budget at all.
+        by_status = Counter(map(_STATUS, outcomes))
+        duplicates = sum(map(_DUPLICATE, outcomes))
         with self.lock:
             r = self.report
             r.batches += 1
             r.bounced += bounced
-            for o, s in zip(outcomes, statuses, strict=True):
-                r.sent += o.status is OutboxStatus.SENT
-                r.failed += o.status is OutboxStatus.FAILED
-                r.retrying += o.status is OutboxStatus.QUEUED
-                r.possible_duplicates += o.possible_duplicate
+            r.sent += by_status[OutboxStatus.SENT]
+            r.failed += by_status[OutboxStatus.FAILED]
+            r.retrying += by_status[OutboxStatus.QUEUED]
+            r.possible_duplicates += duplicates
+            for s in statuses[:self.budget.room()]:
                 self.budget.count(s.outcome not in DELIVERED)
             exhausted = self.budget.exhausted()
             if self.on_progress:
