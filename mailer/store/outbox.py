@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from operator import attrgetter
 from typing import NamedTuple
 
 from sqlalchemy import (
@@ -129,14 +130,15 @@ def _outcome_rows(dialect: str):
     Per-row provider ids (Brevo, Postmark answer one per recipient) thus go in the same
     UPDATE as the rest, instead of a following executemany of one UPDATE per row, which
     SQLAlchemy and SQLite cost ~3 us per recipient. PostgreSQL unnests two arrays;
-    SQLite unpacks a JSON array of [id, pid] pairs."""
+    SQLite unpacks a JSON object {id: pid} whose keys and values json_each gives as they
+    are (a JSON array of [id, pid] pairs needed two json_extract calls per row, which cost
+    the UPDATE ~0.4 us per recipient more)."""
     if dialect == "postgresql":
         return func.unnest(bindparam("ids", type_=ARRAY(Integer)),
                            bindparam("pids", type_=ARRAY(Text))
                            ).table_valued("id", "pid").render_derived(name="u")
-    pairs = func.json_each(bindparam("ids")).table_valued("value")
-    return select(func.json_extract(pairs.c.value, "$[0]").label("id"),
-                  func.json_extract(pairs.c.value, "$[1]").label("pid")
+    pairs = func.json_each(bindparam("ids")).table_valued("key", "value")
+    return select(cast(pairs.c.key, Integer).label("id"), pairs.c.value.label("pid")
                   ).select_from(pairs).subquery("u")
 
 
@@ -145,7 +147,7 @@ def _outcome_values(dialect: str, outcomes: Sequence[Outcome]) -> dict[str, obje
     if dialect == "postgresql":
         return {"ids": [o.outbox_id for o in outcomes],
                 "pids": [o.provider_message_id for o in outcomes]}
-    return {"ids": json.dumps([[o.outbox_id, o.provider_message_id] for o in outcomes])}
+    return {"ids": json.dumps({o.outbox_id: o.provider_message_id for o in outcomes})}
 
 
 @cache
@@ -390,6 +392,11 @@ def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: dateti
     return rows
 
 
+# What rows with the same new state share: (status, error, retry_at, possible_duplicate),
+# taken by one C-level call per row rather than a tuple built in Python.
+_new_state = attrgetter("status", "error", "retry_at", "possible_duplicate")
+
+
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime,
                     worker: str | None = None) -> None:
     """Write the result of an attempt for many rows in a few set-based statements.
@@ -401,7 +408,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
     """
     groups: dict[tuple, list[Outcome]] = {}
     for o in outcomes:
-        groups.setdefault((o.status, o.error, o.retry_at, o.possible_duplicate), []).append(o)
+        groups.setdefault(_new_state(o), []).append(o)
     dialect = conn.dialect.name
     for (status, error, retry_at, duplicate), group in groups.items():
         values = {"b_status": status.value, "b_error": error, "b_retry": retry_at,
