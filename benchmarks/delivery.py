@@ -2,10 +2,12 @@
 adapter to its local emulator (a separate process), against a minimal client's limit.
 
     python benchmarks/delivery.py [--providers postmark,sendgrid,mailgun,brevo]
-                                  [--sizes 20000,100000] [--concurrency 4]
+                                  [--sizes 20000,100000] [--concurrency 4] [--workers 1]
 
 For each provider and size: a fresh SQLite database gets the sample content and N active
-subscribers (one set-based INSERT), then a real `python -m mailer send --yes` runs. Printed:
+subscribers (one set-based INSERT), then a real `python -m mailer send --yes` runs. With
+--workers W > 1, `mailer send --enqueue-only` queues the issue and W `mailer worker --once`
+processes drain it together instead (the scale-out path, here on one machine). Printed:
   rcpt/s    recipients per second the emulator accepted from the pipeline (first call to
             last accepted batch);
   limit/s   the same for a minimal client posting pre-built batches of the same shape and
@@ -13,7 +15,8 @@ subscribers (one set-based INSERT), then a real `python -m mailer send --yes` ru
   ratio     rcpt/s / limit/s (target >= 0.8);
   B/rcpt    request bytes on the wire per recipient, everything included;
   +B/rcpt   bytes one more recipient adds to a call (body-once providers: target <= 1 KB);
-  RSS MB    peak resident memory of the `mailer send` process (target <= 150, flat);
+  RSS MB    peak resident memory of the `mailer send` process, or of the largest worker
+            (target <= 150, flat);
   ok        every subscriber accepted exactly once.
 """
 
@@ -75,18 +78,34 @@ def prepare(folder: Path, size: int, env: dict[str, str]) -> App:
     return app
 
 
-def run_send(env: dict[str, str]) -> tuple[float, float, str]:
-    """Run `mailer send --yes`; returns (seconds, peak RSS MB, output)."""
+def run_send(env: dict[str, str], workers: int = 1) -> tuple[float, float]:
+    """Run `mailer send --yes`, or enqueue only and drain with `workers` worker processes;
+    returns (seconds, peak RSS MB of the largest process)."""
+    if workers == 1:
+        drains = [start_mailer(env, "send", "--yes")]
+    else:
+        finish(start_mailer(env, "send", "--yes", "--enqueue-only"))
+        drains = [start_mailer(env, "worker", "--once", "--idle-max", "0.1")
+                  for _ in range(workers)]
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "mailer", "send", "--yes"], cwd=REPO,
-                               env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    rss = max([finish(p) for p in drains])
+    return time.monotonic() - started, rss
+
+
+def start_mailer(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mailer", *args], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(process: subprocess.Popen) -> float:
+    """Wait for a mailer process; its peak RSS in MB (it must have succeeded)."""
     output = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
-        raise SystemExit(f"mailer send failed:\n{output}")
-    return time.monotonic() - started, usage.ru_maxrss / 1024, output
+        raise SystemExit(f"{' '.join(map(str, process.args[2:]))} failed:\n{output}")
+    return usage.ru_maxrss / 1024
 
 
 def sample_calls(app: App, size: int) -> tuple[object, object, int]:
@@ -151,7 +170,7 @@ def stats(url: str, reset: bool = False) -> dict:
     return requests.get(url + "/_emulator/stats", timeout=10).json()
 
 
-def bench(provider: str, size: int, concurrency: int) -> dict:
+def bench(provider: str, size: int, concurrency: int, workers: int = 1) -> dict:
     emulator, url = start_emulator(provider)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -159,7 +178,7 @@ def bench(provider: str, size: int, concurrency: int) -> dict:
             env = env_for(provider, url, f"sqlite:///{folder}/mailer.db", concurrency)
             app = prepare(folder, size, env)
             stats(url, reset=True)
-            seconds, rss, output = run_send(env)
+            seconds, rss = run_send(env, workers)
             sent = stats(url)
             adapter, (call, one), batch = sample_calls(app, size)
             marginal = (len(encoded(call)) - len(encoded(one))) / max(batch - 1, 1)
@@ -172,7 +191,8 @@ def bench(provider: str, size: int, concurrency: int) -> dict:
         emulator.wait()
     rate = sent["recipients"] / sent["accept_span"]
     limit_rate = limit["recipients"] / limit["accept_span"]
-    return {"provider": provider, "recipients": size, "batch": batch, "seconds": seconds,
+    return {"provider": provider, "workers": workers, "recipients": size, "batch": batch,
+            "seconds": seconds,
             "rate": rate, "limit": limit_rate, "ratio": rate / limit_rate,
             "bytes": sent["bytes_received"] / size, "marginal": marginal, "rss": rss,
             "ok": sent["recipients"] == sent["distinct"] == size,
@@ -184,13 +204,16 @@ def main() -> None:
     parser.add_argument("--providers", default="postmark,sendgrid,mailgun,brevo")
     parser.add_argument("--sizes", default="20000,100000")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes draining the issue (1: `mailer send` alone)")
     args = parser.parse_args()
-    print(f"{'provider':9} {'rcpts':>7} {'batch':>5} {'wall s':>7} {'rcpt/s':>8} "
+    print(f"{'provider':9} {'procs':>5} {'rcpts':>7} {'batch':>5} {'wall s':>7} {'rcpt/s':>8} "
           f"{'limit/s':>8} {'ratio':>5} {'B/rcpt':>8} {'+B/rcpt':>7} {'RSS MB':>6} ok")
     for provider in args.providers.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            r = bench(provider, size, args.concurrency)
-            print(f"{r['provider']:9} {r['recipients']:7} {r['batch']:5} {r['seconds']:7.1f} "
+            r = bench(provider, size, args.concurrency, args.workers)
+            print(f"{r['provider']:9} {r['workers']:5} {r['recipients']:7} {r['batch']:5} "
+                  f"{r['seconds']:7.1f} "
                   f"{r['rate']:8.0f} {r['limit']:8.0f} {r['ratio']:5.2f} {r['bytes']:8.0f} "
                   f"{r['marginal']:7.0f} {r['rss']:6.0f} {'yes' if r['ok'] else 'NO'}",
                   flush=True)
