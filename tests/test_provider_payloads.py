@@ -286,3 +286,24 @@ def test_brevo_parts_of_a_batch_have_their_own_stable_idempotency_keys():
     assert first.recipients + second.recipients == batch.recipients
     assert keys == [batch_key(p) for p in again]
     assert len({*keys, batch_key(batch)}) == 3
+
+
+def test_a_non_ascii_sender_name_is_text_for_brevo_and_ascii_for_sendgrid():
+    """The sender is kept as a header value (formataddr: an RFC 2047 encoded word for a
+    non-ASCII name). Brevo's JSON takes the name as text; SendGrid's `from` must be ASCII."""
+    import json
+    from email.utils import formataddr
+
+    from mailer.providers.brevo import BrevoProvider
+    from mailer.providers.sendgrid import SendGridProvider
+
+    clock = FixedClock(parse_instant("2026-12-03T09:00"))
+    sender = formataddr(("Stichting Één – Jeugd", "nieuws@x.example"))
+    batch = tricky_batch(["Anna"])
+    brevo = BrevoProvider("http://127.0.0.1:9", "key", sender, "redactie@x", clock)
+    sendgrid = SendGridProvider("http://127.0.0.1:9", "key", sender, "redactie@x", clock)
+    assert json.loads(brevo.build_call(batch).body())["sender"] == {
+        "email": "nieuws@x.example", "name": "Stichting Één – Jeugd"}
+    sent_from = json.loads(sendgrid.build_call(batch).body())["from"]
+    assert sent_from["email"] == "nieuws@x.example" and sent_from["name"].isascii()
+    assert sent_from["name"].startswith("=?utf-8?")

@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
-from email.utils import parseaddr
 from typing import Any, ClassVar
 
 import requests
@@ -28,6 +27,7 @@ from mailer.providers.http import (
     json_with_entries,
     quoted,
     retry_after_seconds,
+    sender_parts,
     split_header_objects,
     subject_of,
 )
@@ -93,7 +93,7 @@ class BrevoProvider(HttpProvider):
         if len(values) > 1 and len(",".join(values).encode()) > MAX_PARAMS_BYTES:
             raise _ParamsTooLarge
         shared, personal = split_header_objects(batch)
-        name, address = parseaddr(self.sender)
+        name, address = sender_parts(self.sender)
         key = batch_key(batch)
         custom = json.dumps({"issue_id": batch.issue_id, "batch_key": key})
         payload: dict[str, Any] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from email.utils import parseaddr
 from typing import Any, ClassVar
 
 import requests
@@ -47,8 +48,8 @@ class SendGridProvider(HttpProvider):
     def build_call(self, batch: Batch) -> Call:
         html, text, values = body_once_json(batch, marker, name=marker)  # substitution keys
         shared, personal = split_header_objects(batch)
-        from email.utils import parseaddr
-
+        # "from must be ASCII" (the reference): a non-ASCII name stays the RFC 2047
+        # encoded word the sender is kept as, rather than the text Brevo gets.
         name, address = parseaddr(self.sender)
         payload: dict[str, Any] = {
             "from": {"email": address, **({"name": name} if name else {})},
