@@ -147,9 +147,13 @@ def _halves(batch: Batch) -> tuple[Batch, Batch]:
     a resend of the same rows splits the same way and so carries the same keys."""
     half = len(batch.recipients) // 2
     key = batch_key(batch)
-    return tuple(replace(batch, recipients=part, metadata={
-        **batch.metadata, "batch_key": hashlib.sha256(f"{key}:{i}".encode()).hexdigest()[:32]})
-        for i, part in enumerate((batch.recipients[:half], batch.recipients[half:])))
+
+    def part(number: int, recipients: tuple[Recipient, ...]) -> Batch:
+        part_key = hashlib.sha256(f"{key}:{number}".encode()).hexdigest()[:32]
+        return replace(batch, recipients=recipients,
+                       metadata={**batch.metadata, "batch_key": part_key})
+
+    return part(0, batch.recipients[:half]), part(1, batch.recipients[half:])
 
 
 def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | None:
