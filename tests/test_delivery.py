@@ -7,7 +7,9 @@ from sqlalchemy import select
 
 from mailer.delivery.dispatcher import MessageTooLarge
 from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
-from mailer.sending import IssuePaused, send_issue
+from mailer.sending import IssuePaused, enqueue, send_issue
+from mailer.store import subscribers as subs
+from mailer.subscriptions import forget
 from mailer.store.tables import issues, outbox, subscribers, suppressions
 from tests.delivery_support import HTTP_PROVIDERS, app_for, start_emulator, the_issue
 
@@ -236,3 +238,28 @@ def test_a_drain_hands_the_garbage_collector_back_as_it_found_it():
     with pytest.raises(RuntimeError), _settled_heap():  # also after an error inside
         raise RuntimeError
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("name", ["sendgrid", "postmark"])
+def test_who_leaves_after_the_issue_was_queued_does_not_get_it(loaded_app, emulators, name):
+    """Unsubscribed, bounced or erased between queueing and sending (a paused issue resumed
+    later, a crashed send rerun, `mailer worker`s starting late): their rows are skipped
+    with the reason, the others are sent, and the issue is done."""
+    emu = emulators(name)
+    app = app_for(loaded_app, name, emu)
+    issue = the_issue(app)
+    enqueue(app, issue)
+    unsubscribed, bounced, erased = sorted(active_emails(app))[:3]
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        for email, status in ((unsubscribed, SubscriberStatus.UNSUBSCRIBED),
+                              (bounced, SubscriberStatus.BOUNCED)):
+            subs.set_status(conn, subs.find_by_email(conn, email).id, status, now, "test")
+    assert forget(app, erased, "test")
+    staying = active_emails(app)
+    result = send_issue(app, issue)
+    assert result.finished and result.counts["sent"] == len(staying) == 9
+    assert set(emu.received) == staying and not emu.duplicates()
+    skipped = [r for r in rows(app) if r.status == OutboxStatus.SKIPPED.value]
+    assert len(skipped) == result.counts["skipped"] == 3
+    assert all(r.last_error and r.sent_at is None for r in skipped)

@@ -82,7 +82,7 @@ _PERSONAL_COLUMNS = (outbox.c.id, outbox.c.subscriber_id, outbox.c.email, subscr
 _NOW = bindparam("b_now", type_=outbox.c.updated_at.type)
 
 _CLAIM_SELECT = (
-    select(*_PERSONAL_COLUMNS)
+    select(*_PERSONAL_COLUMNS, subscribers.c.status)
     .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
     .where(outbox.c.issue_id == bindparam("b_issue"),
            outbox.c.status == OutboxStatus.QUEUED.value,
@@ -326,10 +326,43 @@ def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: da
     `batch_key` names the claim on its rows, so a resumed send can rebuild the very
     batches a crash left in flight. One SELECT reads the rows with what personalisation
     needs (locking only the outbox rows), one UPDATE claims them; the claimed values are
-    filled in here rather than read back, as the UPDATE just wrote them."""
-    rows = conn.execute(_CLAIM_SELECT, {"b_issue": issue_id, "b_now": now, "b_size": size}).all()
-    if not rows:
-        return []
+    filled in here rather than read back, as the UPDATE just wrote them.
+
+    Rows of subscribers who are no longer active (unsubscribed, bounced or erased since
+    the issue was queued: a paused issue resumed later, a send rerun after a crash) are
+    marked skipped with the reason instead, in the same transaction."""
+    while True:
+        rows = conn.execute(_CLAIM_SELECT,
+                            {"b_issue": issue_id, "b_now": now, "b_size": size}).all()
+        if not rows:
+            return []
+        active = [r[:-1] for r in rows if r[-1] == SubscriberStatus.ACTIVE.value]
+        if len(active) < len(rows):
+            _skip_gone(conn, [r for r in rows if r[-1] != SubscriberStatus.ACTIVE.value], now)
+        if active:
+            return _claim(conn, active, worker, now, lease, batch_key)
+
+
+def _skip_gone(conn: Connection, rows: Sequence, now: datetime) -> None:
+    """Mark skipped the rows of subscribers who left after the issue was queued."""
+    for status in {r[-1] for r in rows}:
+        ids = [r[0] for r in rows if r[-1] == status]
+        reason = f"niet verstuurd: abonnee is sinds het klaarzetten {_LEFT_AS.get(status, status)}"
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
+            status=OutboxStatus.SKIPPED.value, last_error=reason, updated_at=now))
+
+
+# Why a queued row was not sent after all, by the subscriber's new status (read by editors).
+_LEFT_AS = {SubscriberStatus.PENDING.value: "weer onbevestigd",
+            SubscriberStatus.UNSUBSCRIBED.value: "afgemeld",
+            SubscriberStatus.BOUNCED.value: "onbestelbaar (bounce)",
+            SubscriberStatus.COMPLAINED.value: "gemeld als spam",
+            SubscriberStatus.ERASED.value: "gewist"}
+
+
+def _claim(conn: Connection, rows: Sequence, worker: str, now: datetime, lease: timedelta,
+           batch_key: str | None) -> list[ClaimedRow]:
+    """Lease selected rows to this worker; the rows as claimed."""
     lease_until = (now + lease).astimezone(UTC)  # as the store gives it back
     dialect = conn.dialect.name
     conn.execute(_claim_update(dialect), {
