@@ -336,7 +336,7 @@ def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: da
                             {"b_issue": issue_id, "b_now": now, "b_size": size}).all()
         if not rows:
             return []
-        active = [r[:-1] for r in rows if r[-1] == SubscriberStatus.ACTIVE.value]
+        active = [r for r in rows if r[-1] == SubscriberStatus.ACTIVE.value]
         if len(active) < len(rows):
             _skip_gone(conn, [r for r in rows if r[-1] != SubscriberStatus.ACTIVE.value], now)
         if active:
@@ -362,7 +362,7 @@ _LEFT_AS = {SubscriberStatus.PENDING.value: "weer onbevestigd",
 
 def _claim(conn: Connection, rows: Sequence, worker: str, now: datetime, lease: timedelta,
            batch_key: str | None) -> list[ClaimedRow]:
-    """Lease selected rows to this worker; the rows as claimed."""
+    """Lease rows the claim SELECT found to this worker; the rows as claimed."""
     lease_until = (now + lease).astimezone(UTC)  # as the store gives it back
     dialect = conn.dialect.name
     conn.execute(_claim_update(dialect), {
@@ -371,7 +371,7 @@ def _claim(conn: Connection, rows: Sequence, worker: str, now: datetime, lease: 
     return [ClaimedRow(row_id, subscriber_id, email, name, token_version, segment_key,
                        message_id, attempts + 1, batch_key, lease_until)
             for (row_id, subscriber_id, email, name, token_version, segment_key, message_id,
-                 attempts) in rows]
+                 attempts, _subscriber_status) in rows]
 
 
 def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedRow]:
