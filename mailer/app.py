@@ -112,6 +112,12 @@ class App:
         copy.__dict__["engine"] = self.engine
         return copy
 
+    def with_clock(self, clock: Clock) -> App:
+        """A copy telling time by another clock, sharing this app's settings and engine."""
+        copy = App(self.settings, clock)
+        copy.__dict__["engine"] = self.engine
+        return copy
+
     @cached_property
     def http(self) -> HttpClient:
         """The one HTTP session all remote sources share."""

@@ -7,7 +7,6 @@ from datetime import date
 from mailer.app import App
 from mailer.compose import issue_moment
 from mailer.sending import store_issue
-from mailer.settings import with_overrides
 from tests.emulators import EMULATORS, Emulator
 
 HTTP_PROVIDERS = ["postmark", "sendgrid", "mailgun", "brevo"]
@@ -28,13 +27,14 @@ def start_emulator(name: str, **kw) -> Emulator:
 
 
 def app_for(app: App, name: str, emulator: Emulator, **overrides) -> App:
-    """A copy of an app that sends through the emulator."""
+    """A copy of an app that sends through the emulator, sharing its engine: the `app`
+    fixture disposes of that one, where an engine per copy kept its PostgreSQL
+    connections open until the server refused new clients."""
     env = provider_env(name, emulator)
-    settings = with_overrides(
-        app.settings, provider=name, provider_url=env["MAILER_PROVIDER_URL"],
+    return app.with_settings(
+        provider=name, provider_url=env["MAILER_PROVIDER_URL"],
         provider_key=env["MAILER_PROVIDER_KEY"],
         provider_domain=env.get("MAILER_PROVIDER_DOMAIN"), **overrides)
-    return App(settings, app.clock)
 
 
 def the_issue(app: App):

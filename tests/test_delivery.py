@@ -9,8 +9,8 @@ from mailer.delivery.dispatcher import MessageTooLarge
 from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
 from mailer.sending import IssuePaused, enqueue, send_issue
 from mailer.store import subscribers as subs
-from mailer.subscriptions import forget
 from mailer.store.tables import issues, outbox, subscribers, suppressions
+from mailer.subscriptions import forget
 from tests.delivery_support import HTTP_PROVIDERS, app_for, start_emulator, the_issue
 
 

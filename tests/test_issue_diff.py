@@ -103,7 +103,7 @@ def test_diff_against_the_last_sent_issue(diff_app):
     assert send_issue(diff_app, first).finished
     (diff_app.settings.content_dir / "magazine" / "2026-12-08-nieuw.md").write_text(
         NEW_ARTICLE.format(published="2026-12-08T08:00:00+01:00"))
-    later = App(diff_app.settings, FixedClock(parse_instant("2026-12-10T09:00")))
+    later = diff_app.with_clock(FixedClock(parse_instant("2026-12-10T09:00")))
     sync(later)
     diff = diff_against(later, "last sent issue")
     assert diff.reference == f"last sent issue nr. 1 ({first.period})"

@@ -27,9 +27,7 @@ THURSDAY_NINE = datetime(2026, 12, 3, 9, 0, tzinfo=AMS).astimezone(UTC)
 
 def at(app: App, moment: datetime) -> App:
     """The same installation, its clock at another instant."""
-    moved = App(app.settings, FixedClock(moment.astimezone(UTC)))
-    moved.__dict__["engine"] = app.engine
-    return moved
+    return app.with_clock(FixedClock(moment.astimezone(UTC)))
 
 
 def runner_at(app: App, moment: datetime, owner: str = "test-host:1") -> JobRunner:
@@ -228,7 +226,7 @@ def test_missed_runs_across_a_dst_night(app, local, tmp_path):
 
 def test_a_failing_job_is_recorded_mails_the_editors_once_and_may_be_retried(app, tmp_path):
     broken = tmp_path / "verdwenen-content"  # the content folder is gone: the source fails
-    app = App(replace(app.settings, content_dir=broken), app.clock)
+    app = app.with_settings(content_dir=broken)
     runner = runner_at(app, THURSDAY_NINE)
     sync = spec(runner, "sync-content")
     first = runner.run(sync, THURSDAY_NINE)

@@ -17,9 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mailer.app import App
 from mailer.sending import send_issue
-from mailer.settings import with_overrides
 from tests.delivery_support import the_issue
 
 USER, PASSWORD = "mailer", "smtp-password-123"
@@ -97,8 +95,7 @@ def test_every_subscriber_gets_one_message_over_starttls_with_auth(loaded_app, s
     mailbox.refuse = {refused}
     url = (f"smtp://{USER}:{PASSWORD}@127.0.0.1:{controller.port}"
            f"?starttls=required&cafile={cert}")
-    app = App(with_overrides(loaded_app.settings, provider="smtp", smtp_url=url,
-                             concurrency=2, batch_size=5), loaded_app.clock)
+    app = loaded_app.with_settings(provider="smtp", smtp_url=url, concurrency=2, batch_size=5)
     result = send_issue(app, the_issue(app))
     recipients = [r for rcpts, _, _ in mailbox.messages for r in rcpts]
     assert sorted(recipients) == sorted(set(recipients)) and len(recipients) == 11
@@ -113,8 +110,7 @@ def test_every_subscriber_gets_one_message_over_starttls_with_auth(loaded_app, s
 def test_a_wrong_password_pauses_instead_of_failing_everyone(loaded_app, smtp_server):
     mailbox, controller, cert = smtp_server
     url = f"smtp://{USER}:wrong@127.0.0.1:{controller.port}?starttls=required&cafile={cert}"
-    app = App(with_overrides(loaded_app.settings, provider="smtp", smtp_url=url,
-                             error_budget_window=10), loaded_app.clock)
+    app = loaded_app.with_settings(provider="smtp", smtp_url=url, error_budget_window=10)
     result = send_issue(app, the_issue(app))
     assert not mailbox.messages and not result.finished
     assert result.drain.paused

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailer.app import App
 from mailer.clock import FixedClock
 from mailer.models import (
     Batch,
@@ -109,9 +108,8 @@ def test_the_form_never_enumerates_and_limits_mails(app):
     assert third.mail is not None
     assert subscribe(app, "bob@example.org", "", PREFS, ctx(app)).outcome is \
         SubscribeOutcome.MAIL_LIMITED  # limit 3 per address per window
-    later = App(app.settings, FixedClock(app.clock.now() + timedelta(minutes=61)))
+    later = app.with_clock(FixedClock(app.clock.now() + timedelta(minutes=61)))
     assert subscribe(later, "bob@example.org", "", PREFS, ctx(app)).mail is not None
-    later.engine.dispose()
 
 
 def test_forget_deletes_the_copies_the_file_provider_wrote(app):
@@ -172,7 +170,7 @@ def test_purge_pending_erases_only_stale_pending(app):
     old = subscribe(app, "old@example.org", "", PREFS, ctx(app)).mail.subscriber_id
     kept = subscribe(app, "kept@example.org", "", PREFS, ctx(app)).mail.subscriber_id
     confirm(app, kept, ctx(app))
-    later = App(app.settings, FixedClock(app.clock.now() + timedelta(days=31)))
+    later = app.with_clock(FixedClock(app.clock.now() + timedelta(days=31)))
     fresh = subscribe(later, "fresh@example.org", "", PREFS, ctx(app)).mail.subscriber_id
     assert purge_pending(later) == 1
     with later.engine.connect() as conn:
@@ -180,7 +178,6 @@ def test_purge_pending_erases_only_stale_pending(app):
         assert subs.subscriber_by_id(conn, kept).status is SubscriberStatus.ACTIVE
         assert subs.subscriber_by_id(conn, fresh).status is SubscriberStatus.PENDING
         assert not subs.is_suppressed(conn, "old@example.org")  # never consented: no record
-    later.engine.dispose()
 
 
 def test_import_merges_reports_and_refuses_suppressed(app, tmp_path):
@@ -228,11 +225,10 @@ def test_confirmed_import_records_the_note(app):
 def test_the_newsletter_follows_preferences_and_renders_once_per_set(loaded_app):
     from mailer.compose import issue_moment
     from mailer.sending import send_issue, store_issue
-    from mailer.settings import with_overrides
     from mailer.store.tables import issue_renders
 
     themes = {**loaded_app.settings.themes, "sport": "Sport en bewegen"}
-    app = App(with_overrides(loaded_app.settings, themes=themes), loaded_app.clock)
+    app = loaded_app.with_settings(themes=themes)
     wanted = {"onderwijs@example.org": Preferences(frozenset({"magazine"}),
                                                    frozenset({"onderwijs"})),
               "sport@example.org": Preferences(frozenset({"magazine"}), frozenset({"sport"}))}
