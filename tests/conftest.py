@@ -128,6 +128,16 @@ def app(settings, clock) -> Iterator[App]:
 
 
 @pytest.fixture
+def mailer(tmp_path, sqlite_url) -> Iterator[App]:
+    """An app for the subscriber site at http://localhost, on an empty SQLite database
+    (the web tests)."""
+    application = App(make_settings(tmp_path, sqlite_url, base_url="http://localhost"),
+                      FixedClock(parse_instant(DEMO_NOW)))
+    yield application
+    application.engine.dispose()
+
+
+@pytest.fixture
 def loaded_app(app) -> App:
     """An app whose database holds the sample content and the sample subscribers."""
     from mailer.cli.demo import add_sample_subscribers

@@ -23,14 +23,6 @@ HEADERS = {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy",
 
 
 @pytest.fixture
-def mailer(tmp_path, sqlite_url):
-    app = App(make_settings(tmp_path, sqlite_url, base_url="http://localhost"),
-              FixedClock(parse_instant(DEMO_NOW)))
-    yield app
-    app.engine.dispose()
-
-
-@pytest.fixture
 def web(mailer):
     return create_app(mailer)
 

@@ -25,14 +25,6 @@ ONE_CLICK = dict(data="List-Unsubscribe=One-Click",
 
 
 @pytest.fixture
-def mailer(tmp_path, sqlite_url):
-    app = App(make_settings(tmp_path, sqlite_url, base_url="http://localhost"),
-              FixedClock(parse_instant(DEMO_NOW)))
-    yield app
-    app.engine.dispose()
-
-
-@pytest.fixture
 def web(mailer):
     """The web app, counting the requests that reach Flask beneath the layer."""
     web = create_app(mailer)
