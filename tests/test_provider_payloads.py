@@ -55,9 +55,17 @@ def test_postmark_payload_is_byte_for_byte_the_general_encoding():
     provider = postmark()
     for names, test in ((NAMES, False), (NAMES[:1], True), (["Anna", "Bob"], False)):
         batch = tricky_batch(names, test=test)
-        general = encode_json([provider._message(batch, r, "k" * 32) for r in batch.recipients])
+        general = encode_json([general_postmark_message(provider, batch, r, "k" * 32)
+                               for r in batch.recipients])
         assert provider.build_call(batch).body() == general
         assert provider.build_call(batch).body() == general  # bodies from the cache
+
+
+def general_postmark_message(provider, batch: Batch, r: Recipient, key: str) -> dict:
+    """One Postmark message as a dict, as it was built before the pieces fast path."""
+    head, tail = provider._envelope(batch, r, key)
+    return {**head, "HtmlBody": batch.html_template.fill(r.values),
+            "TextBody": batch.text_template.fill(r.values), **tail}
 
 
 def reference_body_once(batch: Batch, placeholder):

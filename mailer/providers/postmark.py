@@ -87,19 +87,14 @@ class PostmarkProvider(HttpProvider):
 
     def _write_message(self, batch: Batch, r: Recipient, key: str, html: JsonTemplate,
                        text: JsonTemplate, out: list[bytes]) -> None:
-        """Append encode_json(self._message(batch, r, key)), in pieces, to `out`."""
+        """Append one message's JSON object, in pieces, to `out`: its envelope with the
+        bodies filled in between, as encode_json would write it."""
         head, tail = self._envelope(batch, r, key)
         out += (encode_json(head)[:-1], b',"HtmlBody":"')
         html.fill(r.values, out)
         out.append(b'","TextBody":"')
         text.fill(r.values, out)
         out += (b'",', encode_json(tail)[1:])
-
-    def _message(self, batch: Batch, r: Recipient, key: str) -> dict[str, Any]:
-        """One message as Postmark's JSON object (the general form of _message_json)."""
-        head, tail = self._envelope(batch, r, key)
-        return {**head, "HtmlBody": batch.html_template.fill(r.values),
-                "TextBody": batch.text_template.fill(r.values), **tail}
 
     def _envelope(self, batch: Batch, r: Recipient, key: str
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
