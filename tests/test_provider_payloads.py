@@ -15,6 +15,7 @@ from mailer.providers.http import (
     body_once_json,
     encode_json,
     json_object,
+    json_objects,
     json_with_entries,
 )
 from mailer.providers.postmark import PostmarkProvider
@@ -114,10 +115,14 @@ def test_body_once_json_is_the_encoded_body_once():
 
 
 def test_json_objects_are_what_the_encoder_writes():
-    odd = ["", "é", '"', "\\", "\x00\x1f\x7f", "\u2028\u2029", "😀", "</script>", "a\nb"]
+    odd = ["", "é", '"', "\\", "\x00\x1f\x7f", "\u2028\u2029", "😀", "</script>", "a\nb",
+           "100%", "%s", "%%(x)d"]
     assert json_object(dict(zip(odd, reversed(odd), strict=True))) == encode_json(
         dict(zip(odd, reversed(odd), strict=True))).decode()
     assert json_object({}) == "{}"
+    rows = [odd, list(reversed(odd))]
+    assert json_objects(odd, rows) == [encode_json(dict(zip(odd, row, strict=True))).decode()
+                                       for row in rows]
     assert json_with_entries({"a": 1, "list": []}, ['{"b":2}', "{}"]) == encode_json(
         {"a": 1, "list": [{"b": 2}, {}]})
 

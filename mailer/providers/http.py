@@ -67,7 +67,7 @@ quoted = encode_basestring
 
 def json_object(fields: Mapping[str, str]) -> str:
     """encode_json(fields) as text, for a flat mapping of strings."""
-    return "{" + ",".join([quoted(k) + ":" + quoted(v) for k, v in fields.items()]) + "}"
+    return json_object_slots(fields) % tuple(map(quoted, fields.values()))
 
 
 def json_objects(keys: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -212,10 +212,14 @@ def _personal_values(recipients: Sequence[Recipient], plain: list[str], escaped:
 def split_headers(batch: Batch) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Headers equal for every recipient (sent once) and the personal rest, per recipient."""
     shared = _shared_headers(batch)
-    personal = [{"Message-ID": r.message_id,
-                 **{k: v for k, v in r.headers.items() if k not in shared}}
-                for r in batch.recipients]
-    return {**batch.headers, **shared}, personal
+    return {**batch.headers, **shared}, _personal_headers(batch, shared)
+
+
+def _personal_headers(batch: Batch, shared: Mapping[str, str]) -> list[dict[str, str]]:
+    """Each recipient's headers but the shared ones, with its Message-ID first."""
+    return [{"Message-ID": r.message_id,
+             **{k: v for k, v in r.headers.items() if k not in shared}}
+            for r in batch.recipients]
 
 
 def _shared_headers(batch: Batch) -> dict[str, str]:
@@ -235,12 +239,12 @@ def split_header_objects(batch: Batch) -> tuple[dict[str, str], list[str]]:
     first = tuple(batch.recipients[0].headers) if batch.recipients else ()
     names = tuple(k for k in first if k not in shared)
     if "Message-ID" in names or any(tuple(r.headers) != first for r in batch.recipients):
-        shared, personal = split_headers(batch)
-        return shared, [json_object(h) for h in personal]
-    slots = json_object_slots(("Message-ID", *names))
-    return {**batch.headers, **shared}, [
-        slots % tuple(map(quoted, (r.message_id, *map(r.headers.__getitem__, names))))
-        for r in batch.recipients]
+        texts = [json_object(h) for h in _personal_headers(batch, shared)]
+    else:
+        slots = json_object_slots(("Message-ID", *names))
+        texts = [slots % tuple(map(quoted, (r.message_id, *map(r.headers.__getitem__, names))))
+                 for r in batch.recipients]
+    return {**batch.headers, **shared}, texts
 
 
 def sender_parts(sender: str) -> tuple[str, str]:
