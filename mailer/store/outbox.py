@@ -394,15 +394,6 @@ def _stranded(issue_id: int, now: datetime, include_live_leases: bool,
     return query
 
 
-def stranded_rows(conn: Connection, issue_id: int, now: datetime,
-                  include_live_leases: bool = False,
-                  dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:
-    """Rows left in `sending` by a crashed sender (lease expired, claimed by a worker known
-    to be dead, or all when asked)."""
-    query = _stranded(issue_id, now, include_live_leases, dead_workers)
-    return rows_with_subscribers(conn, list(conn.execute(query).scalars()))
-
-
 def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: datetime,
                        lease: timedelta, include_live_leases: bool = False,
                        dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -263,9 +263,3 @@ def suppress(conn: Connection, address: str, reason: str, now: datetime) -> None
     if not is_suppressed(conn, address):
         conn.execute(insert(suppressions).values(
             email_hash=email_hash(address), reason=reason, created_at=now))
-
-
-def active_subscribers(conn: Connection) -> Iterable[Subscriber]:
-    """Every active subscriber, by id."""
-    query = select(subscribers).where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
-    return [subscriber_from(r) for r in conn.execute(query.order_by(subscribers.c.id))]
