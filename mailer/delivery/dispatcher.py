@@ -12,6 +12,7 @@ backoff; an error budget pauses the issue when too many of the first recipients 
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import random
 import threading
@@ -424,8 +425,6 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _call_key(claim_key: str, segment: str) -> str:
-    import hashlib
-
     return hashlib.sha256(f"{claim_key}:{segment}".encode()).hexdigest()[:32]
 
 
