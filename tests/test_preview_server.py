@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 import requests
 
@@ -14,18 +11,7 @@ from mailer.preview_server import PreviewServer, segments
 from mailer.settings import with_overrides
 from tests.conftest import make_settings
 from tests.editor_support import editable_sources
-
-DEADLINE = 20.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll a real condition until it holds or the deadline passes."""
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)  # polling interval, not synchronisation: the condition decides
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -127,7 +113,7 @@ def test_browser_reloads_by_itself_after_an_edit(server):
             template.write_text(template.read_text().replace("Uit het magazine",
                                                              "Vers uit het magazine"))
             # No navigation by the test: the page's own polling script must reload it.
-            frame.get_by_text("Vers uit het magazine").wait_for(timeout=DEADLINE * 1000)
+            frame.get_by_text("Vers uit het magazine").wait_for(timeout=20_000)
             assert page.locator("#version").inner_text() != "0"
         finally:
             browser.close()

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,6 +25,7 @@ from mailer.sending import store_issue
 from mailer.store import jobs as job_store
 from mailer.store.jobs import RunStatus
 from mailer.store.tables import issues, job_runs, outbox, scheduler_heartbeats, subscribers
+from tests.polling import wait_for
 
 THURSDAY_NINE = datetime(2026, 12, 3, 9, 0, tzinfo=ZoneInfo("Europe/Amsterdam")).astimezone(UTC)
 
@@ -38,15 +38,6 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("a") as out:
         return subprocess.Popen([sys.executable, "-m", "mailer", *args], cwd=REPO, env=full,
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    """Poll a real condition until it holds, or fail after a deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Install:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -19,6 +18,7 @@ from mailer.store import outbox as box
 from mailer.store import workload
 from mailer.store.outbox import Outcome
 from mailer.store.tables import outbox
+from tests.polling import wait_for
 
 LEASE = timedelta(minutes=5)
 
@@ -91,13 +91,6 @@ class MovableClock:
         return self.instant
 
 
-def wait_until(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        threading.Event().wait(0.02)
-
-
 def test_a_worker_waits_for_a_live_lease_then_takes_it_over(loaded_app):
     issue = enqueued_issue(loaded_app)
     clock = MovableClock(loaded_app.clock.now())
@@ -112,7 +105,7 @@ def test_a_worker_waits_for_a_live_lease_then_takes_it_over(loaded_app):
         with loaded_app.engine.connect() as conn:
             return box.status_counts(conn, issue.id)["sent"]
 
-    wait_until(lambda: sent() == 9)
+    wait_for(lambda: sent() == 9, "the live worker sending its rows")
     assert running.is_alive() and worker.report.taken_over == 0  # held rows are not its own
     clock.instant += LEASE + timedelta(seconds=1)
     running.join(timeout=30)
