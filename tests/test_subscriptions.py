@@ -390,3 +390,76 @@ def test_the_wal_stays_bounded_while_writers_keep_coming(sqlite_url, monkeypatch
     # about 200 (chance ~1e-9), while the unbounded WAL reached over 2,000 pages.
     assert wal < 400 * 4096, f"WAL grew to {wal} bytes over 1,200 transactions"
     engine.dispose()
+
+
+# -- one subscriber per address, whatever its letter case --------------------------------
+
+def test_an_address_in_another_case_is_the_same_subscriber(app):
+    first = subscribe(app, "Anna.de.Boer@Voorbeeld.nl", "Anna", PREFS, ctx(app))
+    confirm(app, first.mail.subscriber_id, ctx(app))
+    again = subscribe(app, "anna.de.boer@voorbeeld.nl", "Anna", PREFS, ctx(app))
+    assert again.outcome is SubscribeOutcome.ALREADY_ACTIVE
+    assert again.mail.subscriber_id == first.mail.subscriber_id
+    rows = [CsvRow(2, "ANNA.DE.BOER@voorbeeld.nl", "A", PREFS)]
+    with app.engine.begin() as conn:
+        report = import_rows(conn, rows, confirmed=True, context=ctx(app), note="form",
+                             now=app.clock.now())
+        found = subs.find_by_email(conn, "anna.DE.boer@voorbeeld.nl")
+        held = privacy.data_held(conn, "ANNA.de.boer@voorbeeld.nl")
+    assert (report.added, report.existing) == (0, 1)
+    assert found.id == first.mail.subscriber_id
+    assert found.email == "Anna.de.Boer@Voorbeeld.nl"  # kept as first typed
+    assert held["subscriber"]["email"] == "Anna.de.Boer@Voorbeeld.nl"
+    assert forget(app, "anna.de.boer@VOORBEELD.NL", "admin:test") is True
+    with app.engine.connect() as conn:
+        assert subs.subscriber_by_id(conn, found.id).status is SubscriberStatus.ERASED
+
+
+def test_the_store_refuses_a_second_row_for_an_address_in_another_case(app):
+    from sqlalchemy.exc import IntegrityError
+
+    with app.engine.begin() as conn:
+        subs.add_subscriber(conn, email="piet@voorbeeld.nl", name="", preferences=PREFS,
+                            status=SubscriberStatus.ACTIVE, source="test", now=app.clock.now())
+    with pytest.raises(IntegrityError), app.engine.begin() as conn:
+        subs.add_subscriber(conn, email="Piet@voorbeeld.nl", name="", preferences=PREFS,
+                            status=SubscriberStatus.ACTIVE, source="test", now=app.clock.now())
+
+
+def test_migration_0012_merges_case_duplicates_into_the_active_one(app):
+    """A database from before migration 0012 may hold one address in two cases: the
+    active row keeps it, the other is unsubscribed under a placeholder, with a ledger entry."""
+    from sqlalchemy import insert, text
+
+    from mailer.store.db import upgrade
+    from mailer.store.tables import subscribers
+
+    with app.engine.begin() as conn:  # back to before 0012
+        conn.execute(text("DROP INDEX uq_subscribers_email_lower"))
+        conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0012'"))
+        now = app.clock.now()
+        row = dict(name="", sections=[], themes=[], segment_key="", token_version=1,
+                   source="test", created_at=now, updated_at=now)
+        ids = [conn.execute(insert(subscribers).values(email=email, status=status, **row))
+               .inserted_primary_key[0]
+               for email, status in [("Kim@voorbeeld.nl", "pending"),
+                                     ("kim@voorbeeld.nl", "active"),
+                                     ("KIM@VOORBEELD.NL", "unsubscribed"),
+                                     ("lou@voorbeeld.nl", "active")]]
+    assert upgrade(app.engine) == ["0012"]
+    with app.engine.connect() as conn:
+        got = {r.id: r for r in conn.execute(select(subscribers).order_by(subscribers.c.id))}
+        merged = conn.execute(select(consent_events).where(
+            consent_events.c.event == "merged").order_by(consent_events.c.subscriber_id)).all()
+    assert got[ids[1]].email == "kim@voorbeeld.nl" and got[ids[1]].status == "active"
+    assert got[ids[3]].email == "lou@voorbeeld.nl" and got[ids[3]].status == "active"
+    for i in (ids[0], ids[2]):
+        assert got[i].email == f"merged-{i}@merged.invalid"
+        assert got[i].status == "unsubscribed" and got[i].token_version == 2
+        assert got[i].unsubscribed_at is not None
+    assert [(m.subscriber_id, m.details) for m in merged] == [
+        (ids[0], {"into": ids[1], "from": "pending"}),
+        (ids[2], {"into": ids[1], "from": "unsubscribed"})]
+    assert {m.email_hash for m in merged} == {subs.email_hash("kim@voorbeeld.nl")}
+    with app.engine.connect() as conn:
+        assert subs.find_by_email(conn, "KIM@voorbeeld.nl").id == ids[1]

@@ -12,6 +12,7 @@ from mailer.store.subscribers import (
     ConsentContext,
     email_hash,
     log_event,
+    same_address,
     subscriber_row,
     suppress,
 )
@@ -60,7 +61,7 @@ def stale_pending_ids(conn: Connection, before: datetime) -> list[int]:
 
 def data_held(conn: Connection, address: str) -> dict | None:
     """Everything held about an address: profile, consent history, suppression, mailings."""
-    row = conn.execute(select(subscribers).where(subscribers.c.email == address)).first()
+    row = conn.execute(select(subscribers).where(same_address(address))).first()
     hashed = email_hash(address)
     suppression = conn.execute(
         select(suppressions).where(suppressions.c.email_hash == hashed)).first()

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, Dialect, Engine, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, func, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
 from mailer.store.db import driver_sql, driver_transaction
@@ -70,9 +70,17 @@ def is_suppressed(conn: Connection, address: str) -> bool:
     ).first() is not None
 
 
+def same_address(address: str):
+    """The condition "this subscriber's address is `address`", whatever the letter case:
+    mailboxes ignore it in practice, so Anna@Voorbeeld.nl and anna@voorbeeld.nl are one
+    subscriber. Both sides go through the database's lower(), which the unique index
+    uq_subscribers_email_lower holds, so the lookup uses it."""
+    return func.lower(subscribers.c.email) == func.lower(address)
+
+
 def find_by_email(conn: Connection, address: str) -> Subscriber | None:
-    """A subscriber by (normalised) address."""
-    row = conn.execute(select(subscribers).where(subscribers.c.email == address)).first()
+    """A subscriber by (normalised) address, in any letter case."""
+    row = conn.execute(select(subscribers).where(same_address(address))).first()
     return subscriber_from(row) if row else None
 
 

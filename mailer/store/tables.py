@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 
 metadata = MetaData(
@@ -169,6 +170,9 @@ subscribers = Table(
     UniqueConstraint("email", name="uq_subscribers_email"),
     Index("ix_subscribers_status_id", "status", "id"),
 )
+# One subscriber per address whatever its letter case (migration 0012); the address itself
+# is kept as typed. `store.subscribers.same_address` looks up through this index.
+Index("uq_subscribers_email_lower", func.lower(subscribers.c.email), unique=True)
 
 # Append-only proof of consent (AVG art. 7(1)): never updated, never deleted, except
 # that erasure blanks personal fields (ip, user agent) and keeps the hash.

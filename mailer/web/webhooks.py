@@ -12,7 +12,7 @@ import importlib
 import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.app import App
@@ -117,5 +117,4 @@ def _subscriber_for(conn: Connection, event: DeliveryEvent) -> int | None:
                            .where(outbox.c.id == event.outbox_id)).first()
         if row and row.email.lower() == email:
             return row.subscriber_id
-    return conn.execute(select(subscribers.c.id)
-                        .where(func.lower(subscribers.c.email) == email)).scalar()
+    return conn.execute(select(subscribers.c.id).where(subs.same_address(email))).scalar()
