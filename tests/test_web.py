@@ -117,6 +117,8 @@ def test_missing_or_wrong_csrf_changes_nothing(client, web, mailer):
     forged = client.post("/aanmelden", data={"email": "x@example.org", "csrf_token": "fake"})
     assert forged.status_code == 400
     assert status_of(mailer, "x@example.org") is None
+    odd = client.post("/aanmelden", data={"email": "x@example.org", "csrf_token": "é"})
+    assert odd.status_code == 400 and "Formulier verlopen" in odd.text  # not a crash
     sub = active(client, web, mailer)
     prefs = path_of(mailer.links.preferences_url(sub.id, sub.token_version))
     fresh = mailer.engine  # a different browser: no session cookie, no token

@@ -78,7 +78,8 @@ def require_csrf() -> None:
     """Refuse a form post whose CSRF token is missing or not this session's."""
     sent = request.form.get(CSRF_FIELD, "")
     expected = session.get(CSRF_FIELD, "")
-    if not (sent and expected and hmac.compare_digest(sent, expected)):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+    if not (sent and expected and hmac.compare_digest(sent.encode(), expected.encode())):
         raise PageError(400, "Formulier verlopen",
                         "Je formulier kon niet worden gecontroleerd. Dit gebeurt als de pagina "
                         "lang open heeft gestaan of als je cookies blokkeert. Laad de pagina "
