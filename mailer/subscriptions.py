@@ -93,8 +93,23 @@ def form_post_allowed(app: App, ip: str) -> bool:
     """Count a subscribe-form post from an IP; False when the IP is over its limit."""
     s = app.settings
     with app.engine.begin() as conn:
-        return ratelimit.allow(conn, ratelimit.limit_key("ip", ip), s.confirm_limit_per_ip,
-                               mail_window(s), app.clock.now()) is not None
+        return ratelimit.allow(conn, ratelimit.limit_key("ip", limited_network(ip)),
+                               s.confirm_limit_per_ip, mail_window(s),
+                               app.clock.now()) is not None
+
+
+def limited_network(ip: str) -> str:
+    """The part of an address one client controls: an IPv4 address, or an IPv6 /64 (every
+    IPv6 client gets at least a /64 and may send from any address in it)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
 
 
 def subscribe(app: App, email: str, name: str, preferences: Preferences,

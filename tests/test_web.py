@@ -219,6 +219,21 @@ def test_rate_limits_per_ip_and_per_address(tmp_path, sqlite_url):
     app.engine.dispose()
 
 
+def test_ipv6_clients_are_limited_per_64_network(tmp_path, sqlite_url):
+    """An IPv6 client owns at least a /64 and can pick any source address in it."""
+    settings = make_settings(tmp_path, sqlite_url, confirm_limit_per_ip=2)
+    app = App(settings, FixedClock(parse_instant(DEMO_NOW)))
+    client = create_app(app).test_client()
+    answers = [post_form(client, {"email": f"v6-{n}@example.org"},
+                         environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n:x}"}).status_code
+               for n in range(1, 4)]
+    assert answers == [200, 200, 429]
+    other = post_form(client, {"email": "v6-4@example.org"},
+                      environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
+    assert other.status_code == 200  # the next /64 is someone else
+    app.engine.dispose()
+
+
 def test_tampered_forged_expired_and_revoked_tokens(client, web, mailer):
     mail = subscribed(client, web, mailer)
     confirm = path_of(link_in(mail, "bevestigen"))
