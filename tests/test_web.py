@@ -80,6 +80,13 @@ def test_security_headers_on_every_response(client, path):
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
+def test_wrong_method_gets_a_dutch_405_with_allow(client):
+    response = client.put("/aanmelden")
+    assert response.status_code == 405 and "Dat kan zo niet" in response.text
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}  # RFC 9110 15.5.6
+    assert "GET" in client.delete("/healthz").headers["Allow"]
+
+
 def test_pages_are_dutch_and_labelled(client):
     page = client.get("/aanmelden").text
     assert '<html lang="nl">' in page and 'href="#inhoud"' in page

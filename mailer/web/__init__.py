@@ -88,4 +88,6 @@ HTTP_TEXTS = {
 def _http_error(error: HTTPException):
     code = error.code or 500
     title, text = HTTP_TEXTS.get(code, ("Er ging iets mis", "Probeer het later opnieuw."))
-    return render_template("error.html", error=PageError(code, title, text)), code
+    # The error's own headers (a 405's Allow, a 429's Retry-After) stay; the page is ours.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    return render_template("error.html", error=PageError(code, title, text)), code, headers
