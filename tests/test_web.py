@@ -329,6 +329,22 @@ def test_preferences_change_and_way_back(client, web, mailer):
     assert status_of(mailer, "anna@example.org") is SubscriberStatus.ACTIVE
 
 
+@pytest.mark.parametrize("status", [SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED])
+def test_preferences_page_says_a_suppressed_subscriber_gets_nothing(client, web, mailer,
+                                                                     status):
+    sub = active(client, web, mailer)
+    prefs = path_of(mailer.links.preferences_url(sub.id, sub.token_version))
+    with mailer.engine.begin() as conn:
+        subs.set_status(conn, sub.id, status, mailer.clock.now(), "webhook:test")
+    page = client.get(prefs)
+    assert page.status_code == 200
+    assert "Je ontvangt WeerbaarNL niet" in page.text  # not a form that looks subscribed
+    assert mailer.settings.reply_to in page.text.split("<footer")[0]  # whom to ask
+    back = post_form(client, {"actie": "weer-aanmelden"}, prefs)  # e.g. an older page
+    assert "Welkom terug" not in back.text
+    assert status_of(mailer, "anna@example.org") is status
+
+
 def test_archive_shows_sent_issues_without_personal_links(loaded_app):
     from mailer.compose import issue_moment
     from mailer.sending import send_issue, store_issue

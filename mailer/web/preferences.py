@@ -46,7 +46,10 @@ def preferences_post(token: str):
     if request.form.get("actie") == "weer-aanmelden":
         resubscribe(app, sub.id, context)
         sub = subscriber_for("preferences", token)
-        return _page(sub, _stored(sub), saved="Welkom terug! Je ontvangt de nieuwsbrief weer.")
+        # Only an unsubscribed subscriber comes back; a bounced one, say, stays where it was.
+        back = sub.status is SubscriberStatus.ACTIVE
+        return _page(sub, _stored(sub),
+                     saved="Welkom terug! Je ontvangt de nieuwsbrief weer." if back else None)
     form = read_preferences(request.form, app.settings.themes)
     if form.errors:
         return _page(sub, form, 400)
