@@ -198,6 +198,20 @@ def test_invalid_address_is_an_error_tied_to_the_field(client, mailer):
     assert status_of(mailer, "niet-geldig@") is None
 
 
+def test_address_we_cannot_mail_is_an_error(client, web, mailer):
+    """A non-ASCII local part needs SMTPUTF8, which the mail we build cannot carry: the
+    confirmation mail would never come."""
+    response = post_form(client, {"email": "jörg@example.org", "naam": "Jörg"})
+    assert response.status_code == 400 and 'id="email-fout"' in response.text
+    assert "accenten" in response.text
+    join(web)
+    assert status_of(mailer, "jörg@example.org") is None
+    assert post_form(client, {"email": "anna@exämple.org", "naam": "Anna"}).status_code == 200
+    join(web)
+    [idn] = mails_in(mailer.settings.outbox_dir)  # a non-ASCII domain is fine (IDNA)
+    assert [a.addr_spec for a in idn["To"].addresses] == ["anna@xn--exmple-cua.org"]
+
+
 def test_honeypot_answers_as_usual_but_does_nothing(client, web, mailer):
     response = post_form(client, {"email": "bot@example.org", "website": "http://spam"})
     assert response.status_code == 200 and "Kijk in je mailbox" in response.text

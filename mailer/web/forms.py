@@ -54,6 +54,13 @@ def read_subscribe(form: MultiDict, themes: dict[str, str]) -> FormInput:
         except InvalidAddress:
             result.errors["email"] = ("Dit is geen geldig e-mailadres. Controleer het, "
                                       "bijvoorbeeld: naam@organisatie.nl")
+            return result
+        # A non-ASCII local part needs SMTPUTF8 all the way, which our mails do not use:
+        # the confirmation mail would never come. (A non-ASCII domain is fine: IDNA.)
+        if not result.email.isascii():
+            result.errors["email"] = ("Dit e-mailadres kunnen we niet gebruiken: vóór de @ "
+                                      "mogen geen letters met accenten of andere bijzondere "
+                                      "tekens staan.")
     return result
 
 
