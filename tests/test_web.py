@@ -233,10 +233,23 @@ def test_rate_limits_per_ip_and_per_address(tmp_path, sqlite_url):
     assert post_form(client, {"email": "other@example.org"}).status_code == 200
     blocked = post_form(client, {"email": "third@example.org"})
     assert blocked.status_code == 429 and "Even wachten" in blocked.text
+    assert "over een uur opnieuw" in blocked.text  # the window: 60 minutes
     assert status_of(app, "third@example.org") is None
     other_ip = post_form(client, {"email": "third@example.org"},
                          environ_base={"REMOTE_ADDR": "198.51.100.9"})
     assert other_ip.status_code == 200
+    app.engine.dispose()
+
+
+@pytest.mark.parametrize("minutes, wait", [(15, "over 15 minuten"), (120, "over 2 uur")])
+def test_rate_limit_page_names_the_configured_window(tmp_path, sqlite_url, minutes, wait):
+    settings = make_settings(tmp_path, sqlite_url, confirm_limit_per_ip=1,
+                             rate_limit_window_minutes=minutes)
+    app = App(settings, FixedClock(parse_instant(DEMO_NOW)))
+    client = create_app(app).test_client()
+    assert post_form(client, {"email": "one@example.org"}).status_code == 200
+    blocked = post_form(client, {"email": "two@example.org"})
+    assert blocked.status_code == 429 and f"Probeer het {wait} opnieuw." in blocked.text
     app.engine.dispose()
 
 

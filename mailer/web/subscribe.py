@@ -12,8 +12,18 @@ from mailer.web.tokens import subscriber_for
 
 blueprint = Blueprint("subscribe", __name__)
 HONEYPOT = "website"
-TOO_MANY = PageError(429, "Even wachten", "Er zijn vanaf jouw internetverbinding veel "
-                     "aanmeldingen gedaan. Probeer het over een uur opnieuw.")
+
+
+def too_many(minutes: int) -> PageError:
+    """The rate-limit page; the limit's window is a setting, so is the wait it names."""
+    return PageError(429, "Even wachten", "Er zijn vanaf jouw internetverbinding veel "
+                     f"aanmeldingen gedaan. Probeer het over {_duration(minutes)} opnieuw.")
+
+
+def _duration(minutes: int) -> str:
+    if minutes % 60:
+        return "een minuut" if minutes == 1 else f"{minutes} minuten"
+    return "een uur" if minutes == 60 else f"{minutes // 60} uur"
 
 
 def _form(data: FormInput, status: int = 200):
@@ -38,7 +48,7 @@ def subscribe_post():
     if request.form.get(HONEYPOT):
         return render_template("subscribe_sent.html")  # a bot: answer as usual, do nothing
     if not form_post_allowed(app, client_ip()):
-        raise TOO_MANY
+        raise too_many(app.settings.rate_limit_window_minutes)
     context = consent_context(app.settings, "web:" + app.links.url("aanmelden"),
                               client_ip(), user_agent())
     queue = mail_queue()
