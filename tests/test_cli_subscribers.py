@@ -33,6 +33,23 @@ def test_add_pending_sends_a_confirmation(env, tmp_path):
     assert bad.exit_code == 2 and "unknown theme(s) astrologie" in bad.output
 
 
+def test_an_address_in_another_case_or_one_we_cannot_mail_is_not_added(env, tmp_path):
+    assert invoke(["subscribers", "add", "kim@example.org"], env).exit_code == 0
+    again = invoke(["subscribers", "add", "KIM@example.org"], env)
+    assert again.exit_code == 1 and "already a subscriber" in again.output
+    accented = invoke(["subscribers", "add", "jörg@example.org"], env)
+    assert accented.exit_code == 2 and "before the @-sign" in accented.output
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text("email,name,sections,themes,audience\n"
+                        "jörg@example.org,Jörg,,,\n"
+                        "Kim@Example.org,Kim,,,\n", encoding="utf-8")
+    result = invoke(["subscribers", "import", str(csv_path), "--confirmed",
+                     "--consent-note", "lijst"], env)
+    assert result.exit_code == 2 and "line 2" in result.output.lower()
+    listed = json.loads(invoke(["subscribers", "export", "--format", "json"], env).output)
+    assert [s["email"] for s in listed] == ["kim@example.org"]
+
+
 def test_confirmed_needs_a_consent_note(env):
     result = invoke(["subscribers", "add", "b@example.org", "--confirmed"], env)
     assert result.exit_code == 2 and "--consent-note" in result.output

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from werkzeug.datastructures import MultiDict
 
 from mailer.models import SECTIONS, Preferences
-from mailer.store.subscribers import InvalidAddress, clean_name, normalize_email
+from mailer.store.subscribers import (
+    InvalidAddress,
+    UnmailableAddress,
+    clean_name,
+    normalize_email,
+)
 
 SECTION_LABELS = {
     "magazine": ("Uit het magazine", "artikelen, interviews en achtergronden"),
@@ -51,16 +56,13 @@ def read_subscribe(form: MultiDict, themes: dict[str, str]) -> FormInput:
     else:
         try:
             result.email = normalize_email(result.email)
-        except InvalidAddress:
-            result.errors["email"] = ("Dit is geen geldig e-mailadres. Controleer het, "
-                                      "bijvoorbeeld: naam@organisatie.nl")
-            return result
-        # A non-ASCII local part needs SMTPUTF8 all the way, which our mails do not use:
-        # the confirmation mail would never come. (A non-ASCII domain is fine: IDNA.)
-        if not result.email.isascii():
+        except UnmailableAddress:  # the confirmation mail would never come
             result.errors["email"] = ("Dit e-mailadres kunnen we niet gebruiken: vóór de @ "
                                       "mogen geen letters met accenten of andere bijzondere "
                                       "tekens staan.")
+        except InvalidAddress:
+            result.errors["email"] = ("Dit is geen geldig e-mailadres. Controleer het, "
+                                      "bijvoorbeeld: naam@organisatie.nl")
     return result
 
 
