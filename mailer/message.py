@@ -8,6 +8,11 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
+# Headers are written unfolded up to RFC 5322's hard limit of 998 characters. Python's
+# folding at 78 drops the space where it splits encoded words ("van  ééngezamenlijke")
+# and turns a long List-Unsubscribe into encoded words, which no client reads as a URL.
+# Only the headers: the bodies keep SMTP's 76-character quoted-printable lines.
+HEADERS_UNFOLDED = SMTP.clone(max_line_length=998)
 
 
 def list_headers(list_id: str, list_name: str, unsubscribe_url: str, mailto: str) -> dict[str, str]:
@@ -40,4 +45,5 @@ def build_message(
         message[name] = value
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    message.policy = HEADERS_UNFOLDED  # used when the message is written, after the bodies
     return message

@@ -94,3 +94,15 @@ def test_lint_reports_each_problem():
     assert codes == ["alt", "lang", "link", "preferences", "preferences", "preheader",
                      "template", "unsubscribe", "unsubscribe"]
     assert has_errors(findings)
+
+
+def test_long_headers_stay_literal_and_lose_no_spaces(preview, issue):
+    # Python's folding of long headers splits encoded words at spaces and drops them
+    # ("van  ééngezamenlijke"), and it turns a long List-Unsubscribe into encoded words,
+    # which no mail client reads as a URL (RFC 2369 needs the literal <https://...>).
+    raw = preview.eml.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    headers = dict(line.split(": ", 1) for line in re.sub(r"\r\n[ \t]", " ", raw).split("\r\n"))
+    assert re.fullmatch(r"<https://[^>]+/afmelden/[^>]+>, <mailto:[^>]+>",
+                        headers["List-Unsubscribe"])
+    assert any(ord(c) > 127 for c in issue.subject)  # the case that folded badly
+    assert message_from_bytes(preview.eml, policy=policy.default)["Subject"] == issue.subject
