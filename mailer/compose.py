@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -77,6 +78,12 @@ def _with_texts(issue: Issue, settings: Settings) -> Issue:
     for name, value in (("subject", subject), ("preheader", preheader)):
         if "\r" in value or "\n" in value:
             raise ComposeError(f"{name} contains a line break, which would corrupt mail headers")
+        # YAML escapes let an editor write any character; U+2028 or NEL break the header as
+        # a newline does, and a control character stops the MJML compiler.
+        if bad := next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")),
+                       None):
+            raise ComposeError(f"{name} contains the invisible character U+{ord(bad):04X} "
+                               "(a line break or control character); remove it")
     return replace(issue, subject=subject, preheader=preheader, intro=editorial.get("intro"))
 
 

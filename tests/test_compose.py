@@ -88,3 +88,21 @@ def test_period_is_the_amsterdam_iso_week(app):
     # Sunday 23:30 UTC on 3 January 2027 is already Monday in Amsterdam: week 1.
     assert period_of(datetime(2027, 1, 3, 23, 30, tzinfo=UTC)) == "2027-W01"
     assert period_of(datetime(2027, 1, 3, 22, 30, tzinfo=UTC)) == "2026-W53"
+
+
+@pytest.mark.parametrize("escaped, code", [("\\L", "2028"), ("\\N", "0085"), ("\\a", "0007"),
+                                           ("\\t", "0009")])
+def test_editorial_subject_with_other_line_breaks_or_control_characters_is_refused(
+        loaded_app, tmp_path, escaped, code):
+    # These pass a check for \r and \n, then crash the MJML compiler or the mail header.
+    content = tmp_path / "content"
+    (content / "issues").mkdir(parents=True)
+    for sub in ("magazine", "events"):
+        (content / sub).symlink_to(loaded_app.settings.path(loaded_app.settings.content_dir) / sub)
+    (content / "issues" / "2026-12-03.md").write_text(
+        f'---\nsubject: "Speciaal{escaped}nummer"\n---\n')
+    from mailer.settings import with_overrides
+
+    loaded_app.settings = with_overrides(loaded_app.settings, content_dir=content)
+    with pytest.raises(ComposeError, match=f"subject contains the invisible character U\\+{code}"):
+        compose(loaded_app, date(2026, 12, 3))
