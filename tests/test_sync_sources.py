@@ -130,6 +130,25 @@ def test_one_broken_source_fails_alone_and_commits_nothing(tmp_path, httpserver,
     assert errors["blog"] is None and "HTTP 500" in errors["site"]
 
 
+def test_control_characters_from_a_source_are_not_stored(tmp_path, httpserver, make_app):
+    # A NUL made PostgreSQL refuse the whole source; a BEL (raw or as &#7; in HTML) reached
+    # the issue, where the MJML compiler cannot parse it and no issue renders at all.
+    posts = [{"id": 1, "link": "https://x.nl/1", "title": {"rendered": "Een\u0000twee\u0007"},
+              "excerpt": {"rendered": "<p>Over&#7; de\u001b keten</p>"},
+              "date_gmt": "2026-12-01T09:00:00"},
+             {"id": 2, "link": "https://x.nl/2", "title": {"rendered": "Goed"},
+              "date_gmt": "2026-12-01T09:00:00"}]
+    httpserver.expect_request("/wp-json/wp/v2/posts").respond_with_data(
+        json.dumps(posts), content_type="application/json")
+    app = make_app(write_sources(
+        tmp_path, httpserver,
+        '[[sources]]\nname = "site"\nkind = "wordpress"\nlocation = "SERVER"\n'))
+    report = sync_all(app)["site"]
+    assert report.ok and report.new == 2, report.error
+    stored = ledger(app)["1"].item
+    assert (stored.title, stored.summary) == ("Eentwee", "<p>Over de keten</p>")
+
+
 def test_the_same_article_through_two_sources_is_one_item(tmp_path, httpserver, make_app):
     httpserver.expect_request("/feed").respond_with_data(rss(("a", "Artikel", "01 Dec 2026")))
     post = [{"id": 7, "link": "https://WWW.platformjep.example.nl/a/",

@@ -27,6 +27,9 @@ HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
 # canonical URL is plain string work (tests compare both ways on many URLs).
 PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.:_~%!$&'()*+,;=-]+)"
                        r"((?:/[A-Za-z0-9_~%!$&'()*+,;=:@.-]*)*)")
+# C0 and C1 control characters other than tab and line breaks: PostgreSQL refuses NUL, and
+# the MJML compiler cannot parse the others, so one such title would stop every issue.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -168,21 +171,26 @@ def _row(item: Item) -> dict:
         source_id=item.source_id,
         kind=item.kind.value,
         status=item.status.value,
-        title=item.title,
+        title=_text(item.title),
         url=item.url,
         canonical_url=canonical_url(item.url),
-        summary=item.summary,
+        summary=_text(item.summary),
         published_at=item.published_at,
         starts_at=item.starts_at,
         ends_at=item.ends_at,
         all_day=item.all_day,
-        location=item.location,
+        location=_text(item.location),
         online=item.online,
         event_type=item.event_type,
         image_url=item.image_url,
-        image_alt=item.image_alt,
+        image_alt=_text(item.image_alt),
         topics=list(item.topics),
     )
+
+
+def _text(value: str | None) -> str | None:
+    """Source text without control characters (see CONTROL)."""
+    return CONTROL.sub("", value) if value and CONTROL.search(value) else value
 
 
 def stored_item(row) -> StoredItem:
