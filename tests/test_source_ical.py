@@ -121,6 +121,19 @@ def test_broken_vtimezone_from_the_events_calendar_is_read_with_a_note(httpserve
     assert "read without its VTIMEZONEs" in str(source.problems[0])
 
 
+def test_a_broken_alarm_does_not_cost_the_events(httpserver):
+    # NS International writes TRIGGER:PT-2H (RFC 5545 wants -PT2H); icalendar refuses the
+    # whole file for it, although alarms are never read.
+    items, source = fetch(httpserver, corpus("ical/ns-international-train.ics"),
+                          utc(2023, 2, 1), link=LINK)
+    assert source.problems == []
+    trips = sorted(items.values(), key=lambda i: i.starts_at)
+    assert [t.title for t in trips] == [
+        "Trip from Utrecht to Bruxelles Central/Brussel Centraal",
+        "Trip from Bruxelles Central/Brussel Centraal to Utrecht"]
+    assert trips[0].starts_at == utc(2023, 2, 3, 14, 15)  # 15.15 in Brussels (CET)
+
+
 @pytest.mark.parametrize("body, reason", [
     (b"<!DOCTYPE html><html><body>Agenda</body></html>", "not an iCalendar file.*HTML page"),
     (b"", "not an iCalendar file"),

@@ -29,6 +29,7 @@ from mailer.sources.ical_lines import calendar_from_ical
 from mailer.sources.remote import RemoteSource, is_online
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
+VALARM = re.compile(rb"BEGIN:VALARM\r?\n.*?END:VALARM\r?\n", re.DOTALL)
 ACCEPT = "text/calendar, application/calendar+json;q=0.5, */*;q=0.1"
 
 
@@ -147,7 +148,8 @@ def parse_calendar(doc: Document) -> tuple[Any, str | None]:
 
     Some producers (The Events Calendar among them) write broken VTIMEZONE blocks; when
     only those stop the parser, the calendar is read without them (named TZIDs still
-    resolve through the zone database) and a note says so.
+    resolve through the zone database) and a note says so. Alarms are never read, so a
+    broken one (NS International writes TRIGGER:PT-2H) is dropped without a note.
     """
     text = doc.content.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text[:15].upper().startswith(b"BEGIN:VCALENDAR"):
@@ -159,6 +161,13 @@ def parse_calendar(doc: Document) -> tuple[Any, str | None]:
         return calendar_from_ical(text), None
     except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
         reason = f"malformed iCalendar: {type(exc).__name__}: {exc}"
+    without_alarms = VALARM.sub(b"", text)
+    if without_alarms != text:
+        try:
+            return calendar_from_ical(without_alarms), None
+        except Exception:  # noqa: BLE001, S110 - try without the VTIMEZONEs too
+            pass
+        text = without_alarms
     without = VTIMEZONE.sub(b"", text)
     if without != text:
         try:
