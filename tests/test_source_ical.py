@@ -121,6 +121,28 @@ def test_broken_vtimezone_from_the_events_calendar_is_read_with_a_note(httpserve
     assert "read without its VTIMEZONEs" in str(source.problems[0])
 
 
+def test_a_series_with_an_unreadable_start_is_a_problem_not_silently_gone(httpserver):
+    # Outlook wrote DTSTART;TZID="W. Europe Standard Time:20200609T090000" (quote misplaced).
+    # The expander skipped the series without a word, so a sync saw a clean calendar and
+    # deleted the series' occurrences that were already announced.
+    items, source = fetch(httpserver, corpus("ical/exchange2010-ms-timezones.ics"),
+                          utc(2020, 6, 1), link=LINK)
+    assert items  # the other series is still read
+    assert [p.where for p in source.problems] == [
+        "test: event 040000008200E00074C5B7101A82E008000000008001F1896B63D301000000000000000"
+        "0100000005D0552D848712746896D6C8E2E066560"]
+    assert "DTSTART" in source.problems[0].problem
+    # With an EXDATE the same series made the whole calendar fail.
+    broken = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:serie\r\n"
+              b"SUMMARY:Intervisie\r\nDTSTART;TZID=\"Europe/Amsterdam:20261201T100000\"\r\n"
+              b"RRULE:FREQ=WEEKLY;COUNT=5\r\nEXDATE;TZID=Europe/Amsterdam:20261208T100000\r\n"
+              b"END:VEVENT\r\nBEGIN:VEVENT\r\nUID:los\r\nSUMMARY:Training\r\n"
+              b"DTSTART;TZID=Europe/Amsterdam:20261210T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, source = fetch(httpserver, broken, utc(2026, 12, 3), link=LINK)
+    assert list(items) == ["los"]
+    assert [p.where for p in source.problems] == ["test: event serie"]
+
+
 def test_a_broken_alarm_does_not_cost_the_events(httpserver):
     # NS International writes TRIGGER:PT-2H (RFC 5545 wants -PT2H); icalendar refuses the
     # whole file for it, although alarms are never read.

@@ -56,6 +56,7 @@ class ICalSource(RemoteSource):
         recurring = _recurring_uids(calendar)
         items: dict[str, Item] = {}
         singles, series = _split(calendar, recurring)
+        self._check_series(series, floating)
         try:
             occurrences = recurring_ical_events.of(series, skip_bad_series=True).between(
                 start, end)
@@ -119,6 +120,16 @@ class ICalSource(RemoteSource):
                 chosen.append(event)
         return chosen
 
+    def _check_series(self, series: Any, floating: tzinfo) -> None:
+        """Report series the expander will skip (skip_bad_series) for an unusable start:
+        unreported, their occurrences would look gone and be deleted."""
+        for event in series.walk("VEVENT"):
+            try:
+                _span(event, floating)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.problem(f"event {event.get('UID') or '?'}",
+                             f"unusable DTSTART/DTEND/DURATION ({exc}); skipped")
+
     def _excluded(self, calendar: Any, start: datetime, end: datetime, floating: tzinfo,
                   base: str) -> Iterator[Item]:
         """Occurrences a series removed with EXDATE, within the window, as cancelled items."""
@@ -126,7 +137,10 @@ class ICalSource(RemoteSource):
             if "EXDATE" not in master or "RRULE" not in master or "RECURRENCE-ID" in master:
                 continue
             exdates = master["EXDATE"] if isinstance(master["EXDATE"], list) else [master["EXDATE"]]
-            duration = _duration(master)
+            try:
+                duration = _duration(master)
+            except (KeyError, ValueError, TypeError, AttributeError):
+                continue  # an unusable start: reported by _check_series
             for moment in (d.dt for lst in exdates for d in lst.dts):
                 begins = _utc(moment, floating)
                 if not start <= begins < end:
