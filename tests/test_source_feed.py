@@ -153,6 +153,16 @@ def test_summaries_are_sanitised_and_shortened(httpserver):
     assert len(items[0].summary) < 120 and items[0].summary.endswith("…</p>")
 
 
+def test_a_shortened_summary_keeps_words_and_punctuation_together(httpserver):
+    # Every tag used to become a space: "het rapport , of de JEP -training".
+    body = ('<p>Lees het <a href="https://x.nl/r">rapport</a>, of de <em>JEP</em>-training.</p>'
+            "<p>Tweede alinea.</p><ul><li>een</li><li>twee</li></ul>" + "<p>" + "woord " * 100)
+    items, _ = fetch(httpserver, rss("x").replace("<p>Over x</p>", body).encode(),
+                     summary_chars=120)
+    assert items[0].summary.startswith(
+        "<p>Lees het rapport, of de JEP-training. Tweede alinea. een twee woord woord")
+
+
 def test_topics_are_mapped_from_categories(httpserver):
     extra = "<category>Onderwijs</category><category> jeugdhulp </category><category>X</category>"
     items, _ = fetch(httpserver, rss("x", extra=extra).encode(),

@@ -21,6 +21,8 @@ from mailer.sources.http import Document, HttpClient, Validators
 SUMMARY_CHARS = 400
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
 TAG = re.compile(r"<[^>]*>")
+# The block tags sanitize_html keeps; they separate words, inline tags (a, em, ...) do not.
+BLOCK_TAG = re.compile(r"</?(?:p|br|ul|ol|li)\b[^>]*>")
 ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
 # A root-relative path that urljoin would only append to the base's scheme and host: no
@@ -129,7 +131,7 @@ def plain_text(fragment: str) -> str:
 def summarize(fragment: str, max_chars: int, base: str) -> str:
     """Sanitised summary HTML with absolute links, cut to max_chars of text when longer."""
     cleaned = sanitize_html(fragment) if fragment else ""
-    text = " ".join(html.unescape(TAG.sub(" ", cleaned)).split())
+    text = " ".join(html.unescape(TAG.sub("", BLOCK_TAG.sub(" ", cleaned))).split())
     if max_chars and len(text) > max_chars:
         return f"<p>{html.escape(shorten(text, max_chars))}</p>"
     return absolute_links(cleaned, base)
