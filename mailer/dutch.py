@@ -5,7 +5,7 @@ Everything is shown in Europe/Amsterdam: callers pass aware datetimes and get lo
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from mailer.clock import local
 
@@ -52,7 +52,15 @@ def event_when(starts: datetime, ends: datetime | None, all_day: bool = False) -
         return f"{first}, {time_of_day(starts)}"
     if local(ends).date() == local(starts).date():
         return f"{first}, {clock_time(starts)}–{clock_time(ends)} uur"
+    if local(ends) == _next_midnight(starts):
+        return f"{first}, {clock_time(starts)}–24.00 uur"  # the day's end, not 0.00 the next
     return f"{first}, {time_of_day(starts)} t/m {long_date(ends)}, {time_of_day(ends)}"
+
+
+def _next_midnight(moment: datetime) -> datetime:
+    """The local midnight that ends the Amsterdam day of an instant."""
+    day = local(moment).date() + timedelta(days=1)
+    return datetime.combine(day, time(0, 0), local(moment).tzinfo)
 
 
 def _all_day_when(first: date, end: date | None) -> str:

@@ -54,3 +54,18 @@ def test_all_day_events_use_exclusive_ends():
         "donderdag 21 januari 2027, hele dag")
     assert event_when(first, datetime(2027, 1, 23, 23, 0, tzinfo=UTC), all_day=True) == (
         "donderdag 21 januari 2027 t/m zaterdag 23 januari 2027")
+
+
+def test_an_evening_event_ending_at_midnight_ends_at_24_uur():
+    # Not "zaterdag 5 december 2026, 20.00 uur t/m zondag 6 december 2026, 0.00 uur".
+    assert event_when(datetime(2026, 12, 5, 19, 0, tzinfo=UTC),
+                      datetime(2026, 12, 5, 23, 0, tzinfo=UTC)) == \
+        "zaterdag 5 december 2026, 20.00–24.00 uur"
+    # Summer time: local midnight is 22.00 UTC.
+    assert event_when(datetime(2026, 7, 3, 18, 0, tzinfo=UTC),
+                      datetime(2026, 7, 3, 22, 0, tzinfo=UTC)) == \
+        "vrijdag 3 juli 2026, 20.00–24.00 uur"
+    # Past midnight it is a night through to the next day.
+    assert event_when(datetime(2026, 12, 5, 19, 0, tzinfo=UTC),
+                      datetime(2026, 12, 6, 1, 0, tzinfo=UTC)) == \
+        "zaterdag 5 december 2026, 20.00 uur t/m zondag 6 december 2026, 2.00 uur"
