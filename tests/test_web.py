@@ -250,6 +250,7 @@ def test_rate_limit_page_names_the_configured_window(tmp_path, sqlite_url, minut
     assert post_form(client, {"email": "one@example.org"}).status_code == 200
     blocked = post_form(client, {"email": "two@example.org"})
     assert blocked.status_code == 429 and f"Probeer het {wait} opnieuw." in blocked.text
+    assert blocked.headers["Retry-After"] == str(minutes * 60)
     app.engine.dispose()
 
 

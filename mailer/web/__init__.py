@@ -75,7 +75,7 @@ def mail_queue() -> MailQueue:
 
 
 def _page_error(error: PageError):
-    return render_template("error.html", error=error), error.status
+    return render_template("error.html", error=error), error.status, error.headers
 
 
 HTTP_TEXTS = {

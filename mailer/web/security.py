@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, Response, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -24,6 +24,7 @@ class PageError(Exception):
     status: int
     title: str
     text: str
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a 429's Retry-After
 
 
 # Every page's headers, in the order they are set, for plain http and for https.

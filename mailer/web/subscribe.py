@@ -17,7 +17,8 @@ HONEYPOT = "website"
 def too_many(minutes: int) -> PageError:
     """The rate-limit page; the limit's window is a setting, so is the wait it names."""
     return PageError(429, "Even wachten", "Er zijn vanaf jouw internetverbinding veel "
-                     f"aanmeldingen gedaan. Probeer het over {_duration(minutes)} opnieuw.")
+                     f"aanmeldingen gedaan. Probeer het over {_duration(minutes)} opnieuw.",
+                     {"Retry-After": str(minutes * 60)})  # at most: the window slides
 
 
 def _duration(minutes: int) -> str:
