@@ -16,8 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 
 from mailer.sending import send_issue
+from mailer.store.tables import subscribers
 from tests.delivery_support import the_issue
 
 USER, PASSWORD = "mailer", "smtp-password-123"
@@ -114,3 +116,26 @@ def test_a_wrong_password_pauses_instead_of_failing_everyone(loaded_app, smtp_se
     result = send_issue(app, the_issue(app))
     assert not mailbox.messages and not result.finished
     assert result.drain.paused
+
+
+class SenderRefusing(Mailbox):
+    """A relay that refuses our From address (not allowed to send as it, quota spent)."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return "550 5.7.1 Sender address not allowed"
+
+
+def test_a_refused_sender_pauses_and_bounces_no_subscriber(loaded_app):
+    controller = Controller(SenderRefusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
+                                       f"{controller.port}")
+        result = send_issue(app, the_issue(app))
+    finally:
+        controller.stop()
+    assert result.drain.paused and not result.finished and result.drain.bounced == 0
+    assert result.counts["queued"] == 12 and result.counts["failed"] == 0
+    with app.engine.connect() as conn:
+        statuses = set(conn.execute(select(subscribers.c.status)).scalars())
+    assert "bounced" not in statuses

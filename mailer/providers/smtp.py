@@ -134,7 +134,20 @@ class SmtpProvider:
             except ValueError as exc:
                 statuses.append(RecipientStatus(DeliveryOutcome.INVALID, detail=str(exc)))
                 continue
-            status = self._send_one(message, recipient)
+            try:
+                status = self._send_one(message, recipient)
+            except smtplib.SMTPSenderRefused as exc:
+                # The server refuses our From address, not this recipient: every message
+                # after it would be refused alike, and nobody may be marked bounced for it.
+                self._drop()
+                error = ProviderError(f"smtp: sender {exc.sender} refused: {exc.smtp_code} "
+                                      f"{exc.smtp_error.decode(errors='replace')}",
+                                      retryable=exc.smtp_code < 500)
+                if not statuses:
+                    raise error from None
+                rest = len(batch.recipients) - len(statuses)
+                statuses += [RecipientStatus(DeliveryOutcome.FAILED, detail=str(error))] * rest
+                break
             statuses.append(status)
             if status.outcome is DeliveryOutcome.UNKNOWN:
                 rest = len(batch.recipients) - len(statuses)
@@ -154,6 +167,8 @@ class SmtpProvider:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             return self._refused(code, text)
+        except smtplib.SMTPSenderRefused:
+            raise
         except smtplib.SMTPResponseException as exc:
             return self._refused(exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
