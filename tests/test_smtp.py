@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from mailer.sending import send_issue
+from mailer.sending import send_issue, send_test
 from mailer.store.tables import subscribers
 from tests.delivery_support import the_issue
 
@@ -139,3 +139,45 @@ def test_a_refused_sender_pauses_and_bounces_no_subscriber(loaded_app):
     with app.engine.connect() as conn:
         statuses = set(conn.execute(select(subscribers.c.status)).scalars())
     assert "bounced" not in statuses
+
+
+class Sessions(Mailbox):
+    """A mailbox that can close its open connections, as servers do with idle ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.transports = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.transports.append(server.transport)
+        session.host_name = hostname
+        return responses
+
+    def close_all(self, controller):
+        closed = threading.Event()
+
+        def close():
+            for transport in self.transports:
+                transport.close()
+            closed.set()
+
+        controller.loop.call_soon_threadsafe(close)
+        assert closed.wait(5)
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(loaded_app):
+    mailbox = Sessions()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
+                                       f"{controller.port}")
+        issue = the_issue(app)
+        assert send_test(app, issue, ["a@example.org"]) == [("a@example.org", "sent")]
+        mailbox.close_all(controller)  # e.g. the server's idle timeout before the next mail
+        later = send_test(app, issue, ["b@example.org", "c@example.org"])
+    finally:
+        controller.stop()
+    assert later == [("b@example.org", "sent"), ("c@example.org", "sent")]
+    assert [rcpts for rcpts, _, _ in mailbox.messages] == [["a@example.org"], ["b@example.org"],
+                                                           ["c@example.org"]]

@@ -116,6 +116,20 @@ class SmtpProvider:
             conn = self._local.conn = self._connect()
         return conn
 
+    def _live_connection(self) -> smtplib.SMTP:
+        """This thread's connection, checked with a NOOP when it is reused: servers close
+        idle connections (after minutes, or at their restart), and a message written to
+        one that is gone fails in a way that cannot tell "never sent" from "maybe sent"."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                if conn.noop()[0] == 250:
+                    return conn
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._drop()
+        return self._connection()
+
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
@@ -127,7 +141,7 @@ class SmtpProvider:
         """Send each recipient's message; a connection broken mid-batch fails only the rest."""
         statuses: list[RecipientStatus] = []
         now = self.clock.now()
-        self._connection()  # a refused login or connection fails the whole call
+        self._live_connection()  # a refused login or connection fails the whole call
         for recipient in batch.recipients:
             try:
                 message = mime_for(batch, recipient, self.sender, self.reply_to, now)
