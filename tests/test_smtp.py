@@ -181,3 +181,27 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(loaded_app):
     assert later == [("b@example.org", "sent"), ("c@example.org", "sent")]
     assert [rcpts for rcpts, _, _ in mailbox.messages] == [["a@example.org"], ["b@example.org"],
                                                            ["c@example.org"]]
+
+
+class PerConnectionCap(Mailbox):
+    """Takes two messages per connection, then answers 421 (smtplib then hangs up)."""
+
+    async def handle_DATA(self, server, session, envelope):
+        session.taken = getattr(session, "taken", 0) + 1
+        if session.taken > 2:
+            return "421 4.7.0 Too many messages in this session"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_after_a_421_the_next_recipient_gets_a_new_connection(loaded_app):
+    mailbox = PerConnectionCap()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
+                                       f"{controller.port}")
+        outcomes = send_test(app, the_issue(app), [f"{c}@example.org" for c in "abcde"])
+    finally:
+        controller.stop()
+    assert [o for _, o in outcomes] == ["sent", "sent", "failed", "sent", "sent"]
+    assert [rcpts[0][0] for rcpts, _, _ in mailbox.messages] == ["a", "b", "d", "e"]

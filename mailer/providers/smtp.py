@@ -112,7 +112,7 @@ class SmtpProvider:
 
     def _connection(self) -> smtplib.SMTP:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or conn.sock is None:  # smtplib hangs up itself after a 421 answer
             conn = self._local.conn = self._connect()
         return conn
 
