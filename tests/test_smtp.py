@@ -205,3 +205,25 @@ def test_after_a_421_the_next_recipient_gets_a_new_connection(loaded_app):
         controller.stop()
     assert [o for _, o in outcomes] == ["sent", "sent", "failed", "sent", "sent"]
     assert [rcpts[0][0] for rcpts, _, _ in mailbox.messages] == ["a", "b", "d", "e"]
+
+
+class ContentRefusing(Mailbox):
+    """Takes every recipient, then refuses the message itself after DATA (a spam filter)."""
+
+    async def handle_DATA(self, server, session, envelope):
+        return "550 5.7.1 Message content rejected as spam"
+
+
+def test_a_message_refused_after_data_bounces_no_subscriber(loaded_app):
+    controller = Controller(ContentRefusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
+                                       f"{controller.port}", error_budget_window=10)
+        result = send_issue(app, the_issue(app))
+    finally:
+        controller.stop()
+    assert result.drain.paused and result.drain.bounced == 0
+    with app.engine.connect() as conn:
+        statuses = set(conn.execute(select(subscribers.c.status)).scalars())
+    assert "bounced" not in statuses

@@ -180,7 +180,7 @@ class SmtpProvider:
             return RecipientStatus(DeliveryOutcome.SENT, provider_id=recipient.message_id)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            return self._refused(code, text)
+            return self._refused(code, text, mailbox=True)
         except smtplib.SMTPSenderRefused:
             raise
         except smtplib.SMTPResponseException as exc:
@@ -189,11 +189,13 @@ class SmtpProvider:
             self._drop()
             return RecipientStatus(DeliveryOutcome.UNKNOWN, detail=f"smtp: {exc}")
 
-    def _refused(self, code: int, text: bytes | str) -> RecipientStatus:
+    def _refused(self, code: int, text: bytes | str, *, mailbox: bool = False) -> RecipientStatus:
+        """A refusal; only one of the recipient at RCPT (`mailbox`) can be a bounce: after
+        DATA the server refuses the message (content, policy), not the address."""
         detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
         if 500 <= code < 600:
             return RecipientStatus(DeliveryOutcome.REJECTED, detail=detail,
-                                   bounced=code in (550, 551, 553))
+                                   bounced=mailbox and code in (550, 551, 553))
         return RecipientStatus(DeliveryOutcome.FAILED, detail=detail)
 
     def batch_limit(self, message_bytes: int) -> int:
