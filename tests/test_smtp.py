@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -227,3 +228,21 @@ def test_a_message_refused_after_data_bounces_no_subscriber(loaded_app):
     with app.engine.connect() as conn:
         statuses = set(conn.execute(select(subscribers.c.status)).scalars())
     assert "bounced" not in statuses
+
+
+def test_list_unsubscribe_goes_out_as_uris_never_as_an_encoded_word(loaded_app):
+    """RFC 2369 headers are a list of <URI>s: a long personal URL must be folded (or left
+    long), never turned into =?utf-8?q?...?=, which mail clients do not read as a URI."""
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
+                                       f"{controller.port}")
+        send_test(app, the_issue(app), ["a@example.org"])
+    finally:
+        controller.stop()
+    head = mailbox.messages[0][1].split(b"\r\n\r\n")[0]
+    fields = re.sub(rb"\r\n(?=[ \t])", b"", head).decode("ascii").split("\r\n")
+    value = next(f for f in fields if f.startswith("List-Unsubscribe:")).split(":", 1)[1]
+    assert re.fullmatch(r" <https://[^<>\s]+/afmelden/[^<>\s]+>,\s*<mailto:[^<>\s]+>", value)
