@@ -246,3 +246,20 @@ def test_list_unsubscribe_goes_out_as_uris_never_as_an_encoded_word(loaded_app):
     fields = re.sub(rb"\r\n(?=[ \t])", b"", head).decode("ascii").split("\r\n")
     value = next(f for f in fields if f.startswith("List-Unsubscribe:")).split(":", 1)[1]
     assert re.fullmatch(r" <https://[^<>\s]+/afmelden/[^<>\s]+>,\s*<mailto:[^<>\s]+>", value)
+
+
+def test_an_address_the_server_cannot_take_fails_alone_and_was_never_sent(loaded_app):
+    """A UTF-8 local part needs SMTPUTF8; smtplib refuses before the transaction starts."""
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
+                            enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
+                                       f"{controller.port}")
+        outcomes = send_test(app, the_issue(app),
+                             ["a@example.org", "jürgen@example.org", "b@example.org"])
+    finally:
+        controller.stop()
+    assert [o for _, o in outcomes] == ["sent", "rejected", "sent"]
+    assert [rcpts for rcpts, _, _ in mailbox.messages] == [["a@example.org"], ["b@example.org"]]

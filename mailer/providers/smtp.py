@@ -183,6 +183,8 @@ class SmtpProvider:
             return self._refused(code, text, mailbox=True)
         except smtplib.SMTPSenderRefused:
             raise
+        except smtplib.SMTPNotSupportedError as exc:  # e.g. no SMTPUTF8: nothing was sent
+            return RecipientStatus(DeliveryOutcome.REJECTED, detail=f"smtp: {exc}")
         except smtplib.SMTPResponseException as exc:
             return self._refused(exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
