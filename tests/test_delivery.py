@@ -263,3 +263,23 @@ def test_who_leaves_after_the_issue_was_queued_does_not_get_it(loaded_app, emula
     skipped = [r for r in rows(app) if r.status == OutboxStatus.SKIPPED.value]
     assert len(skipped) == result.counts["skipped"] == 3
     assert all(r.last_error and r.sent_at is None for r in skipped)
+
+
+@pytest.mark.parametrize("name", ["sendgrid"])
+def test_one_address_the_provider_refuses_fails_alone(loaded_app, emulators, name):
+    """SendGrid refuses a whole call for one invalid address (legacy data): the rest of
+    the batch must still go out, and the issue must not pause on it again and again."""
+    from tests.delivery_support import add_subscribers
+
+    add_subscribers(loaded_app.engine, 30, loaded_app.clock.now())
+    with loaded_app.engine.begin() as conn:
+        conn.execute(subscribers.update().where(subscribers.c.email == "lezer.17@example.org")
+                     .values(email="kapot@adres"))
+    emu = emulators(name)
+    app = app_for(loaded_app, name, emu)
+    result = send_issue(app, the_issue(app))
+    assert result.finished and not result.drain.paused
+    assert result.counts["sent"] == 41 and result.counts["failed"] == 1
+    assert "kapot@adres" not in emu.received and not emu.duplicates()
+    failed = [r for r in rows(app) if r.status == "failed"]
+    assert [r.email for r in failed] == ["kapot@adres"] and "valid" in failed[0].last_error

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from email.utils import parseaddr
 from typing import Any, ClassVar
 
 import requests
 
+from mailer.errors import ProviderError
 from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
@@ -68,6 +71,20 @@ class SendGridProvider(HttpProvider):
                    for r, vals, heads in zip(batch.recipients, values, personal, strict=True)]
         return Call("POST", "/v3/mail/send", json_bytes=json_with_entries(payload, entries))
 
+    def send_batch(self, batch: Batch) -> list[RecipientStatus]:
+        """Send; when SendGrid refuses the call only for invalid addresses (it names their
+        personalizations), those recipients fail alone and the others are sent."""
+        try:
+            return super().send_batch(batch)
+        except ProviderError as exc:
+            bad = _invalid_personalizations(exc)
+            if not bad or max(bad) >= len(batch.recipients):
+                raise
+            refused = RecipientStatus(DeliveryOutcome.INVALID, detail=str(exc))
+        others = tuple(r for i, r in enumerate(batch.recipients) if i not in bad)
+        sent = iter(self.send_batch(replace(batch, recipients=others)) if others else ())
+        return [refused if i in bad else next(sent) for i in range(len(batch.recipients))]
+
     def parse_response(self, batch: Batch, response: requests.Response) -> list[RecipientStatus]:
         message_id = response.headers.get("X-Message-Id")
         status = RecipientStatus(DeliveryOutcome.QUEUED, provider_id=message_id)
@@ -93,6 +110,25 @@ class SendGridProvider(HttpProvider):
         import time
 
         return time.time()
+
+
+INVALID_FIELD = re.compile(r"personalizations\.(\d+)\.(?:to|cc|bcc)\b")
+
+
+def _invalid_personalizations(exc: ProviderError) -> set[int]:
+    """The personalizations a 400 refuses for invalid addresses; empty when it (also)
+    refuses anything else."""
+    if exc.status != 400:
+        return set()
+    try:
+        errors = json.loads(exc.response_text).get("errors") or []
+    except (ValueError, AttributeError):
+        return set()
+    found = [INVALID_FIELD.match(str(e.get("field") or "")) for e in errors
+             if isinstance(e, dict) and "valid address" in str(e.get("message", ""))]
+    if not found or len(found) != len(errors) or None in found:
+        return set()
+    return {int(m.group(1)) for m in found if m}
 
 
 def _personalization(r: Recipient, substitutions: str, headers: str) -> str:
