@@ -265,9 +265,9 @@ def test_who_leaves_after_the_issue_was_queued_does_not_get_it(loaded_app, emula
     assert all(r.last_error and r.sent_at is None for r in skipped)
 
 
-@pytest.mark.parametrize("name", ["sendgrid"])
+@pytest.mark.parametrize("name", ["sendgrid", "brevo"])
 def test_one_address_the_provider_refuses_fails_alone(loaded_app, emulators, name):
-    """SendGrid refuses a whole call for one invalid address (legacy data): the rest of
+    """SendGrid and Brevo refuse a whole call for one invalid address (legacy data): the rest of
     the batch must still go out, and the issue must not pause on it again and again."""
     from tests.delivery_support import add_subscribers
 

@@ -34,6 +34,7 @@ from mailer.providers.http import (
 from mailer.providers.webhook import WebhookRequest, WebhookSecrets, at, same
 
 ALREADY_ACCEPTED = "duplicate_parameter"
+INVALID_ADDRESS = "email is not valid"
 # "cumulative params <=1000 KB" over a call's message versions (the API reference). Read
 # on the safe side: a KB as 1000 bytes, and the params counted as their JSON text.
 MAX_PARAMS_BYTES = 1000 * 1000
@@ -82,11 +83,19 @@ class BrevoProvider(HttpProvider):
 
     def send_batch(self, batch: Batch) -> list[RecipientStatus]:
         """Send; a batch whose params are over the limit goes in two halves (typical
-        params are ~250 bytes a recipient, so only a batch of very long names needs it)."""
+        params are ~250 bytes a recipient, so only a batch of very long names needs it).
+        Brevo refuses a whole call for one invalid address without saying which: the
+        batch is halved until the refused addresses stand alone."""
         try:
             return super().send_batch(batch)
         except _ParamsTooLarge:
-            return [s for part in _halves(batch) for s in self.send_batch(part)]
+            pass
+        except ProviderError as exc:
+            if exc.status != 400 or INVALID_ADDRESS not in str(exc):
+                raise
+            if len(batch.recipients) == 1:
+                return [RecipientStatus(DeliveryOutcome.INVALID, detail=str(exc))]
+        return [s for part in _halves(batch) for s in self.send_batch(part)]
 
     def build_call(self, batch: Batch) -> Call:
         html, text, values = body_once_json(batch, _param)
