@@ -283,3 +283,16 @@ def test_one_address_the_provider_refuses_fails_alone(loaded_app, emulators, nam
     assert "kapot@adres" not in emu.received and not emu.duplicates()
     failed = [r for r in rows(app) if r.status == "failed"]
     assert [r.email for r in failed] == ["kapot@adres"] and "valid" in failed[0].last_error
+
+
+def test_a_provider_name_that_does_not_resolve_sent_nothing(loaded_app, emulators):
+    """A DNS failure means no connection was ever made: not 'maybe accepted' (which makes
+    every row of the batch a possible duplicate once it is sent)."""
+    from mailer.errors import ProviderError
+    from mailer.sending import send_test
+
+    app = app_for(loaded_app, "sendgrid", emulators("sendgrid")).with_settings(
+        provider_url="http://mail-api.invalid")
+    with pytest.raises(ProviderError) as caught:
+        send_test(app, the_issue(app), ["a@example.org"])
+    assert caught.value.retryable and not caught.value.maybe_accepted

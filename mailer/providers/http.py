@@ -22,6 +22,7 @@ from json.encoder import encode_basestring
 from typing import Any, ClassVar
 
 import requests
+import urllib3
 
 from mailer.clock import Clock
 from mailer.errors import ConfigError, ProviderError
@@ -276,6 +277,14 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether a connection error happened before any byte of the request was sent: the
+    connection was refused or the name did not resolve (urllib3's NewConnectionError and
+    its subclass NameResolutionError, whose text does not say NewConnectionError)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
 class HttpProvider:
     """Base of the HTTP API providers; subclasses fill in the provider's own shapes."""
 
@@ -376,7 +385,7 @@ class HttpProvider:
         except requests.exceptions.ConnectionError as exc:
             # Unless the connection was never made, the request may have been read and
             # acted on before the connection broke.
-            never_sent = "NewConnectionError" in str(exc) or "refused" in str(exc).lower()
+            never_sent = _never_connected(exc)
             raise ProviderError(f"{self.name}: connection failed: {exc}", retryable=True,
                                 maybe_accepted=not never_sent) from None
         except requests.exceptions.Timeout as exc:
