@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -15,25 +13,6 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 # and turns a long List-Unsubscribe into encoded words, which no client reads as a URL.
 # Only the headers: the bodies keep SMTP's 76-character quoted-printable lines.
 HEADERS_UNFOLDED = SMTP.clone(max_line_length=998)
-
-
-class UriListHeader(UnstructuredHeader):
-    """An RFC 2369 header (`<uri>, <uri>`): folded only between its URIs.
-
-    The default folding turns a token longer than a line, such as a personal unsubscribe
-    URL, into RFC 2047 encoded words, which mail clients do not read as a URI (no
-    one-click unsubscribe). A line over 78 characters is allowed (the limit is 998)."""
-
-    def fold(self, *, policy) -> str:
-        if not str(self).isascii():
-            return super().fold(policy=policy)
-        uris = re.split(r"(?<=>),\s*(?=<)", str(self))
-        return f"{self.name}: " + f",{policy.linesep} ".join(uris) + policy.linesep
-
-
-_HEADERS = HeaderRegistry()
-_HEADERS.map_to_type("list-unsubscribe", UriListHeader)
-POLICY = SMTP.clone(header_factory=_HEADERS)
 
 
 def list_headers(list_id: str, list_name: str, unsubscribe_url: str, mailto: str) -> dict[str, str]:
@@ -55,7 +34,7 @@ def build_message(
     text: str, message_id: str, date: datetime, headers: dict[str, str],
 ) -> EmailMessage:
     """A multipart/alternative message; raises ValueError on header injection attempts."""
-    message = EmailMessage(policy=POLICY)
+    message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = formataddr((to_name, to_email)) if to_name else to_email
     message["Subject"] = subject
