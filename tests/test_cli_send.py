@@ -87,3 +87,12 @@ def test_a_paused_issue_is_resumed_and_failed_rows_retried(setup):
     status = json.loads(invoke(["issues", "status", "1", "--json"], env).output)
     assert status["status"] == "sent" and status["counts"]["sent"] == 12
     assert sorted(emulator.received.values()) == [1] * 12
+
+
+def test_an_invalid_test_address_is_one_clear_line_and_sends_nothing(setup):
+    app, emulator, env = setup
+    result = invoke(["send", "--test", "redactie@example.org", "--test", "geen-adres"], env)
+    assert result.exit_code == 2
+    assert "'geen-adres' is not a valid address" in result.output
+    assert "Traceback" not in result.output
+    assert emulator.send_calls == 0

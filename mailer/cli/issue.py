@@ -31,6 +31,18 @@ def _day(on: datetime | None) -> date | None:
     return on.date() if on else None
 
 
+def _test_addresses(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Check every --test address before anything is composed or sent."""
+    from mailer.store.subscribers import InvalidAddress, normalize_email
+
+    for value in values:
+        try:
+            normalize_email(value)
+        except InvalidAddress as exc:
+            raise click.BadParameter(f"{value!r} is not a valid address: {exc}") from None
+    return values
+
+
 def compose_for(app: App, on: date | None) -> Issue | None:
     """Compose the issue for a date without storing anything."""
     with app.engine.connect() as conn:
@@ -116,6 +128,7 @@ def echo_findings(findings: list[Finding]) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Show recipients per segment and a sample message; send nothing.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDR",
+              callback=_test_addresses,
               help="Send only to these addresses, with [TEST] in the subject (repeatable).")
 @click.option("--enqueue-only", is_flag=True,
               help="Queue and render the issue, mark it sending, and leave the sending to "
