@@ -71,6 +71,25 @@ def test_a_bad_setting_is_one_clear_line(env):
     assert result.output.strip() == "Error: setting concurrency: must be at least 1, got 0"
 
 
+def test_a_database_without_schema_says_to_run_init(env, tmp_path):
+    fresh = {**env, "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    for args in (["issues", "list"], ["subscribers", "list"], ["send", "--dry-run"]):
+        result = invoke(args, fresh)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == (
+            "Error: the database schema is not up to date: run `mailer init` first")
+
+
+def test_an_unreachable_database_is_one_clear_line(env):
+    url = "postgresql+psycopg://mailer:geheim@127.0.0.1:1/mailer"
+    result = invoke(["issues", "list"], {**env, "MAILER_DATABASE_URL": url})
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: database postgresql+psycopg://mailer:***@127.0.0.1:1/mailer: ")
+    assert "geheim" not in result.output
+
+
 def test_lint_exits_1_on_errors(env, tmp_path):
     templates = tmp_path / "templates"
     templates.mkdir()

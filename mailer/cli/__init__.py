@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from mailer.app import App
 from mailer.errors import MailerError
@@ -38,6 +39,28 @@ class MailerGroup(click.Group):
             return super().invoke(ctx)
         except MailerError as exc:
             raise click.ClickException(str(exc)) from None
+        except (OperationalError, ProgrammingError) as exc:
+            # A database that cannot be reached or has no schema yet is the operator's to
+            # fix, not a bug: say so in one line (the traceback is in the debug log).
+            logging.getLogger(__name__).debug("database error", exc_info=True)
+            raise click.ClickException(database_problem(ctx.obj, exc)) from None
+
+
+def database_problem(state: CliState | None, exc: OperationalError | ProgrammingError) -> str:
+    """One line on why the database failed: a schema behind the code, or the driver's reason."""
+    from mailer.store.db import current_revisions, head_revisions
+
+    reason = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
+    app = state._app if state else None
+    if app is None:
+        return f"database: {reason}"
+    try:
+        behind = set(current_revisions(app.engine)) != set(head_revisions(app.engine))
+    except Exception:  # noqa: BLE001 - unreachable: the driver's reason says why
+        behind = False
+    if behind:
+        return "the database schema is not up to date: run `mailer init` first"
+    return f"database {app.engine.url.render_as_string(hide_password=True)}: {reason}"
 
 
 @click.group(cls=MailerGroup)
