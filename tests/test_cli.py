@@ -65,6 +65,14 @@ def test_nothing_new_exits_zero(env):
     assert result.exit_code == 0 and "Nothing new to send" in result.output
 
 
+def test_lint_json_is_json_also_when_there_is_nothing_new(env):
+    invoke(["init"], env)
+    result = invoke(["lint", "--json", "--date", "2027-06-01"], env)
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {"issue": None, "errors": 0, "warnings": 0,
+                                         "findings": []}
+
+
 def test_a_bad_setting_is_one_clear_line(env):
     result = invoke(["init"], {**env, "MAILER_CONCURRENCY": "0"})
     assert result.exit_code == 1

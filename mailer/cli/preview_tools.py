@@ -57,11 +57,12 @@ def echo_diff(app: App, issue: Issue) -> None:
         click.echo(note)
 
 
-def echo_findings_json(issue: Issue, findings: list[Finding]) -> None:
-    """The findings as one JSON document for machines."""
+def echo_findings_json(issue: Issue | None, findings: list[Finding]) -> None:
+    """The findings as one JSON document for machines; `issue` is null when nothing new."""
     errors = sum(f.level == "error" for f in findings)
     click.echo(json.dumps({
-        "issue": {"number": issue.number, "period": issue.period, "subject": issue.subject},
+        "issue": {"number": issue.number, "period": issue.period, "subject": issue.subject}
+        if issue else None,
         "errors": errors, "warnings": len(findings) - errors,
         "findings": [f.as_dict() for f in findings],
     }, ensure_ascii=False, indent=2))
