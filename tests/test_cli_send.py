@@ -96,3 +96,13 @@ def test_an_invalid_test_address_is_one_clear_line_and_sends_nothing(setup):
     assert "'geen-adres' is not a valid address" in result.output
     assert "Traceback" not in result.output
     assert emulator.send_calls == 0
+
+
+def test_the_progress_bar_speaks_english_like_the_rest_of_the_command_line(capsys):
+    from mailer.cli.progress import progress_bar
+    from mailer.delivery.dispatcher import DrainReport
+
+    with progress_bar(2) as update:
+        update(DrainReport(sent=2))
+    shown = capsys.readouterr().err
+    assert "Sending" in shown and "Verzenden" not in shown

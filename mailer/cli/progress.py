@@ -50,7 +50,7 @@ def progress_bar(total: int, enabled: bool = True
     if not enabled or total == 0:
         yield None
         return
-    columns = [TextColumn("[bold]Verzenden"), BarColumn(), MofNCompleteColumn(),
+    columns = [TextColumn("[bold]Sending"), BarColumn(), MofNCompleteColumn(),
                TaskProgressColumn(), TextColumn("sent {task.fields[sent]}"),
                TextColumn("failed {task.fields[failed]}"),
                TextColumn("{task.fields[rate]}/s"), TimeRemainingColumn()]
