@@ -106,3 +106,16 @@ def test_the_progress_bar_speaks_english_like_the_rest_of_the_command_line(capsy
         update(DrainReport(sent=2))
     shown = capsys.readouterr().err
     assert "Sending" in shown and "Verzenden" not in shown
+
+
+def test_the_confirmation_counts_only_who_has_not_had_the_issue_yet(setup):
+    app, emulator, env = setup
+    first = invoke(["send"], env, input="n\n")
+    assert "to 12 active subscribers?" in first.output
+    assert invoke(["send", "--yes"], env).exit_code == 0
+    invoke(["subscribers", "add", "nieuw@example.org", "--confirmed", "--consent-note", "x"],
+           env)
+    again = invoke(["send"], env, input="y\n")
+    assert again.exit_code == 0, again.output
+    assert "to 1 of 13 active subscribers (12 already done)?" in again.output
+    assert len(emulator.received) == 13 and not emulator.duplicates()

@@ -8,19 +8,18 @@ from datetime import date, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state, preview_tools
 from mailer.compose import compose_issue, issue_moment
-from mailer.models import Issue, IssueStatus, Preferences, SubscriberStatus
+from mailer.models import Issue, IssueStatus, OutboxStatus, Preferences, SubscriberStatus
 from mailer.preview import build_preview, write_preview
 from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
 from mailer.sending import SendResult, send_issue, send_test, store_issue
 from mailer.settings import with_overrides
-from mailer.store import outbox as box
-from mailer.store.tables import subscribers
+from mailer.store.tables import outbox, subscribers
 
 date_option = click.option(
     "--date", "on", type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -149,8 +148,8 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     if issue is None:
         return nothing_new(app, _day(on))
     if not yes:
-        click.confirm(f"Send nr. {issue.number} '{issue.subject}' to {active_count(app)} "
-                      "active subscribers?", abort=True)
+        click.confirm(f"Send nr. {issue.number} '{issue.subject}' to "
+                      f"{audience(active_count(app), still_to_send(app, issue))}?", abort=True)
     if enqueue_only or app.settings.enqueue_only:
         app.settings = with_overrides(app.settings, enqueue_only=True)
         return echo_enqueued(send_issue(app, issue))
@@ -173,10 +172,7 @@ def send_with_progress(app: App, issue: Issue, *, resume: bool = False) -> SendR
     """Send with a progress bar; SIGTERM/Ctrl-C stop after the batches in flight."""
     from mailer.cli.progress import graceful_stop, progress_bar
 
-    with app.engine.connect() as conn:
-        counts = box.status_counts(conn, issue.id) if issue.id else {}
-    total = active_count(app) if not counts.get("queued") else (
-        counts["queued"] + counts["sending"])
+    total = still_to_send(app, issue)
     with graceful_stop() as stop, progress_bar(total, sys.stderr.isatty()) as update:
         return send_issue(app, issue, stop, update, resume=resume)
 
@@ -210,6 +206,25 @@ def test_send(app: App, issue: Issue, addresses: tuple[str, ...]) -> None:
     """Send a [TEST] copy to a few addresses; the issue's own send is untouched."""
     for address, outcome in send_test(app, issue, list(addresses)):
         click.echo(f"  {address}: {outcome}")
+
+
+def audience(active: int, to_send: int) -> str:
+    """Whom a send reaches, as the confirmation puts it."""
+    if to_send == active:
+        return f"{active} active subscribers"
+    return f"{to_send} of {active} active subscribers ({active - to_send} already done)"
+
+
+def still_to_send(app: App, issue: Issue) -> int:
+    """Active subscribers a send of this issue would still reach: those not yet in its
+    outbox and those whose row is queued or in flight (a rerun or resume sends nobody twice).
+    """
+    done = exists().where(
+        outbox.c.issue_id == issue.id, outbox.c.subscriber_id == subscribers.c.id,
+        outbox.c.status.not_in([OutboxStatus.QUEUED.value, OutboxStatus.SENDING.value]))
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.count()).where(
+            subscribers.c.status == SubscriberStatus.ACTIVE.value, ~done)).scalar() or 0
 
 
 def active_count(app: App) -> int:
