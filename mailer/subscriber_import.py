@@ -49,8 +49,16 @@ def parse_csv(path: Path, themes: set[str]) -> tuple[list[CsvRow], list[Rejected
     return rows, rejected
 
 
+# A `status` column (as `mailer subscribers export` writes) saying a person left or must
+# not be mailed: importing the line would subscribe them again without their consent.
+NOT_IMPORTED = {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED,
+                SubscriberStatus.COMPLAINED, SubscriberStatus.ERASED}
+
+
 def _row(line: int, record: dict[str, str | None], themes: set[str]) -> CsvRow:
     email = subs.normalize_email(record.get("email") or "")
+    if (status := (record.get("status") or "").strip().lower()) in NOT_IMPORTED:
+        raise ValueError(f"status {status}: not imported")
     sections = _split(record.get("sections")) or set(SECTIONS)
     if unknown := sections - set(SECTIONS):
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")

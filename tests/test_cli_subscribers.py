@@ -88,6 +88,38 @@ def test_import_export_show_forget(env, tmp_path):
     assert "line 2: address is suppressed" in reimport.output
 
 
+def test_access_and_erasure_find_an_address_typed_in_another_case(env):
+    invoke(["subscribers", "add", "Anna.de.Vries@example.org", "--name", "Anna",
+            "--confirmed", "--consent-note", "formulier"], env)
+    invoke(["subscribers", "add", "anna.de.vries@example.org"], env)  # same mailbox again
+    shown = json.loads(invoke(["subscribers", "show", "anna.DE.vries@example.org", "--json"],
+                              env).output)
+    assert shown["subscriber"]["name"] == "Anna"
+    erased = invoke(["subscribers", "forget", "ANNA.DE.VRIES@example.org", "--yes"], env)
+    assert erased.exit_code == 0 and "Erased ANNA.DE.VRIES@example.org" in erased.output
+    listed = invoke(["subscribers", "list", "--json"], env).output
+    assert json.loads(listed) == []
+
+
+def test_importing_an_export_does_not_resubscribe_people_who_left(env, tmp_path):
+    exported = tmp_path / "export.csv"
+    exported.write_text(
+        "email,name,status,sections,themes,source,created_at,confirmed_at,unsubscribed_at\n"
+        "a@example.org,Anna,active,magazine,,web,2026-01-01T00:00:00+00:00,,\n"
+        "b@example.org,Bas,unsubscribed,magazine,,web,2026-01-01T00:00:00+00:00,,"
+        "2026-02-01T00:00:00+00:00\n"
+        "c@example.org,Cor,bounced,agenda,,web,2026-01-01T00:00:00+00:00,,\n"
+        "d@example.org,Dirk,complained,agenda,,web,2026-01-01T00:00:00+00:00,,\n",
+        encoding="utf-8")
+    result = invoke(["subscribers", "import", str(exported), "--confirmed",
+                     "--consent-note", "verhuizing naar nieuwe server"], env)
+    assert result.exit_code == 2
+    assert "export.csv line 3: status unsubscribed: not imported" in result.output
+    assert "1 added (active)" in result.output and "3 rejected" in result.output
+    listed = json.loads(invoke(["subscribers", "list", "--json"], env).output)
+    assert [r["email"] for r in listed] == ["a@example.org"]
+
+
 def test_purge_command(env):
     invoke(["subscribers", "add", "p@example.org"], env)
     later = {**env, "MAILER_NOW": "2027-01-10T09:00"}
