@@ -98,6 +98,24 @@ def test_an_unreachable_database_is_one_clear_line(env):
     assert "geheim" not in result.output
 
 
+def test_a_folder_that_cannot_be_written_is_one_clear_line(env, tmp_path):
+    invoke(["init"], env)
+    invoke(["content", "sync"], env)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    attempts = [
+        (["subscribers", "export", "--out", str(blocker / "subs.csv")], env),
+        (["preview", "--out", str(blocker / "preview")], env),
+        (["send", "--test", "redactie@example.org"],
+         {**env, "MAILER_OUTBOX_DIR": str(blocker / "outbox")}),
+    ]
+    for args, environment in attempts:
+        result = invoke(args, environment)
+        assert result.exit_code == 1, result.output
+        last = result.output.strip().splitlines()[-1]
+        assert last.startswith(f"Error: {blocker}/") and last.endswith(": Not a directory")
+
+
 def test_lint_exits_1_on_errors(env, tmp_path):
     templates = tmp_path / "templates"
     templates.mkdir()

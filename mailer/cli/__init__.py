@@ -44,6 +44,12 @@ class MailerGroup(click.Group):
             # fix, not a bug: say so in one line (the traceback is in the debug log).
             logging.getLogger(__name__).debug("database error", exc_info=True)
             raise click.ClickException(database_problem(ctx.obj, exc)) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a file or folder: a bug or a network fault
+                raise
+            # A folder that does not exist or may not be written (--out, outbox_dir, ...).
+            logging.getLogger(__name__).debug("file error", exc_info=True)
+            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
 
 
 def database_problem(state: CliState | None, exc: OperationalError | ProgrammingError) -> str:
