@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -322,6 +323,11 @@ def _validate(s: Settings) -> None:
     for name, ok, problem in checks:
         if not ok:
             raise ConfigError(f"setting {name}: {problem}, got {getattr(s, name)!r}")
+    for name in ("from_email", "reply_to", "unsubscribe_mailto", "editors"):
+        value = getattr(s, name)
+        for address in value if isinstance(value, list) else [value]:
+            if not _ADDRESS.fullmatch(address):
+                raise ConfigError(f"setting {name}: not an e-mail address, got {address!r}")
     if s.now:
         from mailer.clock import parse_instant
 
@@ -330,6 +336,11 @@ def _validate(s: Settings) -> None:
         except ValueError:
             problem = f"not an ISO 8601 time: {s.now!r}"
             raise ConfigError(f"setting now (MAILER_NOW): {problem}") from None
+
+
+# Just the shape local@domain.tld, nothing a header could be split at: a typo here would
+# put a broken From, Reply-To or List-Unsubscribe on every message of a send.
+_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+")
 
 
 def _is_hhmm(text: str) -> bool:

@@ -25,6 +25,15 @@ def test_invalid_value_names_the_setting_and_variable():
         load_settings(REPO / "mailer.toml", environ={"MAILER_BATCH_SIZE": "veel"})
 
 
+@pytest.mark.parametrize("name, value", [
+    ("from_email", "weerbaarnl"), ("reply_to", "redactie platformjep.example.nl"),
+    ("unsubscribe_mailto", "afmelden@"), ("editors", "redactie@x.nl, geen-adres"),
+])
+def test_an_address_setting_that_is_no_address_is_refused(name, value):
+    with pytest.raises(ConfigError, match=rf"setting {name}: not an e-mail address"):
+        load_settings(REPO / "mailer.toml", environ={f"MAILER_{name.upper()}": value})
+
+
 def test_secret_in_the_file_is_refused(tmp_path):
     config = tmp_path / "mailer.toml"
     config.write_text('[mailer]\nsecret_key = "hunter2hunter2hunter2"\n')
