@@ -119,3 +119,15 @@ def test_the_confirmation_counts_only_who_has_not_had_the_issue_yet(setup):
     assert again.exit_code == 0, again.output
     assert "to 1 of 13 active subscribers (12 already done)?" in again.output
     assert len(emulator.received) == 13 and not emulator.duplicates()
+
+
+@pytest.mark.parametrize("args", [
+    ["--dry-run", "--test", "redactie@example.org"],
+    ["--dry-run", "--enqueue-only"],
+    ["--test", "redactie@example.org", "--enqueue-only"],
+])
+def test_send_modes_that_exclude_each_other_are_refused(setup, args):
+    app, emulator, env = setup
+    result = invoke(["send", "--yes", *args], env)
+    assert result.exit_code == 2 and "cannot be combined" in result.output
+    assert emulator.send_calls == 0 and count(app, issues) == 0

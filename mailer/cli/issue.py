@@ -138,6 +138,10 @@ def echo_findings(findings: list[Finding]) -> None:
 def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
          test_addresses: tuple[str, ...], enqueue_only: bool) -> None:
     """Compose and send the issue to every active subscriber (resumes a partial send)."""
+    modes = [name for name, on in (("--dry-run", dry_run), ("--test", bool(test_addresses)),
+                                   ("--enqueue-only", enqueue_only)) if on]
+    if len(modes) > 1:  # each would silently win over the other
+        raise click.UsageError(f"{', '.join(modes)} cannot be combined")
     app = state.app()
     if dry_run or test_addresses:
         issue = compose_for(app, _day(on))
