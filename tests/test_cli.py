@@ -59,6 +59,12 @@ def test_send_asks_for_confirmation(env):
     assert aborted.exit_code == 1 and "Aborted" in aborted.output
 
 
+def test_preview_serve_refuses_options_it_would_ignore(env, tmp_path):
+    for extra in (["--out", str(tmp_path / "p")], ["--screenshot"], ["--diff"]):
+        result = invoke(["preview", "--serve", "--port", "0", *extra], env)
+        assert result.exit_code == 2 and "cannot be combined with --serve" in result.output
+
+
 def test_nothing_new_exits_zero(env):
     invoke(["init"], env)
     result = invoke(["preview", "--date", "2027-06-01"], env)

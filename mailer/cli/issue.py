@@ -70,6 +70,10 @@ def nothing_new(app: App, on: date | None) -> None:
 def preview(state: CliState, on: datetime | None, out: Path | None, open_browser: bool,
             serve: bool, port: int, screenshot: bool, show_diff: bool) -> None:
     """Write the upcoming issue as HTML, text and .eml, and lint it."""
+    ignored = [name for name, on in (("--out", out is not None), ("--screenshot", screenshot),
+                                     ("--diff", show_diff)) if on]
+    if serve and ignored:  # the live preview writes no files and takes no screenshots
+        raise click.UsageError(f"{', '.join(ignored)} cannot be combined with --serve")
     if serve:
         return preview_tools.serve_preview(state, _day(on), port, open_browser)
     app = state.app()
