@@ -273,3 +273,17 @@ def test_an_address_the_server_cannot_take_fails_alone_and_was_never_sent(loaded
     assert "jürgen@example.org" not in recipients
     assert result.counts["sent"] == 11 and result.counts["failed"] == 1
     assert result.drain.possible_duplicates == 0
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("smtp://mailer:geheim@127.0.0.1:587?starttls=true", "starttls must be auto, required or no"),
+    ("smtp://mailer:geheim@127.0.0.1:poort", "expected smtp://user:pass@host:port"),
+    ("smtp://mailer:geheim@[::1", "expected smtp://user:pass@host:port"),
+])
+def test_a_mistyped_smtp_url_is_refused_without_showing_the_password(url, problem):
+    from mailer.errors import ConfigError
+    from mailer.providers.smtp import SmtpTarget
+
+    with pytest.raises(ConfigError, match=problem) as caught:
+        SmtpTarget.parse(url)
+    assert "geheim" not in str(caught.value)

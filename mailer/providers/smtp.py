@@ -39,14 +39,23 @@ class SmtpTarget:
     @classmethod
     def parse(cls, url: str) -> SmtpTarget:
         """Read smtp:// or smtps:// URLs; a ConfigError says what is wrong."""
-        parts = urlsplit(url)
+        malformed = ConfigError("setting smtp_url (MAILER_SMTP_URL): expected "
+                                "smtp://user:pass@host:port or smtps://...")
+        try:  # urlsplit and .port raise a bare ValueError on a bad port or bracket
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise malformed from None
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigError("setting smtp_url (MAILER_SMTP_URL): expected "
-                              "smtp://user:pass@host:port or smtps://...")
+            raise malformed
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        starttls = query.get("starttls", "auto")
+        if starttls not in ("auto", "required", "no"):  # anything else would mean no TLS
+            raise ConfigError("setting smtp_url (MAILER_SMTP_URL): starttls must be auto, "
+                              f"required or no, got {starttls!r}")
         implicit = parts.scheme == "smtps"
-        return cls(parts.hostname, parts.port or (465 if implicit else 587), implicit,
-                   query.get("starttls", "auto"), unquote(parts.username or "") or None,
+        return cls(parts.hostname, port or (465 if implicit else 587), implicit,
+                   starttls, unquote(parts.username or "") or None,
                    unquote(parts.password or "") or None, query.get("cafile"))
 
 
