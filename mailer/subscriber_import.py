@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,13 @@ def parse_csv(path: Path, themes: set[str]) -> tuple[list[CsvRow], list[Rejected
     """Parse a subscriber CSV; every unusable line is reported with its number and reason."""
     rows: list[CsvRow] = []
     rejected: list[Rejected] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # e.g. Excel's "CSV" in windows-1252: names would garble
+        line = data.count(b"\n", 0, exc.start) + 1
+        return [], [Rejected(line, "not UTF-8 text; save the file as CSV UTF-8")]
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "email" not in reader.fieldnames:
             return [], [Rejected(1, "header must contain an 'email' column")]

@@ -120,6 +120,25 @@ def test_importing_an_export_does_not_resubscribe_people_who_left(env, tmp_path)
     assert [r["email"] for r in listed] == ["a@example.org"]
 
 
+
+
+def test_revoke_links_finds_an_address_typed_in_another_case(env):
+    invoke(["subscribers", "add", "Bas@example.org", "--confirmed", "--consent-note", "x"], env)
+    result = invoke(["subscribers", "revoke-links", "bas@example.org"], env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(invoke(["subscribers", "show", "Bas@example.org", "--json"], env).output)
+    assert shown["consent_history"][-1]["event"] == "links_revoked"
+
+
+def test_a_csv_that_is_not_utf8_is_reported_not_a_traceback(env, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("email,name\na@example.org,Anna\nj@example.org,Jörg\n".encode("cp1252"))
+    result = invoke(["subscribers", "import", str(path)], env)
+    assert result.exit_code == 2
+    assert "excel.csv line 3: not UTF-8 text; save the file as CSV UTF-8" in result.output
+    assert "0 added" in result.output  # nothing half-imported with garbled names
+
+
 def test_purge_command(env):
     invoke(["subscribers", "add", "p@example.org"], env)
     later = {**env, "MAILER_NOW": "2027-01-10T09:00"}
