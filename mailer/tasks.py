@@ -121,13 +121,18 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
     return TaskResult(RunStatus.DONE, summary + "; retries pending", issue.id)
 
 
+def new_items(count: int) -> str:
+    """'1 nieuw onderdeel', '2 nieuwe onderdelen': the editors read Dutch."""
+    return "1 nieuw onderdeel" if count == 1 else f"{count} nieuwe onderdelen"
+
+
 def _too_little(app: App, when: str, count: int, minimum: int) -> TaskResult:
     if count == 0:
         detail, line = "nothing new: no issue", "Er is geen nieuwe inhoud sinds het vorige nummer."
     else:
         detail = f"{count} new item(s), fewer than the minimum of {minimum}: no issue"
-        line = (f"Er zijn {count} nieuwe onderdelen, minder dan het minimum van {minimum} "
-                "dat voor deze nieuwsbrief is ingesteld.")
+        line = (f"Er {'is' if count == 1 else 'zijn'} {new_items(count)}, minder dan het "
+                f"minimum van {minimum} dat voor deze nieuwsbrief is ingesteld.")
     notify_editors(app, f"Geen nieuwsbrief op {when}", [
         f"De nieuwsbrief van {when} is niet verstuurd.", line,
         "Voeg inhoud toe en verstuur alsnog met mailer jobs run, of wacht op het volgende nummer.",
@@ -156,7 +161,7 @@ def run_proof(ctx: TaskContext) -> TaskResult:
     lines = [f"De proef van nummer {issue.number} ({issue.subject}) is naar je onderweg.",
              f"Verzending: {when}. Tegenhouden: mailer issues hold {issue.id}."]
     if not ok:
-        lines.append(f"Let op: {count} nieuwe onderdelen, minder dan het minimum van {minimum}; "
+        lines.append(f"Let op: {new_items(count)}, minder dan het minimum van {minimum}; "
                      "zonder meer inhoud gaat dit nummer niet uit.")
     notify_editors(app, f"Proef van nummer {issue.number} verstuurd", lines)
     detail = ", ".join(f"{address}: {outcome}" for address, outcome in outcomes)

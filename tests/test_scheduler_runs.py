@@ -87,6 +87,19 @@ def test_too_few_new_items_sends_nothing_and_tells_the_editors(loaded_app):
     assert nothing.status is RunStatus.SKIPPED and nothing.detail.startswith("nothing new")
 
 
+def test_the_note_about_one_new_item_is_proper_dutch(loaded_app):
+    runner = runner_at(loaded_app, THURSDAY_NINE)
+    runner.run(spec(runner, "newsletter"), THURSDAY_NINE)
+    week_later = THURSDAY_NINE + timedelta(weeks=1)
+    later = runner_at(loaded_app, week_later)
+    outcome = later.run(spec(later, "newsletter"), week_later)
+    assert outcome.detail.startswith("1 new item(s), fewer than the minimum of 3")
+    [note] = (loaded_app.settings.path(loaded_app.settings.outbox_dir) / "issue-0").glob("*.eml")
+    body = message_from_bytes(note.read_bytes(), policy=policy.default).get_body(
+        ("plain",)).get_content()
+    assert "Er is 1 nieuw onderdeel, minder dan het minimum van 3" in body
+
+
 def test_a_held_issue_is_not_sent_until_released(loaded_app):
     proof_time = datetime(2026, 12, 2, 14, 0, tzinfo=AMS)
     runner = runner_at(loaded_app, proof_time)
