@@ -165,3 +165,16 @@ def test_unknown_provider_and_unconfigured_secret(hooked, app):
     body = mailgun_body(mailer, BOUNCE)
     assert bare.post("/webhooks/mailgun", json=body).status_code == 401
     assert status(mailer, "anna@example.org") is SubscriberStatus.ACTIVE
+
+
+@pytest.mark.parametrize("outbox_id", [2**31, 2**63, 10**30])
+def test_an_outbox_id_beyond_the_database_integer_is_ignored(hooked, outbox_id):
+    """An authenticated event may carry any digits as our outbox id; one that no row can
+    have is ignored and the event is matched by address, not a 500."""
+    mailer, client = hooked
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    spam = {"event": "spam", "email": "anna@example.org", "message-id": "<m-big>",
+            "ts_epoch": 1764756000000, "X-Mailin-custom": json.dumps({"outbox_id": outbox_id})}
+    response = client.post("/webhooks/brevo", json=spam, headers=auth)
+    assert response.status_code == 200 and response.json["applied"] == 1
+    assert status(mailer, "anna@example.org") is SubscriberStatus.COMPLAINED

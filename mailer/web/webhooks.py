@@ -36,6 +36,9 @@ RANK = {SubscriberStatus.UNSUBSCRIBED: 1, SubscriberStatus.BOUNCED: 2,
 # Mailgun's signature does not cover the event, so every token is remembered (replays of a
 # captured signature with a forged event are refused); others only when something changed.
 REMEMBER_ALL = {"mailgun"}
+# Our ids are INTEGER columns (32 bits on PostgreSQL); a larger id in an event cannot be
+# ours, and binding it would make the database refuse the whole query.
+MAX_ROW_ID = 2**31 - 1
 
 
 def _app() -> App:
@@ -112,7 +115,7 @@ def _subscriber_for(conn: Connection, event: DeliveryEvent) -> int | None:
     """The subscriber an event is about: by our outbox id when it matches the address,
     else by address (providers may lower-case it)."""
     email = event.email.strip().lower()
-    if event.outbox_id is not None:
+    if event.outbox_id is not None and 0 < event.outbox_id <= MAX_ROW_ID:
         row = conn.execute(select(outbox.c.subscriber_id, outbox.c.email)
                            .where(outbox.c.id == event.outbox_id)).first()
         if row and row.email.lower() == email:
