@@ -119,6 +119,45 @@ def test_a_wrong_password_pauses_instead_of_failing_everyone(loaded_app, smtp_se
     assert result.drain.paused
 
 
+class PasswordCatcher:
+    """An authenticator that records every password that reached the server."""
+
+    def __init__(self):
+        self.passwords = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        self.passwords.append(auth_data.password)
+        return authenticate(server, session, envelope, mechanism, auth_data)
+
+
+def plain_text_server(mailbox, catcher):
+    """A server without STARTTLS (or one whose offer an attacker stripped) that takes AUTH
+    in the clear."""
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
+                            authenticator=catcher, auth_require_tls=False)
+    controller.start()
+    return controller
+
+
+def test_the_password_is_never_sent_unencrypted_unless_the_operator_said_so(loaded_app):
+    mailbox, catcher = Mailbox(), PasswordCatcher()
+    controller = plain_text_server(mailbox, catcher)
+    try:
+        url = f"smtp://{USER}:{PASSWORD}@127.0.0.1:{controller.port}"  # starttls=auto
+        app = loaded_app.with_settings(provider="smtp", smtp_url=url)
+        result = send_issue(app, the_issue(app))
+        assert not catcher.passwords and not mailbox.messages
+        assert not result.finished and "STARTTLS" in result.drain.paused
+        error = result.drain.errors[0]
+        assert "does not offer STARTTLS" in error and "?starttls=no" in error
+        assert PASSWORD not in error
+        allowed = app.with_settings(smtp_url=f"{url}?starttls=no")  # the operator's choice
+        assert send_test(allowed, the_issue(allowed), ["redactie@example.org"])
+        assert catcher.passwords == [PASSWORD.encode()] and len(mailbox.messages) == 1
+    finally:
+        controller.stop()
+
+
 class SenderRefusing(Mailbox):
     """A relay that refuses our From address (not allowed to send as it, quota spent)."""
 

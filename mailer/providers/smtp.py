@@ -1,7 +1,8 @@
 """SMTP: one complete MIME message per recipient over a reused connection per thread.
 
 `MAILER_SMTP_URL` is `smtp://user:pass@host:587` (STARTTLS when the server offers it;
-`?starttls=required` to insist) or `smtps://user:pass@host:465` (TLS from the start);
+`?starttls=required` to insist; a password is only sent encrypted unless `?starttls=no`)
+or `smtps://user:pass@host:465` (TLS from the start);
 `?cafile=/path.pem` trusts a private certificate authority. A connection failure after
 some messages went out fails only the rest, as "maybe accepted" (they may have been queued).
 """
@@ -103,6 +104,7 @@ class SmtpProvider:
                     conn.starttls(context=self._context())
                     conn.ehlo()
             if t.user:
+                self._refuse_clear_text_login(conn)
                 self._login(conn)
         except smtplib.SMTPAuthenticationError as exc:
             raise ProviderError(f"smtp: login refused: {exc}", retryable=False) from None
@@ -110,6 +112,18 @@ class SmtpProvider:
             raise ProviderError(f"smtp: cannot connect to {t.host}:{t.port}: {exc}",
                                 retryable=True) from None
         return conn
+
+    def _refuse_clear_text_login(self, conn: smtplib.SMTP) -> None:
+        """Never send the password unencrypted unless the operator allowed it: a server
+        without STARTTLS, or an attacker who stripped the offer, would otherwise read it."""
+        t = self.target
+        if t.implicit_tls or t.starttls == "no" or isinstance(conn.sock, ssl.SSLSocket):
+            return
+        conn.close()
+        raise ProviderError(
+            f"smtp: {t.host}:{t.port} does not offer STARTTLS, so the password would go "
+            "unencrypted; refused (use smtps://, or add ?starttls=no to MAILER_SMTP_URL "
+            "only on a trusted network)", retryable=False)
 
     def _login(self, conn: smtplib.SMTP) -> None:
         # One mechanism, not smtplib's try-them-all: after a refused PLAIN some servers
