@@ -23,6 +23,7 @@ class CsvRow:
     email: str
     name: str
     preferences: Preferences
+    pending: bool = False  # its `status` column says the person never confirmed
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ def _row(line: int, record: dict[str, str | None], themes: set[str]) -> CsvRow:
     chosen = _split(record.get("themes")) | _split(record.get("audience"))
     if unknown := chosen - themes:
         raise ValueError(f"unknown theme(s) or audience(s) {', '.join(sorted(unknown))}")
-    return CsvRow(line, email, record.get("name") or "", Preferences(frozenset(sections),
-                                                                      frozenset(chosen)))
+    return CsvRow(line, email, record.get("name") or "",
+                  Preferences(frozenset(sections), frozenset(chosen)),
+                  pending=status == SubscriberStatus.PENDING)
 
 
 def _split(value: str | None) -> set[str]:
@@ -101,7 +103,8 @@ def merge_duplicates(rows: list[CsvRow]) -> tuple[list[CsvRow], int]:
             first = merged[key]
             prefs = Preferences(first.preferences.sections | row.preferences.sections,
                                 first.preferences.themes | row.preferences.themes)
-            merged[key] = CsvRow(first.line, first.email, first.name or row.name, prefs)
+            merged[key] = CsvRow(first.line, first.email, first.name or row.name, prefs,
+                                 pending=first.pending or row.pending)
         else:
             merged[key] = row
     return list(merged.values()), len(rows) - len(merged)
@@ -120,7 +123,12 @@ def import_rows(conn: Connection, rows: list[CsvRow], *, confirmed: bool,
     report = ImportReport(merged=duplicates)
     status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
     for row in unique:
-        if subs.find_by_email(conn, row.email):
+        if confirmed and row.pending:
+            # An export's pending person never gave consent: --confirmed must not make it up.
+            report.refused.append(Rejected(row.line, "status pending: never confirmed, not "
+                                                     "imported as active (import it without "
+                                                     "--confirmed to send a confirmation mail)"))
+        elif subs.find_by_email(conn, row.email):
             report.existing += 1
         elif subs.is_suppressed(conn, row.email):
             report.refused.append(Rejected(row.line, "address is suppressed (erased, bounced "

@@ -120,6 +120,28 @@ def test_importing_an_export_does_not_resubscribe_people_who_left(env, tmp_path)
     assert [r["email"] for r in listed] == ["a@example.org"]
 
 
+def test_importing_an_export_as_confirmed_does_not_activate_who_never_confirmed(env, tmp_path):
+    exported = tmp_path / "export.csv"
+    exported.write_text(
+        "email,name,status,sections,themes,source,created_at,confirmed_at,unsubscribed_at\n"
+        "a@example.org,Anna,active,magazine,,web,2026-01-01T00:00:00+00:00,"
+        "2026-01-01T00:05:00+00:00,\n"
+        "p@example.org,Piet,pending,magazine,,web,2026-01-01T00:00:00+00:00,,\n",
+        encoding="utf-8")
+    result = invoke(["subscribers", "import", str(exported), "--confirmed",
+                     "--consent-note", "verhuizing naar nieuwe server"], env)
+    assert result.exit_code == 2
+    assert "export.csv line 3: status pending: never confirmed" in result.output
+    assert "1 added (active)" in result.output and "1 rejected" in result.output
+    listed = json.loads(invoke(["subscribers", "list", "--json"], env).output)
+    assert [r["email"] for r in listed] == ["a@example.org"]
+    # Without --confirmed the same line is welcome: it gets a confirmation mail.
+    pending = invoke(["subscribers", "import", str(exported)], env)
+    assert pending.exit_code == 0 and "1 added (pending)" in pending.output
+    assert json.loads(invoke(["subscribers", "show", "p@example.org", "--json"],
+                             env).output)["subscriber"]["status"] == "pending"
+
+
 
 
 def test_revoke_links_finds_an_address_typed_in_another_case(env):
