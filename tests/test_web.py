@@ -295,6 +295,27 @@ def test_tampered_forged_expired_and_revoked_tokens(client, web, mailer):
     assert status_of(mailer, "anna@example.org") is SubscriberStatus.PENDING
 
 
+def test_an_expired_confirm_link_of_someone_already_active_says_they_are_confirmed(
+        client, web, mailer):
+    confirm = path_of(link_in(subscribed(client, web, mailer), "bevestigen"))
+    assert post_form(client, {}, confirm).status_code == 200
+    later = App(mailer.settings, FixedClock(mailer.clock.now() + timedelta(days=30)))
+    visitor = create_app(later).test_client()
+    page = visitor.get(confirm)
+    assert page.status_code == 200 and "Je aanmelding was al bevestigd" in page.text
+    assert "verlopen" not in page.text and "Meld je opnieuw aan" not in page.text
+    assert "/voorkeuren/" not in page.text  # an old link never yields a new one
+    csrf = csrf_of(visitor.get("/aanmelden").text)
+    posted = visitor.post(confirm, data={"csrf_token": csrf})
+    assert posted.status_code == 200 and "al bevestigd" in posted.text
+    assert "/voorkeuren/" not in posted.text
+    with mailer.engine.begin() as conn:  # a revoked link stays dead, expired or not
+        subs.revoke_links(conn, subs.find_by_email(conn, "anna@example.org").id,
+                          mailer.clock.now(), "admin:test")
+    assert visitor.get(confirm).status_code == 410
+    later.engine.dispose()
+
+
 def test_revoked_and_erased_links_stop_working(client, web, mailer):
     sub = active(client, web, mailer)
     old = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, make_response, render_template, request
 
+from mailer.models import Subscriber, SubscriberStatus
 from mailer.subscriptions import confirm, consent_context, form_post_allowed, subscribe
 from mailer.web import mail_queue, mailer_app
 from mailer.web.forms import SECTION_LABELS, FormInput, read_subscribe
 from mailer.web.security import PageError, client_ip, csrf_token, require_csrf, user_agent
-from mailer.web.tokens import subscriber_for
+from mailer.web.tokens import EXPIRED, subscriber_for
 
 blueprint = Blueprint("subscribe", __name__)
 HONEYPOT = "website"
@@ -61,11 +62,40 @@ def subscribe_post():
     return response
 
 
+def _confirming(token: str) -> Subscriber | None:
+    """The subscriber a confirm link is for; None when the link has expired but is genuine
+    and its owner confirmed already: telling them to sign up again would be wrong."""
+    app = mailer_app()
+    try:
+        return subscriber_for("confirm", token, app.settings.confirm_max_age_days)
+    except PageError as error:
+        if error is not EXPIRED or not _confirmed_already(token):
+            raise
+        return None
+
+
+def _confirmed_already(token: str) -> bool:
+    """Whether a genuine confirm link, whatever its age, is of an active subscriber (and
+    not revoked since)."""
+    try:
+        return subscriber_for("confirm", token).status is SubscriberStatus.ACTIVE
+    except PageError:
+        return False
+
+
+def _already_confirmed_page():
+    """Confirmed already, through an expired link: no preferences link, since an old link
+    must not hand out a new one."""
+    return render_template("confirmed.html", already=True, preferences_url=None)
+
+
 @blueprint.get("/bevestigen/<token>")
 def confirm_page(token: str):
     """A page with one button: link scanners prefetch GETs, so only the POST confirms."""
     app = mailer_app()
-    sub = subscriber_for("confirm", token, app.settings.confirm_max_age_days)
+    sub = _confirming(token)
+    if sub is None:
+        return _already_confirmed_page()
     if sub.status.value == "active":
         return render_template("confirmed.html", already=True,
                                preferences_url=app.links.preferences_url(sub.id, sub.token_version))
@@ -77,7 +107,9 @@ def confirm_post(token: str):
     """Confirm the subscription: the subscriber becomes active."""
     require_csrf()
     app = mailer_app()
-    sub = subscriber_for("confirm", token, app.settings.confirm_max_age_days)
+    sub = _confirming(token)
+    if sub is None:
+        return _already_confirmed_page()
     context = consent_context(app.settings, "web:" + app.links.url("bevestigen"),
                               client_ip(), user_agent())
     confirmed = confirm(app, sub.id, context)
