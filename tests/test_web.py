@@ -316,6 +316,19 @@ def test_an_expired_confirm_link_of_someone_already_active_says_they_are_confirm
     later.engine.dispose()
 
 
+@pytest.mark.parametrize("status", [SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED])
+def test_the_confirm_page_of_a_suppressed_address_says_at_once_it_no_longer_works(
+        client, web, mailer, status):
+    confirm = path_of(link_in(subscribed(client, web, mailer), "bevestigen"))
+    with mailer.engine.begin() as conn:
+        sub = subs.find_by_email(conn, "anna@example.org")
+        subs.set_status(conn, sub.id, status, mailer.clock.now(), "webhook:test")
+    page = client.get(confirm)
+    assert page.status_code == 410 and "Aanmelden lukt niet met deze link" in page.text
+    assert "Ja, ik wil" not in page.text
+    assert status_of(mailer, "anna@example.org") is status
+
+
 def test_revoked_and_erased_links_stop_working(client, web, mailer):
     sub = active(client, web, mailer)
     old = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, make_response, render_template, request
 
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.subscriptions import confirm, consent_context, form_post_allowed, subscribe
+from mailer.subscriptions import CONFIRMABLE, confirm, consent_context, form_post_allowed, subscribe
 from mailer.web import mail_queue, mailer_app
 from mailer.web.forms import SECTION_LABELS, FormInput, read_subscribe
 from mailer.web.security import PageError, client_ip, csrf_token, require_csrf, user_agent
@@ -83,6 +83,13 @@ def _confirmed_already(token: str) -> bool:
         return False
 
 
+def _cannot_confirm(app) -> PageError:
+    """The page for a link whose address may not be (re)activated: bounced or complained."""
+    return PageError(410, "Aanmelden lukt niet met deze link",
+                     "Dit adres kan zich niet met deze link aanmelden. Neem contact op met "
+                     f"de redactie: {app.settings.reply_to}")
+
+
 def _already_confirmed_page():
     """Confirmed already, through an expired link: no preferences link, since an old link
     must not hand out a new one."""
@@ -99,6 +106,8 @@ def confirm_page(token: str):
     if sub.status.value == "active":
         return render_template("confirmed.html", already=True,
                                preferences_url=app.links.preferences_url(sub.id, sub.token_version))
+    if sub.status not in CONFIRMABLE:  # bounced or complained: say so now, not after a click
+        raise _cannot_confirm(app)
     return render_template("confirm.html", csrf=csrf_token())
 
 
@@ -114,8 +123,6 @@ def confirm_post(token: str):
                               client_ip(), user_agent())
     confirmed = confirm(app, sub.id, context)
     if not confirmed and sub.status.value != "active":
-        raise PageError(410, "Aanmelden lukt niet met deze link",
-                        "Dit adres kan zich niet met deze link aanmelden. Neem contact op met "
-                        f"de redactie: {app.settings.reply_to}")
+        raise _cannot_confirm(app)
     return render_template("confirmed.html", already=not confirmed,
                            preferences_url=app.links.preferences_url(sub.id, sub.token_version))
