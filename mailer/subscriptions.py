@@ -268,14 +268,18 @@ def purge_pending(app: App) -> int:
     """Erase subscribers left pending longer than `pending_purge_days`; returns how many.
 
     They never confirmed, so there is no consent to prove and no suppression to keep.
-    Old rate-limit hits go too. The scheduler runs this daily.
+    Old rate-limit hits go too, and so do the confirmation mails the file provider wrote
+    (they hold the address, the name and a confirm link). The scheduler runs this daily.
     """
     now = app.clock.now()
     before = now - timedelta(days=app.settings.pending_purge_days)
     with app.engine.begin() as conn:
         ids = privacy.stale_pending_ids(conn, before)
+        addresses = [subs.subscriber_row(conn, i).email for i in ids]
         for subscriber_id in ids:
             privacy.erase(conn, subscriber_id, now, "purge:pending",
                           suppress_address=False, event="purge")
         ratelimit.forget_hits_before(conn, now - mail_window(app.settings))
+    for address in addresses:
+        erase_copies(app.settings.path(app.settings.outbox_dir), address)
     return len(ids)

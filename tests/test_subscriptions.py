@@ -180,6 +180,20 @@ def test_purge_pending_erases_only_stale_pending(app):
         assert not subs.is_suppressed(conn, "old@example.org")  # never consented: no record
 
 
+def test_purge_pending_deletes_the_confirmation_mails_the_file_provider_wrote(app):
+    stale = subscribe(app, "Old@example.org", "Olga", PREFS, ctx(app)).mail
+    app.subscriber_mail.send(stale)
+    later = app.with_clock(FixedClock(app.clock.now() + timedelta(days=31)))
+    fresh = subscribe(later, "fresh@example.org", "", PREFS, ctx(app)).mail
+    later.subscriber_mail.send(fresh)
+    folder = app.settings.path(app.settings.outbox_dir)
+    assert len(list(folder.glob("issue-0/*.eml"))) == 2
+    assert purge_pending(later) == 1
+    left = [p.read_text() for p in folder.glob("issue-0/*.eml")]
+    assert len(left) == 1 and "fresh@example.org" in left[0]
+    assert not any("old@example.org" in text.lower() for text in left)
+
+
 def test_import_merges_reports_and_refuses_suppressed(app, tmp_path):
     forget(app, "erased@example.org", "admin:test")
     path = tmp_path / "people.csv"
