@@ -156,13 +156,36 @@ def test_forget_erases_personal_data_and_keeps_a_hash(app):
     assert all(e.ip is None and e.user_agent is None for e in events)
 
 
-def _issue(conn):
+def test_forget_leaves_the_address_in_no_delivery_error(app):
+    """Providers name the address in their refusals (Postmark's 406, an SMTP 550), and
+    `mailer issues show` lists those errors: erasure must reach them too."""
+    sid = _active(app, "Dirk@Example.org").id
+    refusals = {"406 You tried to send to a recipient that has been marked as inactive. Found "
+                "inactive addresses: dirk@example.org. Inactive recipients are ones that have "
+                "generated a hard bounce or a spam complaint.",
+                "550 5.1.1 <Dirk@Example.org>: Recipient address rejected: User unknown"}
+    with app.engine.begin() as conn:
+        for number, error in enumerate(sorted(refusals), start=1):
+            conn.execute(outbox.insert().values(
+                issue_id=_issue(conn, number), subscriber_id=sid, email="Dirk@Example.org",
+                segment_key=PREFS.key(), status="failed", attempts=1,
+                message_id=f"<{number}@x>", last_error=error, possible_duplicate=False,
+                created_at=app.clock.now(), updated_at=app.clock.now()))
+    assert forget(app, "dirk@example.org", "admin:test") is True
+    with app.engine.connect() as conn:
+        errors = conn.execute(select(outbox.c.last_error)).scalars().all()
+    assert errors and not any("dirk@example.org" in e.lower() for e in errors)
+    assert all(privacy.erased_address(sid) in e for e in errors)  # the reason stays readable
+
+
+def _issue(conn, number=1):
     from datetime import date, datetime
 
     from mailer.store.tables import issues
     now = datetime(2026, 12, 3, 8, tzinfo=UTC)
     return conn.execute(issues.insert().values(
-        list_id="l", period="2026-W49", number=1, issue_date=date(2026, 12, 3), moment=now,
+        list_id="l", period=f"2026-W{48 + number}", number=number,
+        issue_date=date(2026, 12, 3), moment=now,
         subject="s", preheader="p", status="sent", created_at=now)).inserted_primary_key[0]
 
 

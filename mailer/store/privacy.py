@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import Connection, or_, select, update
@@ -40,6 +41,7 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
         suppress(conn, row.email, "erased", now)
     conn.execute(update(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
                  .values(ip=None, user_agent=None, details={}))
+    _erase_from_errors(conn, subscriber_id, row.email, placeholder)
     conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
                  .values(email=placeholder))
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
@@ -48,6 +50,19 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
         updated_at=now,
     ))
     log_event(conn, row, event, now, ConsentContext(source), {"from": row.status})
+
+
+def _erase_from_errors(conn: Connection, subscriber_id: int, address: str,
+                      placeholder: str) -> None:
+    """Replace the address in the subscriber's delivery errors: providers name it in their
+    refusals (Postmark's 406, an SMTP 550), and `mailer issues show` lists those."""
+    rows = conn.execute(select(outbox.c.id, outbox.c.email, outbox.c.last_error).where(
+        outbox.c.subscriber_id == subscriber_id, outbox.c.last_error.is_not(None))).all()
+    for r in rows:
+        pattern = "|".join(re.escape(a) for a in {address, r.email})
+        cleaned = re.sub(pattern, placeholder, r.last_error, flags=re.IGNORECASE)
+        if cleaned != r.last_error:
+            conn.execute(update(outbox).where(outbox.c.id == r.id).values(last_error=cleaned))
 
 
 def stale_pending_ids(conn: Connection, before: datetime) -> list[int]:
