@@ -260,6 +260,8 @@ def forget(app: App, email: str, source: str) -> bool:
         else:
             privacy.erase(conn, sub.id, now, source)
             known = True
+        for other in privacy.rows_ledgered_for(conn, email):  # e.g. merged by migration 0012
+            privacy.erase(conn, other, now, source, suppress_address=False)
     erase_copies(app.settings.path(app.settings.outbox_dir), email)
     return known
 

@@ -178,6 +178,36 @@ def test_forget_leaves_the_address_in_no_delivery_error(app):
     assert all(privacy.erased_address(sid) in e for e in errors)  # the reason stays readable
 
 
+def test_forget_also_erases_a_row_merged_away_by_migration_0012(app):
+    """Before addresses were matched in any case, one person could be two rows; migration
+    0012 unsubscribed the second under a placeholder address but kept its name, ledger
+    (IPs, user agents) and outbox rows. Erasing the person must reach that row too."""
+    from sqlalchemy import update
+
+    from mailer.store.tables import subscribers
+
+    old = subscribe(app, "Anna@Example.org", "Anna de Vries", PREFS, ctx(app)).mail
+    confirm(app, old.subscriber_id, ctx(app))
+    with app.engine.begin() as conn:
+        conn.execute(outbox.insert().values(
+            issue_id=_issue(conn), subscriber_id=old.subscriber_id, email="Anna@Example.org",
+            segment_key=PREFS.key(), status="sent", attempts=1, message_id="<m@x>",
+            possible_duplicate=False, created_at=app.clock.now(), updated_at=app.clock.now()))
+        conn.execute(update(subscribers).where(subscribers.c.id == old.subscriber_id).values(
+            email=f"merged-{old.subscriber_id}@merged.invalid", status="unsubscribed"))
+        subs.record_consent(conn, old.subscriber_id, "Anna@Example.org", "merged",
+                            app.clock.now(), "migration:0012", details={"into": 99})
+    kept = subscribe(app, "anna@example.org", "Anna", PREFS, ctx(app)).mail.subscriber_id
+    assert forget(app, "anna@example.org", "admin:test") is True
+    with app.engine.connect() as conn:
+        merged = subs.subscriber_row(conn, old.subscriber_id)
+        addresses = conn.execute(select(outbox.c.email)).scalars().all()
+    assert merged.status == "erased" and merged.name == ""
+    assert addresses == [privacy.erased_address(old.subscriber_id)]
+    for sid in (old.subscriber_id, kept):
+        assert all(e.ip is None and e.user_agent is None for e in ledger(app, sid))
+
+
 def _issue(conn, number=1):
     from datetime import date, datetime
 

@@ -65,6 +65,18 @@ def _erase_from_errors(conn: Connection, subscriber_id: int, address: str,
             conn.execute(update(outbox).where(outbox.c.id == r.id).values(last_error=cleaned))
 
 
+def rows_ledgered_for(conn: Connection, address: str) -> list[int]:
+    """Every subscriber row whose consent ledger names an address (by its hash), also rows
+    that no longer carry it: migration 0012 moved duplicates of another letter case to a
+    placeholder address, keeping their name, ledger and outbox rows."""
+    return list(conn.execute(
+        select(consent_events.c.subscriber_id).distinct().where(
+            consent_events.c.email_hash == email_hash(address),
+            consent_events.c.subscriber_id.is_not(None))
+        .order_by(consent_events.c.subscriber_id)
+    ).scalars())
+
+
 def stale_pending_ids(conn: Connection, before: datetime) -> list[int]:
     """Pending subscribers not touched since a moment (never confirmed in time)."""
     return list(conn.execute(
