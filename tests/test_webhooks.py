@@ -178,3 +178,17 @@ def test_an_outbox_id_beyond_the_database_integer_is_ignored(hooked, outbox_id):
     response = client.post("/webhooks/brevo", json=spam, headers=auth)
     assert response.status_code == 200 and response.json["applied"] == 1
     assert status(mailer, "anna@example.org") is SubscriberStatus.COMPLAINED
+
+
+def test_deeply_nested_json_is_refused_not_a_500(hooked):
+    """JSON nested deeper than the parser's recursion limit, from anyone: Mailgun's
+    signature sits in the body, so the body is parsed before anything is verified."""
+    mailer, client = hooked
+    deep = "[" * 100_000
+    refused = client.post("/webhooks/mailgun", data=deep, content_type="application/json")
+    assert refused.status_code == 401
+    auth = {"X-Webhook-Secret": SECRET}
+    unreadable = client.post("/webhooks/postmark", data=deep, headers=auth,
+                             content_type="application/json")
+    assert unreadable.status_code == 400
+    assert status(mailer, "anna@example.org") is SubscriberStatus.ACTIVE

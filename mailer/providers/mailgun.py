@@ -138,7 +138,7 @@ def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> str | No
     try:
         signature = json.loads(request.body)["signature"]
         timestamp, token, given = signature["timestamp"], signature["token"], signature["signature"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # nested past the parser's limit
         return "no Mailgun signature in the body"
     if not secrets.secret:
         return "no webhook secret configured (MAILER_WEBHOOK_SECRET)"

@@ -65,7 +65,7 @@ def receive(provider: str):
         return jsonify(error=problem), status
     try:
         events = module.webhook_events(call)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         return jsonify(error=f"unreadable {provider} webhook: {exc}"), 400
     applied, duplicates = apply_events(app, events)
     return jsonify(received=len(events), applied=applied, duplicates=duplicates)
