@@ -178,6 +178,27 @@ def test_forget_leaves_the_address_in_no_delivery_error(app):
     assert all(privacy.erased_address(sid) in e for e in errors)  # the reason stays readable
 
 
+def test_forget_leaves_the_address_in_no_outbox_column(loaded_app):
+    """The file provider's message id is the path of the .eml, which names the address
+    (lower-cased, odd characters replaced)."""
+    from sqlalchemy import update
+
+    from mailer.sending import send_issue
+    from mailer.store.tables import subscribers
+    from tests.delivery_support import the_issue
+
+    address = "Kees+Nieuws@example.org"
+    with loaded_app.engine.begin() as conn:
+        first = conn.execute(select(subscribers.c.id).order_by(subscribers.c.id)).scalar()
+        conn.execute(update(subscribers).where(subscribers.c.id == first).values(email=address))
+    send_issue(loaded_app, the_issue(loaded_app))
+    forget(loaded_app, address, "admin:test")
+    with loaded_app.engine.connect() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.subscriber_id == first)).one()
+    assert row.status == "sent" and row.provider_message_id
+    assert not any("kees" in str(value).lower() for value in row)
+
+
 def test_forget_also_erases_a_row_merged_away_by_migration_0012(app):
     """Before addresses were matched in any case, one person could be two rows; migration
     0012 unsubscribed the second under a placeholder address but kept its name, ledger

@@ -41,7 +41,7 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
         suppress(conn, row.email, "erased", now)
     conn.execute(update(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
                  .values(ip=None, user_agent=None, details={}))
-    _erase_from_errors(conn, subscriber_id, row.email, placeholder)
+    _erase_from_delivery_records(conn, subscriber_id, row.email, placeholder)
     conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
                  .values(email=placeholder))
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
@@ -52,17 +52,30 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
     log_event(conn, row, event, now, ConsentContext(source), {"from": row.status})
 
 
-def _erase_from_errors(conn: Connection, subscriber_id: int, address: str,
-                      placeholder: str) -> None:
-    """Replace the address in the subscriber's delivery errors: providers name it in their
-    refusals (Postmark's 406, an SMTP 550), and `mailer issues show` lists those."""
-    rows = conn.execute(select(outbox.c.id, outbox.c.email, outbox.c.last_error).where(
-        outbox.c.subscriber_id == subscriber_id, outbox.c.last_error.is_not(None))).all()
+def _erase_from_delivery_records(conn: Connection, subscriber_id: int, address: str,
+                                placeholder: str) -> None:
+    """Replace the address in what providers told about the subscriber's messages: their
+    refusals name it (Postmark's 406, an SMTP 550; `mailer issues show` lists those), and
+    the file provider's message id is the path of the .eml, which names it too."""
+    rows = conn.execute(select(outbox.c.id, outbox.c.email, outbox.c.last_error,
+                               outbox.c.provider_message_id).where(
+        outbox.c.subscriber_id == subscriber_id,
+        or_(outbox.c.last_error.is_not(None), outbox.c.provider_message_id.is_not(None)))).all()
     for r in rows:
-        pattern = "|".join(re.escape(a) for a in {address, r.email})
-        cleaned = re.sub(pattern, placeholder, r.last_error, flags=re.IGNORECASE)
-        if cleaned != r.last_error:
-            conn.execute(update(outbox).where(outbox.c.id == r.id).values(last_error=cleaned))
+        pattern = re.compile("|".join(_spelled(a) for a in {address, r.email}), re.IGNORECASE)
+        cleaned = {column: pattern.sub(placeholder, value)
+                   for column, value in (("last_error", r.last_error),
+                                         ("provider_message_id", r.provider_message_id))
+                   if value and pattern.search(value)}
+        if cleaned:
+            conn.execute(update(outbox).where(outbox.c.id == r.id).values(**cleaned))
+
+
+def _spelled(address: str) -> str:
+    """A pattern for an address as written, or as a file name gives it (characters other
+    than letters, digits and . @ _ - replaced by "_", as `providers.file.safe_name`)."""
+    return "".join(re.escape(c) if re.fullmatch(r"[A-Za-z0-9.@_-]", c)
+                   else f"(?:{re.escape(c)}|_)" for c in address)
 
 
 def rows_ledgered_for(conn: Connection, address: str) -> list[int]:
