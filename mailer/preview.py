@@ -55,7 +55,7 @@ def build_preview(app: App, issue: Issue, preferences: Preferences | None = None
     text = batch.text_template.fill(recipient.values)
     message = mime_for(batch, recipient, app.sender, app.settings.reply_to, app.clock.now())
     findings = lint_message(
-        html, text, preheader=issue.preheader, budget_kb=app.settings.size_budget_kb,
+        html, text, preheader=segment.preheader, budget_kb=app.settings.size_budget_kb,
         unsubscribe_url=recipient.values["unsubscribe_url"],
         preferences_url=recipient.values["preferences_url"],
     )

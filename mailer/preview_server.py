@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -218,5 +218,8 @@ class PreviewServer:
             return Response(body, result.status_code, mimetype="text/html")
         issue, preview = result
         findings = review(build.app, issue, preview, ReviewOptions(spam=False))
-        return Response(preview_page(build.version, segments(build.app), key, issue, findings),
+        # The header shows what this segment's readers see in their inbox.
+        shown = replace(issue, subject=preview.segment.subject,
+                        preheader=preview.segment.preheader)
+        return Response(preview_page(build.version, segments(build.app), key, shown, findings),
                         mimetype="text/html")

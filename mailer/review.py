@@ -32,7 +32,8 @@ def review(app: App, issue: Issue, preview: Preview,
     """All findings for a rendered sample message, errors first."""
     root = parse_html(preview.html)
     findings = list(preview.findings)
-    findings += check_subject_and_preheader(issue.subject, issue.preheader)
+    findings += check_subject_and_preheader(preview.segment.subject,
+                                            preview.segment.preheader)
     findings += check_images(root)
     findings += check_contrast(root)
     findings += check_text_links(root, preview.text)

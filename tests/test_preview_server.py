@@ -90,6 +90,8 @@ def test_segment_switch_renders_each_preference_set(server):
     assert "Agenda" in mail and "Uit het magazine" not in mail
     shown = requests.get(server.url, params={"segment": agenda_only}, timeout=30).text
     assert "selected>Agenda, alle thema" in shown
+    # The header names the subject and preheader this segment's readers get.
+    assert "Uit het magazine" not in shown and "Samenwerking in de keten" not in shown
     unknown = requests.get(server.url + "mail", params={"segment": "s=spam"}, timeout=30)
     assert unknown.status_code == 404
 

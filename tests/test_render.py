@@ -106,3 +106,36 @@ def test_long_headers_stay_literal_and_lose_no_spaces(preview, issue):
                         headers["List-Unsubscribe"])
     assert any(ord(c) > 127 for c in issue.subject)  # the case that folded badly
     assert message_from_bytes(preview.eml, policy=policy.default)["Subject"] == issue.subject
+
+
+def test_derived_subject_and_preheader_name_only_what_the_segment_gets(loaded_app, issue):
+    # One derived subject for the whole issue told an agenda-only reader about an article
+    # they do not get, and a magazine-only reader about "7 activiteiten in de agenda".
+    agenda_only = loaded_app.renderer.render(issue, Preferences(frozenset({"agenda"})))
+    assert all(s.item.title[:30] not in agenda_only.subject for s in issue.magazine)
+    assert issue.events[0].item.title[:30] in agenda_only.subject
+    assert agenda_only.subject.startswith(f"WeerbaarNL nr. {issue.number}: ")
+    magazine_only = loaded_app.renderer.render(issue, Preferences(frozenset({"magazine"})))
+    assert "agenda" not in magazine_only.preheader
+    themed = loaded_app.renderer.render(
+        issue, Preferences(frozenset({"agenda"}), frozenset({"bestuurders"})))
+    events = themed.text.count("Meer informatie:")
+    word = "activiteit" if events == 1 else "activiteiten"
+    assert themed.preheader.endswith(f"{events} {word} in de agenda") and events < 7
+    for segment in (agenda_only, magazine_only, themed):
+        assert segment.preheader in segment.html
+        assert f"<title>{segment.subject}</title>" in segment.html
+    everything = loaded_app.renderer.render(issue, Preferences())
+    assert (everything.subject, everything.preheader) == (issue.subject, issue.preheader)
+    # The editor's lint checks the segment's own preheader, not the issue's.
+    assert build_preview(loaded_app, issue, Preferences(frozenset({"agenda"}))).findings == []
+
+
+def test_an_editors_subject_and_preheader_go_to_every_segment(loaded_app, issue):
+    from dataclasses import replace
+
+    edited = replace(issue, subject="Eigen onderwerp van de redactie",
+                     preheader="Een voorbeeldregel die de redactie zelf schreef voor iedereen")
+    agenda_only = loaded_app.renderer.render(edited, Preferences(frozenset({"agenda"})))
+    assert agenda_only.subject == edited.subject
+    assert agenda_only.preheader == edited.preheader

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +14,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mailer import dutch
+from mailer.compose import derive_preheader, derive_subject
 from mailer.links import Links
 from mailer.models import EVENT_TYPES, Issue, ItemStatus, Preferences, StoredItem
 from mailer.render.personalize import PersonalTemplate, marker
@@ -30,10 +31,11 @@ logging.getLogger("cssutils").setLevel(logging.CRITICAL)
 
 @dataclass(frozen=True)
 class RenderedSegment:
-    """An issue as one segment sees it: subject, HTML and text, with %%markers%% left in."""
+    """An issue as one segment sees it: subject, preheader, HTML and text (%%markers%% left in)."""
 
     segment_key: str
     subject: str
+    preheader: str
     html: str
     text: str
     item_count: int
@@ -72,13 +74,14 @@ class NewsletterRenderer:
     def render(self, issue: Issue, preferences: Preferences) -> RenderedSegment:
         """Render the issue as a subscriber with these preferences receives it."""
         magazine, agenda = select_for(issue, preferences)
+        issue = segment_texts(issue, magazine, agenda, self.settings.list_name)
         context = self.context(issue, magazine, agenda, preferences)
         mjml_source = self.html_env.get_template(HTML_TEMPLATE).render(context)
         html = inline_css(compile_mjml(mjml_source))
         text = self.text_env.get_template(TEXT_TEMPLATE).render(context)
         return RenderedSegment(
             segment_key=preferences.key(), subject=issue.subject, html=html, text=text,
-            item_count=len(magazine) + len(agenda),
+            item_count=len(magazine) + len(agenda), preheader=issue.preheader,
         )
 
     def context(
@@ -151,6 +154,24 @@ def select_for(issue: Issue, preferences: Preferences) -> tuple[list[StoredItem]
     if not any(e.item.status is ItemStatus.ACTIVE for e in agenda) and not magazine:
         agenda = []  # only cancellations left: nothing worth a mail
     return magazine, agenda
+
+
+def segment_texts(issue: Issue, magazine: list[StoredItem], agenda: list[StoredItem],
+                  list_name: str) -> Issue:
+    """The issue with a subject and preheader that name only what this segment gets.
+
+    Derived texts name the lead article and count the agenda of the whole issue, which an
+    agenda-only or one-theme reader does not get; they are derived again from the
+    segment's items. An editor's own subject or preheader (content/issues/) is kept.
+    """
+    if not magazine and not agenda:
+        return issue  # an empty segment is not sent
+    part = replace(issue, magazine=tuple(magazine), events=tuple(agenda))
+    subject = (derive_subject(part, list_name)
+               if issue.subject == derive_subject(issue, list_name) else issue.subject)
+    preheader = (derive_preheader(part)
+                 if issue.preheader == derive_preheader(issue) else issue.preheader)
+    return replace(issue, subject=subject, preheader=preheader)
 
 
 def compile_mjml(source: str) -> str:
