@@ -112,15 +112,27 @@ def derive_subject(issue: Issue, list_name: str) -> str:
 
 def derive_preheader(issue: Issue) -> str:
     """A line naming what else is inside, for the inbox preview."""
-    parts = [s.item.title for s in issue.magazine[1:3]]
+    titles = [s.item.title for s in issue.magazine[1:3]]
     active = [e for e in issue.events if e.item.status is ItemStatus.ACTIVE]
+    tail = []
     if active:
         word = "activiteit" if len(active) == 1 else "activiteiten"
-        parts.append(f"{len(active)} {word} in de agenda")
-    if not parts:
+        tail.append(f"{len(active)} {word} in de agenda")
+    if not titles and not tail:
         return shorten(issue.magazine[0].item.title if issue.magazine else "", PREHEADER_MAX)
-    text = "Ook: " + ", ".join(parts[:-1]) + (" en " if len(parts) > 1 else "") + parts[-1]
-    return shorten(text, PREHEADER_MAX)
+    # Name fewer titles rather than cut the line: a cut loses the agenda count at its end.
+    for kept in range(len(titles), 0, -1):
+        if len(text := _also(titles[:kept] + tail)) <= PREHEADER_MAX:
+            return text
+    if not titles:
+        return _also(tail)
+    room = PREHEADER_MAX - len(_also(["", *tail]))
+    return _also([shorten(titles[0], room), *tail])
+
+
+def _also(parts: list[str]) -> str:
+    """'Ook: a, b en c'."""
+    return "Ook: " + ", ".join(parts[:-1]) + (" en " if len(parts) > 1 else "") + parts[-1]
 
 
 def _first_active(events: tuple[StoredItem, ...]) -> StoredItem | None:

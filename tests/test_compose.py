@@ -106,3 +106,25 @@ def test_editorial_subject_with_other_line_breaks_or_control_characters_is_refus
     loaded_app.settings = with_overrides(loaded_app.settings, content_dir=content)
     with pytest.raises(ComposeError, match=f"subject contains the invisible character U\\+{code}"):
         compose(loaded_app, date(2026, 12, 3))
+
+
+def test_a_derived_preheader_drops_a_title_rather_than_cut_the_agenda_count(loaded_app):
+    from dataclasses import replace
+
+    from mailer.compose import PREHEADER_MAX, derive_preheader
+
+    issue = compose(loaded_app, date(2026, 12, 3))
+    lead, *rest = issue.magazine
+    long_titles = tuple(replace(s, item=replace(s.item, title=s.item.title + " en wat de "
+                                                "praktijk daarvan leert"))
+                        for s in rest)
+    preheader = derive_preheader(replace(issue, magazine=(lead, *long_titles)))
+    # Was "Ook: <title>, <title> en 7 activiteiten in…": the count cut off mid-phrase.
+    assert preheader == f"Ook: {long_titles[0].item.title} en 7 activiteiten in de agenda"
+    very_long = replace(rest[0], item=replace(rest[0].item, title="Lang " * 40))
+    preheader = derive_preheader(replace(issue, magazine=(lead, very_long)))
+    assert len(preheader) <= PREHEADER_MAX
+    assert preheader.startswith("Ook: Lang") and preheader.endswith("… en 7 activiteiten in "
+                                                                    "de agenda")
+    no_agenda = derive_preheader(replace(issue, magazine=(lead, very_long), events=()))
+    assert len(no_agenda) <= PREHEADER_MAX and no_agenda.endswith("Lang…")
