@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -169,8 +170,12 @@ def send_test(app: App, issue: Issue, addresses: list[str],
     from mailer.store.subscribers import normalize_email
 
     segment = app.renderer.render(issue, preferences or Preferences())
+    # A Message-ID of its own per proof: Gmail drops a message whose id the mailbox
+    # already holds, so a fixed one hid every proof after an editor's first.
+    proof = secrets.token_hex(8)
     recipients = tuple(
-        replace(sample_recipient(app), email=normalize_email(address), outbox_id=i)
+        replace(sample_recipient(app), email=normalize_email(address), outbox_id=i,
+                message_id=f"<weerbaarnl.proof.{issue.number}.{proof}.{i}@{app.message_domain}>")
         for i, address in enumerate(addresses)
     )
     batch = Batch(issue_id=issue.id or 0, segment_key=segment.segment_key,

@@ -142,6 +142,22 @@ def test_a_test_send_goes_only_to_the_given_addresses_and_is_not_the_issue_send(
     assert message["Subject"].startswith("[TEST] WeerbaarNL nr. 1")
 
 
+def test_every_test_send_has_a_message_id_of_its_own(loaded_app):
+    # Gmail drops a message whose Message-ID the mailbox already holds: with one fixed id
+    # for every proof, an editor saw only the first proof ever sent to them.
+    from mailer.sending import send_test
+
+    issue = the_issue(loaded_app)
+    outbox = loaded_app.settings.path(loaded_app.settings.outbox_dir)
+    ids = []
+    for _ in range(2):
+        send_test(loaded_app, issue, ["redactie@example.org", "eindredactie@example.org"])
+        ids += [message_from_bytes(f.read_bytes(), policy=policy.default)["Message-ID"]
+                for f in sorted(outbox.rglob("*.eml"))]
+    assert len(ids) == 4 and len(set(ids)) == 4
+    assert all(i.startswith("<") and i.endswith("@platformjep.example.nl>") for i in ids)
+
+
 def test_a_claim_and_its_outcomes_cover_every_row_of_a_large_batch(loaded_app):
     # The id list of a batch travels as one parameter (an array on PostgreSQL, JSON text
     # for json_each on SQLite): every row of a batch far beyond SQLite's old 999-parameter
