@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import nh3
 
@@ -41,24 +42,35 @@ class _TextCollector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self.links: list[str] = []
+        self.links: list[tuple[str, int]] = []  # (href, where the link's text starts)
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in self.BLOCK:
             self.parts.append("\n")
         if tag == "a":
-            self.links.append(dict(attrs).get("href") or "")
+            self.links.append((dict(attrs).get("href") or "", len(self.parts)))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self.links:
-            href = self.links.pop()
-            if href and href.startswith(("http://", "https://")):
-                self.parts.append(f" ({href})")
+            href, start = self.links.pop()
+            target = _link_target(href)
+            shown = target != href and target in "".join(self.parts[start:])
+            if target and not shown:
+                self.parts.append(f" ({target})")
         if tag in self.BLOCK:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
+
+
+def _link_target(href: str) -> str:
+    """What the text part writes out for a link: its URL, or a mail link's address."""
+    if href.startswith(("http://", "https://")):
+        return href
+    if href.lower().startswith("mailto:"):
+        return unquote(href[len("mailto:"):].split("?", 1)[0])
+    return ""
 
 
 def html_to_text(fragment: str) -> str:

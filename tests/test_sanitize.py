@@ -5,7 +5,13 @@ import html
 import nh3
 import pytest
 
-from mailer.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, sanitize_html
+from mailer.sanitize import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_TAGS,
+    URL_SCHEMES,
+    html_to_text,
+    sanitize_html,
+)
 from mailer.sources.feed import parse_feed
 from mailer.sources.http import Document
 from mailer.sources.remote import plain_text
@@ -63,3 +69,13 @@ def test_plain_text_cleaner_equals_nh3_clean_without_tags(fragments):
 
 def plain_text_reference(fragment: str) -> str:
     return " ".join(html.unescape(nh3.clean(fragment, tags=set())).split())
+
+
+def test_plain_text_writes_out_the_address_of_a_mail_link():
+    # The text part said only "bij het secretariaat": its reader had no address, and lint
+    # reported the mailto link as missing from the plain-text part.
+    text = html_to_text('<p>Meld je aan bij <a href="mailto:aanmelden@platformjep.example.nl'
+                        '?subject=Training">het secretariaat</a>.</p>')
+    assert text == "Meld je aan bij het secretariaat (aanmelden@platformjep.example.nl)."
+    same = html_to_text('<p>Mail <a href="mailto:ess@example.nl">ess@example.nl</a></p>')
+    assert same == "Mail ess@example.nl"
