@@ -54,8 +54,7 @@ class _TextCollector(HTMLParser):
         if tag == "a" and self.links:
             href, start = self.links.pop()
             target = _link_target(href)
-            shown = target != href and target in "".join(self.parts[start:])
-            if target and not shown:
+            if target and target not in "".join(self.parts[start:]):  # not twice
                 self.parts.append(f" ({target})")
         if tag in self.BLOCK:
             self.parts.append("\n")

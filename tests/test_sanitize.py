@@ -79,3 +79,11 @@ def test_plain_text_writes_out_the_address_of_a_mail_link():
     assert text == "Meld je aan bij het secretariaat (aanmelden@platformjep.example.nl)."
     same = html_to_text('<p>Mail <a href="mailto:ess@example.nl">ess@example.nl</a></p>')
     assert same == "Mail ess@example.nl"
+
+
+def test_plain_text_writes_a_link_shown_as_its_url_once():
+    text = html_to_text('<p>Zie <a href="https://www.platformjep.example.nl/agenda">'
+                        'https://www.platformjep.example.nl/agenda</a> voor meer.</p>')
+    assert text == "Zie https://www.platformjep.example.nl/agenda voor meer."
+    named = html_to_text('<p><a href="https://www.platformjep.example.nl/agenda">agenda</a></p>')
+    assert named == "agenda (https://www.platformjep.example.nl/agenda)"
