@@ -43,10 +43,17 @@ class _TextCollector(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.links: list[tuple[str, int]] = []  # (href, where the link's text starts)
+        self.lists: list[int] = []  # per open list: 0 for bullets, else the next number
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in self.BLOCK:
             self.parts.append("\n")
+        if tag in ("ul", "ol"):
+            self.lists.append(1 if tag == "ol" else 0)
+        elif tag == "li" and self.lists:
+            number = self.lists[-1]
+            self.parts.append(f"{number}. " if number else "- ")
+            self.lists[-1] = number + 1 if number else 0
         if tag == "a":
             self.links.append((dict(attrs).get("href") or "", len(self.parts)))
 
@@ -56,6 +63,8 @@ class _TextCollector(HTMLParser):
             target = _link_target(href)
             if target and target not in "".join(self.parts[start:]):  # not twice
                 self.parts.append(f" ({target})")
+        if tag in ("ul", "ol") and self.lists:
+            self.lists.pop()
         if tag in self.BLOCK:
             self.parts.append("\n")
 

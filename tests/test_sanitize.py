@@ -87,3 +87,10 @@ def test_plain_text_writes_a_link_shown_as_its_url_once():
     assert text == "Zie https://www.platformjep.example.nl/agenda voor meer."
     named = html_to_text('<p><a href="https://www.platformjep.example.nl/agenda">agenda</a></p>')
     assert named == "agenda (https://www.platformjep.example.nl/agenda)"
+
+
+def test_plain_text_keeps_list_bullets_and_numbers():
+    # Without them the steps of a list read as loose paragraphs in the text part.
+    text = html_to_text("<p>Tips:</p><ul><li>Luister</li><li>Vraag door</li></ul>"
+                        "<ol><li>Bespreek</li><li>Meld</li></ol>")
+    assert text == "Tips:\n\n- Luister\n\n- Vraag door\n\n1. Bespreek\n\n2. Meld"
