@@ -139,3 +139,12 @@ def test_an_editors_subject_and_preheader_go_to_every_segment(loaded_app, issue)
     agenda_only = loaded_app.renderer.render(edited, Preferences(frozenset({"agenda"})))
     assert agenda_only.subject == edited.subject
     assert agenda_only.preheader == edited.preheader
+
+
+def test_text_part_names_an_event_type_once(preview):
+    # "Training: Training Signalen herkennen en duiden": the type label was put before
+    # titles that already start with it.
+    lines = preview.text.splitlines()
+    assert "Training Signalen herkennen en duiden – Utrecht" in lines
+    assert not [line for line in lines if re.match(r"(\w+): \1\b", line, re.I)]
+    assert "Bijeenkomst: Kennisdag Weerbare jongeren, weerbare professionals – Utrecht" in lines
