@@ -118,8 +118,6 @@ def test_dutch_feed_with_emoji_and_crlf(httpserver):
 
 
 def test_images_from_media_content_thumbnails_and_first_img(httpserver):
-    items, _ = fetch(httpserver, corpus("feeds/github-commits.atom"), "application/atom+xml")
-    assert items[0].image_url.startswith("https://avatars.githubusercontent.com/")
     items, _ = fetch(httpserver, corpus("feeds/medium-content-encoded.rss.xml"))
     assert items[0].image_url.startswith("https://cdn-images-1.medium.com/")
     extra = ('<media:content url="https://cdn.example.nl/small.jpg" medium="image" width="140"/>'
@@ -137,6 +135,30 @@ def test_images_from_media_content_thumbnails_and_first_img(httpserver):
     items, _ = fetch(httpserver, body.encode())
     assert items[0].image_url == "https://cdn.example.nl/echt.jpg"  # never a tracking pixel
     assert items[0].image_alt == "Geen pixel"  # alt="" on a content image: use the title
+
+
+def test_avatars_share_buttons_and_smileys_are_no_article_image(httpserver):
+    # FeedBurner appends share buttons (/~f/, /~ff/) and a click pixel (/~r/) to every entry.
+    items, _ = fetch(httpserver, corpus("feeds/broken-typepad-leading-newline.atom"),
+                     "application/atom+xml")
+    assert len(items) == 5 and all(i.image_url is None for i in items)
+    # GitHub gives each commit its author's 30 px avatar as media:thumbnail.
+    items, _ = fetch(httpserver, corpus("feeds/github-commits.atom"), "application/atom+xml")
+    assert items and all(i.image_url is None for i in items)
+    # WordPress.com lists the author's Gravatar as the first media:content of every post.
+    extra = ('<media:content url="https://1.gravatar.com/avatar/a795?s=96&amp;d=identicon" '
+             'medium="image"/><media:content url="https://cdn.example.nl/grafiek.jpeg?w=640" '
+             'medium="image"/>')
+    items, _ = fetch(httpserver, rss("Met grafiek", extra=extra).encode())
+    assert items[0].image_url == "https://cdn.example.nl/grafiek.jpeg?w=640"
+    decorations = ('<p><img src="https://s.w.org/images/core/emoji/2.2.1/72x72/1f62c.png" '
+                   'alt="x" class="wp-smiley"><img src="https://example.nl/i/twitter_icon.png">'
+                   '<img src="https://secure.example.nl/avatar/jan.jpg" class="avatar avatar-96">'
+                   '<img src="https://cdn.example.nl/foto.jpg" alt="De zaal"></p>')
+    body = rss("Foto").replace("<p>Over Foto</p>", decorations)
+    items, _ = fetch(httpserver, body.encode())
+    assert (items[0].image_url, items[0].image_alt) == ("https://cdn.example.nl/foto.jpg",
+                                                        "De zaal")
 
 
 def test_summaries_are_sanitised_and_shortened(httpserver):

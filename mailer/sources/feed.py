@@ -28,10 +28,21 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9,
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
 CLOSING_ROOT = re.compile(rb"</(?:rss|feed|(?:\w+:)?RDF)\s*>")
 IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-ATTR = re.compile(r"""\b(src|alt|width|height)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+ATTR = re.compile(r"""\b(src|alt|width|height|class)\s*=\s*(?:"([^"]*)"|'([^']*)')""",
+                  re.IGNORECASE)
 FEED_LINK = re.compile(
     r"""<link\b[^>]*type=["']application/(?:rss|atom)\+xml["'][^>]*>""", re.IGNORECASE)
 IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
+# Images feeds carry that are no picture of the article: author avatars (Gravatar, GitHub,
+# WordPress), FeedBurner share buttons and click pixels (/~f/, /~ff/, /~r/), WordPress.com
+# share buttons, stats pixels and smileys, and icons.
+DECORATION_URL = re.compile(
+    r"^https?://(?:[^/]*\bgravatar\.com/|avatars?\d*\.|[^/]*\.wp\.com/(?:b\.gif|wp-content/mu-"
+    r"plugins/wpcom-smileys/)|pixel\.wp\.com/|stats\.wordpress\.com/|feeds\.wordpress\.com/|"
+    r"s\.w\.org/images/core/emoji/)"
+    r"|/~(?:f|ff|r|a|at)/|/avatars?/|[/_.-]icons?[_.-][^/]*$",
+    re.IGNORECASE)
+DECORATION_CLASS = re.compile(r"\b(?:avatar|wp-smiley|emoji)\b", re.IGNORECASE)
 HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
@@ -161,6 +172,13 @@ def _is_pixel(attrs: dict[str, str]) -> bool:
     return any(s.isdigit() and int(s) <= 2 for s in sizes)
 
 
+def _is_decoration(url: str, attrs: dict[str, str] | None = None) -> bool:
+    """An avatar, share button, smiley, icon or tracking pixel: never the article's picture."""
+    attrs = attrs or {}
+    return (_is_pixel(attrs) or DECORATION_URL.search(url) is not None
+            or DECORATION_CLASS.search(attrs.get("class", "")) is not None)
+
+
 def _is_image(media: Any) -> bool:
     """media:content says image by medium or type; with neither, trust the file name."""
     medium, kind = media.get("medium"), str(media.get("type", ""))
@@ -175,14 +193,17 @@ def _image(entry: Any, base: str, body: str) -> tuple[str | None, str | None]:
     for enclosure in entry.get("enclosures", []):
         if str(enclosure.get("type", "")).startswith("image/") and enclosure.get("href"):
             candidates.append((enclosure["href"], None))
-    media = [m for m in entry.get("media_content", []) if m.get("url") and _is_image(m)]
+    media = [m for m in entry.get("media_content", [])
+             if m.get("url") and _is_image(m) and not _is_decoration(m["url"], m)]
     media.sort(key=lambda m: -int(m["width"]) if str(m.get("width", "")).isdigit() else 0)
     candidates += [(m["url"], None) for m in media]
-    candidates += [(t["url"], None) for t in entry.get("media_thumbnail", []) if t.get("url")]
-    for tag in IMG.findall(body)[:5]:
+    candidates += [(t["url"], None) for t in entry.get("media_thumbnail", [])
+                   if t.get("url") and not _is_decoration(t["url"], t)]
+    for tag in IMG.findall(body)[:10]:
         attrs = {m.group(1).lower(): m.group(2) or m.group(3) or "" for m in ATTR.finditer(tag)}
-        if attrs.get("src") and not _is_pixel(attrs):
-            candidates.append((html.unescape(attrs["src"]), html.unescape(attrs.get("alt", ""))))
+        src = html.unescape(attrs.get("src", ""))
+        if src and not _is_decoration(src, attrs):
+            candidates.append((src, html.unescape(attrs.get("alt", ""))))
             break
     for url, alt in candidates:
         absolute = resolve(base, url)
