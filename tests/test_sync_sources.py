@@ -364,3 +364,24 @@ def test_cli_check_lists_problems_and_exits_1(tmp_path, sqlite_url, httpserver):
     assert result.exit_code == 1
     assert "blog: 1 items; syncing now would add 1" in result.stdout
     assert "problem: blog: entry z: entry has no http(s) link; skipped" in result.stdout
+
+
+def test_an_article_a_feed_lists_twice_shows_once_in_the_issue(tmp_path, httpserver, make_app):
+    from mailer.compose import compose_issue
+
+    # Two entries (other guids) for one article, e.g. listed under two categories; the
+    # tracking parameters differ, the article does not. A third entry shares only the link.
+    body = rss(("a", "Artikel", "01 Dec 2026"), ("b", "Ander", "30 Nov 2026")).replace(
+        b"</channel>",
+        b"<item><guid>a-dubbel</guid><title>Artikel</title>"
+        b"<link>https://www.platformjep.example.nl/a?utm_source=mail</link>"
+        b"<pubDate>01 Dec 2026 10:00:00 +0000</pubDate></item>"
+        b"<item><guid>c</guid><title>Derde</title>"
+        b"<link>https://www.platformjep.example.nl/a</link>"
+        b"<pubDate>29 Nov 2026 10:00:00 +0000</pubDate></item></channel>")
+    httpserver.expect_request("/feed").respond_with_data(body)
+    app = make_app(write_sources(tmp_path, httpserver, feed_block("blog", "/feed")))
+    assert sync_all(app)["blog"].ok
+    with app.engine.connect() as conn:
+        issue = compose_issue(conn, app.settings, NOW)
+    assert [s.item.title for s in issue.magazine] == ["Artikel", "Ander", "Derde"]

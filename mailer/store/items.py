@@ -211,7 +211,8 @@ def magazine_candidates(
 ) -> list[StoredItem]:
     """Active magazine items published in (since, until] and in no other issue.
 
-    An item without a publication date counts from when we first saw it.
+    An item without a publication date counts from when we first saw it. A feed may list
+    one article twice under other ids; an issue shows a title and link only once.
     """
     from mailer.store.tables import issue_items
 
@@ -226,7 +227,13 @@ def magazine_candidates(
         .where(items.c.id.not_in(other_issues))
         .order_by(published.desc(), items.c.id)
     )
-    return [stored_item(r) for r in conn.execute(query)]
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for row in conn.execute(query):
+        if (row.canonical_url, row.title) not in seen:
+            seen.add((row.canonical_url, row.title))
+            found.append(stored_item(row))
+    return found
 
 
 def upcoming_events(conn: Connection, start: datetime, end: datetime) -> list[StoredItem]:
