@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import StatementError
 
 from mailer.clock import Clock
 from mailer.errors import ContentError, MailerError
@@ -60,8 +61,12 @@ def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> Sour
                            fingerprint)
     except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
         report.error = describe(exc)
+        # A database error's text holds the statement and its parameters: debug log only.
         log.warning("source %s failed: %s", name, report.error,
-                    exc_info=not isinstance(exc, MailerError | OSError | ValueError))
+                    exc_info=not isinstance(exc, MailerError | OSError | ValueError
+                                            | StatementError))
+        if isinstance(exc, StatementError):
+            log.debug("source %s failed in the database", name, exc_info=True)
         with engine.begin() as conn:
             record_failure(conn, name, clock.now(), report.error)
         return report
@@ -120,4 +125,7 @@ def describe(exc: BaseException) -> str:
     """One line saying why a source failed."""
     if isinstance(exc, ContentError | FetchError):
         return str(exc)
+    if isinstance(exc, StatementError):  # not the SQL, its parameters or a failing row
+        reason = str(exc.orig).strip() if exc.orig is not None else ""
+        return f"database error: {reason.splitlines()[0] if reason else type(exc).__name__}"
     return f"{type(exc).__name__}: {exc}"

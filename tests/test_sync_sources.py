@@ -385,3 +385,35 @@ def test_an_article_a_feed_lists_twice_shows_once_in_the_issue(tmp_path, httpser
     with app.engine.connect() as conn:
         issue = compose_issue(conn, app.settings, NOW)
     assert [s.item.title for s in issue.magazine] == ["Artikel", "Ander", "Derde"]
+
+
+def test_a_database_failure_is_reported_in_one_line_without_sql(db_url, tmp_path, caplog):
+    import logging
+
+    from mailer.models import Item, ItemKind
+    from mailer.store.db import make_engine
+
+    class Untitled:
+        """A source whose item the database refuses (NOT NULL title)."""
+
+        kind = "test"
+
+        def fetch(self):
+            return [Item(source="s", source_id="x" * 40, kind=ItemKind.MAGAZINE, title=None,
+                         url="https://x.nl/geheim-pad", summary="geheime samenvatting")]
+
+    engine = make_engine(db_url)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="mailer.sync"):
+            report = sync_source(engine, "s", Untitled(), FixedClock(NOW))
+        with engine.connect() as conn:
+            stored = conn.execute(select(source_state.c.last_error)).scalar_one()
+    finally:
+        engine.dispose()
+    assert not report.ok
+    assert report.error.startswith("database error: ")
+    assert "title" in report.error and "\n" not in report.error
+    for text in (report.error, stored):
+        assert "INSERT" not in text and "geheim" not in text and "xxxx" not in text
+    assert stored == report.error
+    assert "INSERT INTO items" in caplog.text  # the statement is in the debug log
