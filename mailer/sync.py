@@ -20,7 +20,8 @@ from mailer.store.items import UpsertCounts, upsert_items
 from mailer.store.source_state import load_validators, record_failure, record_success
 
 log = logging.getLogger(__name__)
-PARSING_VERSION = 1  # raise when a change in the sources' parsing should re-read everything
+# 2: shortened summaries keep punctuation next to words; avatars/share buttons no image
+PARSING_VERSION = 2  # raise when a change in the sources' parsing should re-read everything
 
 
 @dataclass

@@ -103,6 +103,25 @@ def test_a_changed_configuration_ignores_old_validators(tmp_path, httpserver, ma
     assert ledger(app)["a"].item.topics == ("onderwijs",)
 
 
+def test_validators_from_older_parsing_rules_are_not_used(tmp_path, httpserver, make_app,
+                                                        monkeypatch):
+    # Version 1 shortened summaries with spaces around inline tags ('rapport , of') and
+    # took avatars as article images; a 304 must not keep what it stored.
+    import mailer.sync
+
+    httpserver.expect_ordered_request("/feed").respond_with_data(
+        rss(("a", "Eerste", "01 Dec 2026")), headers={"ETag": '"v1"'})
+    httpserver.expect_ordered_request("/feed").respond_with_data(
+        rss(("a", "Eerste", "01 Dec 2026")), headers={"ETag": '"v1"'})
+    sources = write_sources(tmp_path, httpserver, feed_block("blog", "/feed"))
+    with monkeypatch.context() as old_release:
+        old_release.setattr(mailer.sync, "PARSING_VERSION", 1)
+        sync_all(make_app(sources))
+    report = sync_all(make_app(sources))["blog"]
+    assert report.ok and not report.not_modified
+    assert "If-None-Match" not in httpserver.log[1][0].headers
+
+
 def test_one_broken_source_fails_alone_and_commits_nothing(tmp_path, httpserver, make_app):
     httpserver.expect_request("/feed").respond_with_data(rss(("a", "Artikel", "01 Dec 2026")))
     pages = {"1": json.dumps([{"id": 1, "link": "https://x.nl/1", "title": {"rendered": "Een"},
