@@ -61,3 +61,17 @@ def test_summary_html_is_sanitised(tmp_path):
     summary = items[0].summary
     assert "<script" not in summary and "javascript:" not in summary
     assert "<strong>vet</strong>" in summary
+
+
+def write(folder: Path, name: str, data: bytes) -> None:
+    (folder / "magazine").mkdir(exist_ok=True)
+    (folder / "magazine" / name).write_bytes(data)
+
+
+def test_a_file_that_is_not_utf8_is_named_as_such(tmp_path):
+    write(tmp_path, "latin1.md", "---\ntitle: Café\nurl: https://x.nl/a\npublished: 2026-11-20\n"
+                                 "---\nReünie\n".encode("latin-1"))
+    items, problems = fetch(tmp_path)
+    assert items == []
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'magazine' / 'latin1.md'}: not UTF-8 text; save the file as UTF-8"]

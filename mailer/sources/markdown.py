@@ -54,10 +54,10 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
         line = f" (line {mark.line + 1})" if mark else ""
         problem = f"front matter is not valid YAML{line}: {_first_line(exc)}"
         raise ContentError(where, problem) from None
+    except UnicodeDecodeError:  # before ValueError, which it is a kind of
+        raise ContentError(where, "not UTF-8 text; save the file as UTF-8") from None
     except ValueError as exc:
         raise ContentError(where, f"invalid date in front matter: {exc}") from None
-    except UnicodeDecodeError:
-        raise ContentError(where, "not UTF-8 text") from None
     meta = post.metadata
     title = _required_text(meta, "title", where)
     url = _required_text(meta, "url", where)
