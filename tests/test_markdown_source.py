@@ -75,3 +75,10 @@ def test_a_file_that_is_not_utf8_is_named_as_such(tmp_path):
     assert items == []
     assert [str(p) for p in problems] == [
         f"{tmp_path / 'magazine' / 'latin1.md'}: not UTF-8 text; save the file as UTF-8"]
+
+
+def test_a_single_topic_written_as_text_is_one_topic(tmp_path):
+    write(tmp_path, "een.md", b"---\ntitle: T\nurl: https://x.nl/a\npublished: 2026-11-20\n"
+                              b"topics: onderwijs\n---\nx\n")
+    items, problems = fetch(tmp_path)
+    assert problems == [] and items[0].topics == ("onderwijs",)

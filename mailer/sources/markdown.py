@@ -76,7 +76,7 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
         summary=summary,
         image_url=str(image) if image else None,
         image_alt=str(meta["image_alt"]) if image else None,
-        topics=tuple(str(t) for t in meta.get("topics") or ()),
+        topics=_topics(meta.get("topics")),
     )
     if kind is ItemKind.MAGAZINE:
         return Item(**common, published_at=_instant(meta, "published", where))
@@ -104,6 +104,13 @@ def _event_fields(meta: dict, where: str) -> dict[str, Any]:
         online=bool(meta.get("online")),
         event_type=event_type,
     )
+
+
+def _topics(value: Any) -> tuple[str, ...]:
+    """A list of topics, or one written as plain text (not one topic per letter)."""
+    if not value:
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(t) for t in value)
 
 
 def _required_text(meta: dict, key: str, where: str) -> str:
