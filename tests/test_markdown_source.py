@@ -82,3 +82,18 @@ def test_a_single_topic_written_as_text_is_one_topic(tmp_path):
                               b"topics: onderwijs\n---\nx\n")
     items, problems = fetch(tmp_path)
     assert problems == [] and items[0].topics == ("onderwijs",)
+
+
+def test_a_date_that_is_a_number_or_out_of_range_is_a_problem_of_that_file(tmp_path):
+    for name, value in (("getal", b"20261120"), ("jaar-1", b"0001-01-01"), ("ja", b"true")):
+        write(tmp_path, f"{name}.md", b"---\ntitle: T\nurl: https://x.nl/a\npublished: "
+                                      + value + b"\n---\nx\n")
+    write(tmp_path, "goed.md", b"---\ntitle: T\nurl: https://x.nl/a\npublished: 2026-11-20\n"
+                               b"---\nx\n")
+    items, problems = fetch(tmp_path)
+    assert [i.source_id for i in items] == ["magazine-goed"]
+    assert sorted(str(p).split("/")[-1] for p in problems) == [
+        "getal.md: published: not a date or ISO 8601 time: 20261120",
+        "ja.md: published: not a date or ISO 8601 time: True",
+        "jaar-1.md: published: date out of range: 0001-01-01",
+    ]

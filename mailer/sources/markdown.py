@@ -134,13 +134,18 @@ def _instant(
             value = datetime.fromisoformat(value)
         except ValueError:
             raise ContentError(where, f"{key}: not a date or ISO 8601 time: {value!r}") from None
-    if isinstance(value, date) and not isinstance(value, datetime):
+    if not isinstance(value, date):  # YAML read a number, yes/no, a list, ...
+        raise ContentError(where, f"{key}: not a date or ISO 8601 time: {value!r}")
+    if not isinstance(value, datetime):
         value = datetime.combine(value, time(0, 0))
     elif all_day:
         raise ContentError(where, f"{key}: an all-day event takes a date, not a time")
     if value.tzinfo is None:
         value = value.replace(tzinfo=AMSTERDAM)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's end by the offset
+        raise ContentError(where, f"{key}: date out of range: {meta[key]}") from None
 
 
 def _first_line(exc: Exception) -> str:
