@@ -97,3 +97,11 @@ def test_a_date_that_is_a_number_or_out_of_range_is_a_problem_of_that_file(tmp_p
         "ja.md: published: not a date or ISO 8601 time: True",
         "jaar-1.md: published: date out of range: 0001-01-01",
     ]
+
+
+def test_a_file_saved_with_a_byte_order_mark_keeps_its_front_matter(tmp_path):
+    # Windows Notepad (before 2019) saves UTF-8 with a BOM.
+    write(tmp_path, "bom.md", "\ufeff---\ntitle: Café\nurl: https://x.nl/a\n"
+                              "published: 2026-11-20\n---\nx\n".encode())
+    items, problems = fetch(tmp_path)
+    assert problems == [] and items[0].title == "Café"

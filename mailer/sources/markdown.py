@@ -48,7 +48,8 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
     """Parse one Markdown file into an Item, or raise ContentError naming file and problem."""
     where = str(path)
     try:
-        post = frontmatter.load(path)
+        # utf-8-sig: a byte order mark would hide the opening '---' of the front matter.
+        post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark else ""
