@@ -93,7 +93,8 @@ def read_editorial(content_dir: Path, issue_date: date) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        post = frontmatter.load(path)
+        # utf-8-sig: a byte order mark would hide the front matter and put it in the intro.
+        post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
     except (yaml.YAMLError, ValueError) as exc:
         raise ContentError(str(path), f"front matter is not valid: {exc}") from None
     result = {k: str(post.metadata[k]) for k in ("subject", "preheader") if post.metadata.get(k)}

@@ -128,3 +128,13 @@ def test_a_derived_preheader_drops_a_title_rather_than_cut_the_agenda_count(load
                                                                     "de agenda")
     no_agenda = derive_preheader(replace(issue, magazine=(lead, very_long), events=()))
     assert len(no_agenda) <= PREHEADER_MAX and no_agenda.endswith("Lang…")
+
+
+def test_an_editorial_file_with_a_byte_order_mark_keeps_its_front_matter(tmp_path):
+    from mailer.compose import read_editorial
+
+    (tmp_path / "issues").mkdir()
+    (tmp_path / "issues" / "2026-12-03.md").write_text(
+        "\ufeff---\nsubject: Speciale editie\n---\nHallo lezers\n", encoding="utf-8")
+    assert read_editorial(tmp_path, date(2026, 12, 3)) == {
+        "subject": "Speciale editie", "intro": "<p>Hallo lezers</p>"}
