@@ -20,7 +20,7 @@ from mailer.store.items import UpsertCounts, upsert_items
 from mailer.store.source_state import load_validators, record_failure, record_success
 
 log = logging.getLogger(__name__)
-# 2: shortened summaries keep punctuation next to words; avatars/share buttons no image
+# 2: summaries keep words apart and punctuation next to them; avatars/share buttons no image
 PARSING_VERSION = 2  # raise when a change in the sources' parsing should re-read everything
 
 

@@ -1,5 +1,6 @@
 """Feeds (RSS 0.9x/1.0/2.0, Atom) served by a real local HTTP server."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -183,6 +184,19 @@ def test_a_shortened_summary_keeps_words_and_punctuation_together(httpserver):
                      summary_chars=120)
     assert items[0].summary.startswith(
         "<p>Lees het rapport, of de JEP-training. Tweede alinea. een twee woord woord")
+
+
+def test_headings_and_other_dropped_blocks_still_separate_words(httpserver):
+    # Sanitising drops h3, div, figcaption, td, ... but keeps their text: Medium's summaries
+    # read "Ingredients in the KitchenHEY, YOU!".
+    body = ("<h3>Ingredients in the Kitchen</h3><div>HEY, YOU!</div><figure><figcaption>Foto"
+            "</figcaption></figure><table><tr><td>een</td><td>twee</td></tr></table>")
+    feed = rss("x").replace("<p>Over x</p>", body).encode()
+    items, _ = fetch(httpserver, feed, summary_chars=0)
+    text = " ".join(re.sub(r"<[^>]*>", " ", items[0].summary).split())
+    assert text == "Ingredients in the Kitchen HEY, YOU! Foto een twee"
+    items, _ = fetch(httpserver, feed, summary_chars=33)
+    assert items[0].summary == "<p>Ingredients in the Kitchen HEY…</p>"
 
 
 def test_topics_are_mapped_from_categories(httpserver):

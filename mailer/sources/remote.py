@@ -23,6 +23,12 @@ ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE
 TAG = re.compile(r"<[^>]*>")
 # The block tags sanitize_html keeps; they separate words, inline tags (a, em, ...) do not.
 BLOCK_TAG = re.compile(r"</?(?:p|br|ul|ol|li)\b[^>]*>")
+# Block tags sanitize_html drops while keeping their text: without a space at their place
+# "<h3>Kop</h3><div>Tekst" would read "KopTekst".
+DROPPED_BLOCK = re.compile(
+    r"</?(?:div|h[1-6]|blockquote|pre|hr|figure|figcaption|table|caption|thead|tbody|tfoot|"
+    r"tr|td|th|dl|dt|dd|section|article|header|footer|aside|nav|main|address)\b[^>]*>",
+    re.IGNORECASE)
 ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
 # A root-relative path that urljoin would only append to the base's scheme and host: no
@@ -130,6 +136,8 @@ def plain_text(fragment: str) -> str:
 
 def summarize(fragment: str, max_chars: int, base: str) -> str:
     """Sanitised summary HTML with absolute links, cut to max_chars of text when longer."""
+    if "<" in fragment:
+        fragment = DROPPED_BLOCK.sub(r" \g<0> ", fragment)
     cleaned = sanitize_html(fragment) if fragment else ""
     text = " ".join(html.unescape(TAG.sub("", BLOCK_TAG.sub(" ", cleaned))).split())
     if max_chars and len(text) > max_chars:
