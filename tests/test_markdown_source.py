@@ -105,3 +105,18 @@ def test_a_file_saved_with_a_byte_order_mark_keeps_its_front_matter(tmp_path):
                               "published: 2026-11-20\n---\nx\n".encode())
     items, problems = fetch(tmp_path)
     assert problems == [] and items[0].title == "Café"
+
+
+def test_yes_no_fields_take_true_or_false_only(tmp_path):
+    (tmp_path / "events").mkdir()
+    event = "---\ntitle: T\nurl: https://x.nl/a\nstarts: 2026-12-20T10:00\n{}\n---\nx\n"
+    (tmp_path / "events" / "fysiek.md").write_text(event.format("online: false"))
+    (tmp_path / "events" / "nee.md").write_text(event.format("online: nee"))
+    (tmp_path / "events" / "tekst.md").write_text(event.format('all_day: "false"'))
+    items, problems = fetch(tmp_path)
+    assert [(i.source_id, i.online, i.all_day) for i in items] == [
+        ("event-fysiek", False, False)]
+    assert sorted(str(p).split("/")[-1] for p in problems) == [
+        "nee.md: online must be true or false, got 'nee'",
+        "tekst.md: all_day must be true or false, got 'false'",
+    ]

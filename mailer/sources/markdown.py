@@ -85,7 +85,7 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
 
 
 def _event_fields(meta: dict, where: str) -> dict[str, Any]:
-    all_day = bool(meta.get("all_day"))
+    all_day = _flag(meta, "all_day", where)
     starts = _instant(meta, "starts", where, all_day=all_day)
     ends = _instant(meta, "ends", where, all_day=all_day, required=False)
     if all_day:
@@ -102,7 +102,7 @@ def _event_fields(meta: dict, where: str) -> dict[str, Any]:
         ends_at=ends,
         all_day=all_day,
         location=str(meta["location"]) if meta.get("location") else None,
-        online=bool(meta.get("online")),
+        online=_flag(meta, "online", where),
         event_type=event_type,
     )
 
@@ -112,6 +112,14 @@ def _topics(value: Any) -> tuple[str, ...]:
     if not value:
         return ()
     return (str(value),) if isinstance(value, str) else tuple(str(t) for t in value)
+
+
+def _flag(meta: dict, key: str, where: str) -> bool:
+    """A yes/no field; text such as 'nee' or "false" would be true as a Python value."""
+    value = meta.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ContentError(where, f"{key} must be true or false, got {value!r}")
 
 
 def _required_text(meta: dict, key: str, where: str) -> str:
