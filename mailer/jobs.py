@@ -159,7 +159,9 @@ def _trigger(table: Any, zone: ZoneInfo, problem: _Problem) -> tuple[BaseTrigger
         raise problem("trigger.type", f"must be \"cron\" or \"interval\", got {kind!r}")
     for name, value in fields.items():
         if name not in allowed:
-            raise problem(f"trigger.{name}", f"not a {kind} field; use {', '.join(allowed)}")
+            article = "an" if kind == "interval" else "a"
+            raise problem(f"trigger.{name}",
+                          f"not {article} {kind} field; use {', '.join(allowed)}")
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise problem(f"trigger.{name}", f"must be a number or text, got {value!r}")
     if not fields:

@@ -69,6 +69,15 @@ def test_an_invalid_job_file_names_the_file_and_the_field(tmp_path, text, field)
     assert str(path) in str(caught.value) and field in str(caught.value)
 
 
+@pytest.mark.parametrize("text, message", [
+    ('task = "newsletter"\n[trigger]\ntype = "interval"\nhour = 1\n', "not an interval field"),
+    ('task = "newsletter"\n[trigger]\ntype = "cron"\nhours = 9\n', "not a cron field"),
+])
+def test_a_misplaced_trigger_field_is_named_in_proper_english(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(write_job(tmp_path, "broken", text))
+
+
 def test_a_proof_must_point_at_a_newsletter_job(tmp_path):
     write_job(tmp_path, "weekly", GOOD)
     write_job(tmp_path, "proof", 'task = "proof"\n[trigger]\ntype = "cron"\nhour = 14\n'
