@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
 
 from mailer.clock import Clock
 from mailer.errors import ContentError, MailerError
@@ -60,6 +60,10 @@ def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> Sour
             validators = getattr(source, "validators", None) or Validators()
             record_success(conn, name, clock.now(), validators.etag, validators.last_modified,
                            fingerprint)
+    except (OperationalError, ProgrammingError):
+        # The database failed (no schema, unreachable), not the source: every other source
+        # would fail the same way, and the caller says what to do in one line.
+        raise
     except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
         report.error = describe(exc)
         # A database error's text holds the statement and its parameters: debug log only.

@@ -436,3 +436,14 @@ def test_a_database_failure_is_reported_in_one_line_without_sql(db_url, tmp_path
         assert "INSERT" not in text and "geheim" not in text and "xxxx" not in text
     assert stored == report.error
     assert "INSERT INTO items" in caplog.text  # the statement is in the debug log
+
+
+def test_sync_on_a_database_without_schema_is_one_line_and_no_traceback(tmp_path):
+    env = {"MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}", "MAILER_SECRET_KEY": "k" * 32,
+           "MAILER_NOW": "2026-12-03T09:00"}
+    result = run_mailer(["content", "sync"], env=env)
+    assert result.returncode == 1, result.stderr
+    # The database failed, not the source: the operator reads what to do, nothing else.
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "Error: the database schema is not up to date: run `mailer init` first")
