@@ -92,6 +92,8 @@ def preview_source(engine: Engine, name: str, source: Source,
                 _apply(conn, name, source, fetched, clock, report)
             finally:
                 transaction.rollback()
+    except (OperationalError, ProgrammingError):
+        raise  # the database failed, not the source (as in sync_source)
     except Exception as exc:  # noqa: BLE001 - report it like sync does
         report.error = describe(exc)
         return [], report

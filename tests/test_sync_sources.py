@@ -447,3 +447,12 @@ def test_sync_on_a_database_without_schema_is_one_line_and_no_traceback(tmp_path
     assert result.stdout == ""
     assert result.stderr.strip() == (
         "Error: the database schema is not up to date: run `mailer init` first")
+
+
+def test_check_on_a_database_without_schema_blames_the_database_not_the_source(tmp_path):
+    env = {"MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
+           "MAILER_NOW": "2026-12-03T09:00"}
+    result = invoke(["content", "check", "local"], env)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == (
+        "Error: the database schema is not up to date: run `mailer init` first")
