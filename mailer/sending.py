@@ -117,12 +117,8 @@ class IssueHeld(MailerError):
     """The editors hold the issue (`mailer issues hold`): it is not sent until released."""
 
 
-def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
-               on_progress: Callable[[DrainReport], None] | None = None, *,
-               resume: bool = False) -> SendResult:
-    """Send (or resume) an issue until its outbox is drained; marks it sent when done.
-
-    A paused issue is only sent on with `resume=True` (`mailer issues resume N`)."""
+def check_sendable(app: App, issue: Issue, *, resume: bool = False) -> None:
+    """Raise IssueHeld or IssuePaused when a send of this issue would be refused."""
     with app.engine.connect() as conn:
         record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
     if record and record.status is IssueStatus.HELD:
@@ -131,6 +127,15 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
     if record and record.status is IssueStatus.PAUSED and not resume:
         raise IssuePaused(f"issue nr. {record.number} is paused: {record.status_note or '-'}; "
                           f"resume it with `mailer issues resume {record.id}`")
+
+
+def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
+               on_progress: Callable[[DrainReport], None] | None = None, *,
+               resume: bool = False) -> SendResult:
+    """Send (or resume) an issue until its outbox is drained; marks it sent when done.
+
+    A paused issue is only sent on with `resume=True` (`mailer issues resume N`)."""
+    check_sendable(app, issue, resume=resume)
     enqueued = enqueue(app, issue)
     if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)
         return SendResult(issue, enqueued, DrainReport(), *finish_if_done(app, issue.id))

@@ -131,3 +131,21 @@ def test_send_modes_that_exclude_each_other_are_refused(setup, args):
     result = invoke(["send", "--yes", *args], env)
     assert result.exit_code == 2 and "cannot be combined" in result.output
     assert emulator.send_calls == 0 and count(app, issues) == 0
+
+
+@pytest.mark.parametrize("status, says", [("held", "is held by the editors"),
+                                          ("paused", "is paused: error budget spent")])
+def test_send_refuses_a_held_or_paused_issue_before_asking(setup, status, says):
+    from mailer.models import IssueStatus
+    from mailer.sending import store_issue
+    from mailer.store.issues import set_issue_status
+
+    app, emulator, env = setup
+    issue = store_issue(app, app.clock.now())
+    with app.engine.begin() as conn:
+        set_issue_status(conn, issue.id, IssueStatus(status), app.clock.now(),
+                         note="error budget spent")
+    result = invoke(["send"], env, input="y\n")
+    assert result.exit_code == 1
+    assert "Send nr." not in result.output  # nobody is asked to confirm what will not happen
+    assert says in result.output and emulator.send_calls == 0

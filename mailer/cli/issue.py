@@ -17,7 +17,7 @@ from mailer.models import Issue, IssueStatus, OutboxStatus, Preferences, Subscri
 from mailer.preview import build_preview, write_preview
 from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
-from mailer.sending import SendResult, send_issue, send_test, store_issue
+from mailer.sending import SendResult, check_sendable, send_issue, send_test, store_issue
 from mailer.settings import with_overrides
 from mailer.store.tables import outbox, subscribers
 
@@ -155,6 +155,7 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     issue = store_issue(app, issue_moment(app.settings, app.clock, _day(on)))
     if issue is None:
         return nothing_new(app, _day(on))
+    check_sendable(app, issue)  # refuse a held or paused issue before asking to send it
     if not yes:
         click.confirm(f"Send nr. {issue.number} '{issue.subject}' to "
                       f"{audience(active_count(app), still_to_send(app, issue))}?", abort=True)
