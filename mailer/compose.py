@@ -61,7 +61,8 @@ def compose_issue(conn: Connection, settings: Settings, moment: datetime) -> Iss
     new_events = [e for e in events if e.id not in announced and e.item.status is ItemStatus.ACTIVE]
     if not magazine and not new_events:
         return None
-    number = existing.number if existing else issue_store.next_number(conn, settings.list_id)
+    # A draft is renumbered like it is recomposed: it gets its number when it goes out.
+    number = issue_store.next_number(conn, settings.list_id)
     issue = Issue(
         list_id=settings.list_id, period=period, issue_date=local(moment).date(), moment=moment,
         subject="", preheader="", intro=None, magazine=tuple(magazine), events=tuple(events),

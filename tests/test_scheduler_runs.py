@@ -304,3 +304,27 @@ def test_retry_failed_finishes_recent_unfinished_sends_only(loaded_app):
     outcome = runner.run(spec(runner, "retry-failed"), runner.app.clock.now())
     assert outcome.status is RunStatus.DONE and "finished" in outcome.detail
     assert sent_rows(loaded_app) == 12
+
+
+def test_a_week_that_was_proofed_but_not_sent_leaves_no_gap_in_the_numbering(loaded_app):
+    first = runner_at(loaded_app, THURSDAY_NINE)
+    assert first.run(spec(first, "newsletter"), THURSDAY_NINE).status is RunStatus.DONE
+    # Week 50: the proof goes out (a draft nr. 2 is stored), then too little for the minimum.
+    proof_time = datetime(2026, 12, 9, 14, 0, tzinfo=AMS)
+    proof = runner_at(loaded_app, proof_time)
+    assert proof.run(spec(proof, "proof"), proof_time).status is RunStatus.DONE
+    thursday = THURSDAY_NINE + timedelta(weeks=1)
+    skipped = runner_at(loaded_app, thursday)
+    assert skipped.run(spec(skipped, "newsletter"), thursday).status is RunStatus.SKIPPED
+    # Week 51 goes out (no minimum): subscribers got nr. 1, so this is nr. 2, not nr. 3.
+    next_week = THURSDAY_NINE + timedelta(weeks=2)
+    runner = runner_at(loaded_app, next_week)
+    job = replace(spec(runner, "newsletter"), options={"min_items": 1,
+                                                       "event_horizon_weeks": None})
+    outcome = runner.run(job, next_week)
+    assert outcome.status is RunStatus.DONE, outcome.detail
+    with loaded_app.engine.connect() as conn:
+        sent = conn.execute(select(issues.c.number, issues.c.subject)
+                            .where(issues.c.status == "sent").order_by(issues.c.id)).all()
+    assert [number for number, _ in sent] == [1, 2]
+    assert sent[1].subject.startswith("WeerbaarNL nr. 2:")

@@ -94,9 +94,14 @@ def announced_item_ids(conn: Connection, list_id: str, exclude_issue: int | None
 
 
 def next_number(conn: Connection, list_id: str) -> int:
-    """The number the next new issue of a list gets."""
+    """The number the next issue of a list to go out gets.
+
+    Only issues whose sending began count: a draft that never went out (a proofed week
+    with too little content, a held issue) must not leave a gap subscribers would notice.
+    """
     return (conn.execute(
-        select(func.max(issues.c.number)).where(issues.c.list_id == list_id)
+        select(func.max(issues.c.number))
+        .where(issues.c.list_id == list_id, issues.c.status.in_([s.value for s in FROZEN]))
     ).scalar() or 0) + 1
 
 
