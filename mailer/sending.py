@@ -155,13 +155,15 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
 
 
 def finish_if_done(app: App, issue_id: int) -> tuple[dict[str, int], bool]:
-    """Mark an issue sent when no row is queued or sending; returns (counts, finished)."""
+    """Mark an issue sent when no row is queued or sending; returns (counts, finished).
+
+    An issue paused meanwhile (another worker's error budget ran out) stays paused: the
+    operator has to look at it, also when its last rows are done."""
     with app.engine.begin() as conn:
         counts = box.status_counts(conn, issue_id)
         open_rows = counts[OutboxStatus.QUEUED.value] + counts[OutboxStatus.SENDING.value]
-        if open_rows == 0:
-            issue_store.set_issue_status(conn, issue_id, IssueStatus.SENT, app.clock.now())
-    return counts, open_rows == 0
+        finished = open_rows == 0 and issue_store.mark_sent(conn, issue_id, app.clock.now())
+    return counts, finished
 
 
 def send_test(app: App, issue: Issue, addresses: list[str],

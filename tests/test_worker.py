@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
@@ -210,3 +211,40 @@ def test_with_enqueue_only_set_send_issue_queues_and_leaves_it_to_workers(loaded
     assert result.enqueued == 12 and result.counts["queued"] == 12 and not result.finished
     report = Worker(loaded_app, WorkerOptions(once=True)).run()
     assert report.sent == 12 and report.finished_issues == {issue.id}
+
+
+class PausedMidway:
+    """The provider, while another worker's error budget runs out: the first call
+    made here is answered after that other worker has paused the issue."""
+
+    def __init__(self, app, issue_id: int):
+        self.inner, self.app, self.issue_id, self.calls = app.provider, app, issue_id, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send_batch(self, batch):
+        self.calls += 1
+        if self.calls == 1:
+            with self.app.engine.begin() as conn:
+                issue_store.set_issue_status(conn, self.issue_id, IssueStatus.PAUSED,
+                                             self.app.clock.now(), note="error budget spent")
+        return self.inner.send_batch(batch)
+
+
+@pytest.mark.parametrize("batch_size, sent", [(4, 4), (12, 12)])
+def test_a_pause_by_another_worker_stops_this_one_and_is_kept(loaded_app, batch_size, sent):
+    from mailer.settings import with_overrides
+
+    loaded_app.settings = with_overrides(loaded_app.settings, batch_size=batch_size,
+                                         concurrency=1)
+    issue = enqueued_issue(loaded_app)
+    loaded_app.__dict__["provider"] = PausedMidway(loaded_app, issue.id)
+    report = Worker(loaded_app, WorkerOptions(once=True)).run()
+    with loaded_app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id)
+        record = issue_store.issue_by_id(conn, issue.id)
+    # The batch in flight is recorded; nothing more goes out, and the pause stands
+    # (also when that batch was the last: the operator still has to look at it).
+    assert report.sent == counts["sent"] == sent
+    assert record.status is IssueStatus.PAUSED and record.status_note == "error budget spent"

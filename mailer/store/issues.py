@@ -146,6 +146,15 @@ def set_issue_status(
     conn.execute(update(issues).where(issues.c.id == issue_id).values(**values))
 
 
+def mark_sent(conn: Connection, issue_id: int, now: datetime) -> bool:
+    """Mark an issue being sent (or sent) as sent; False when it is not, e.g. paused."""
+    return conn.execute(
+        update(issues).where(issues.c.id == issue_id, issues.c.status.in_(
+            [IssueStatus.SENDING.value, IssueStatus.SENT.value]))
+        .values(status=IssueStatus.SENT.value, status_note=None, sent_at=now)
+    ).rowcount == 1
+
+
 def mark_enqueued(conn: Connection, issue_id: int, now: datetime) -> None:
     """Record that the issue's outbox holds every recipient: workers may drain it now."""
     conn.execute(update(issues).where(issues.c.id == issue_id, issues.c.enqueued_at.is_(None))

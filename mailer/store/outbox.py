@@ -25,6 +25,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    exists,
     func,
     insert,
     literal,
@@ -36,8 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
-from mailer.models import OutboxStatus, SubscriberStatus
-from mailer.store.tables import issue_renders, outbox, subscribers
+from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
+from mailer.store.tables import issue_renders, issues, outbox, subscribers
 
 
 # ClaimedRow and Outcome are immutable named tuples rather than frozen dataclasses: one of
@@ -86,7 +87,10 @@ _CLAIM_SELECT = (
     .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
     .where(outbox.c.issue_id == bindparam("b_issue"),
            outbox.c.status == OutboxStatus.QUEUED.value,
-           or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= _NOW))
+           or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= _NOW),
+           # Paused by another worker (its error budget ran out) or an operator: stop here.
+           exists().where(issues.c.id == bindparam("b_issue"),
+                          issues.c.status == IssueStatus.SENDING.value))
     .order_by(outbox.c.id).limit(bindparam("b_size", type_=Integer))
     .with_for_update(of=outbox, skip_locked=True)  # locks only the outbox rows
 )
