@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_mailer
 from tests.test_cli import invoke
 from tests.webhelpers import link_in, mails_in
 
@@ -202,3 +202,12 @@ def test_serve_runs_gunicorn(env, tmp_path):
 def test_serve_without_key_is_one_clear_line(env):
     result = invoke(["serve"], {**env, "MAILER_SECRET_KEY": ""})
     assert result.exit_code == 1 and "MAILER_SECRET_KEY" in result.output
+
+
+def test_serve_refuses_a_database_without_schema_like_the_worker_does(env, tmp_path):
+    # Serving would start, answer /healthz with 200 and fail every page with a 500.
+    fresh = {**env, "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    result = run_mailer(["serve", "--port", "0", "--workers", "1"], env=fresh, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "database schema is not up to date" in result.stderr
+    assert "run `mailer init` first" in result.stderr

@@ -9,6 +9,7 @@ from gunicorn.app.base import BaseApplication
 
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
+from mailer.cli.worker import require_current_schema
 
 
 class MailerServer(BaseApplication):
@@ -43,6 +44,11 @@ class MailerServer(BaseApplication):
 def serve(state: CliState, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the subscriber pages (subscribe, confirm, preferences, unsubscribe, archive)."""
     state.settings().require_secret_key()  # fail here, with one clear line, not per worker
+    app = state.app()
+    # Like the worker and the scheduler: an unmigrated database would pass /healthz and
+    # fail every page. The pool is not carried into the forked gunicorn workers.
+    require_current_schema(app.engine)
+    app.engine.dispose()
     click.echo(f"Serving on http://{host}:{port} with {workers} worker(s) x {threads} "
                "thread(s)", err=True)
     MailerServer(state, {
