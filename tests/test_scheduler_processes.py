@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -225,3 +226,34 @@ def test_apscheduler_fires_a_job_on_its_trigger(tmp_path, sqlite_url):
     assert stop(process) == 0, install.log("interval")
     assert "scheduler" in install.log("interval") and "stopped" in install.log("interval")
     app.engine.dispose()
+
+
+def read_unless_dead(pipe: Path, process: subprocess.Popen) -> bytes:
+    """What the blocked writer writes into the pipe; b"" if the process died instead (a
+    killed writer never opens the pipe, so a plain read would wait for ever)."""
+    data: list[bytes] = []
+    reader = threading.Thread(target=lambda: data.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    wait_for(lambda: not reader.is_alive() or process.poll() is not None,
+             "the pipe to be written or the process to end")
+    if reader.is_alive():  # a writer of our own lets the reader see the end of the pipe
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join()
+    return data[0]
+
+
+def test_sigterm_stops_a_manual_run_after_the_batch_in_flight(install):
+    issue_id = install.seed_missed_thursday()
+    pipes = install.block_row(issue_id)
+    manual = start(["jobs", "run", "newsletter"], install.env("2026-12-03T09:05"),
+                   install.tmp / "manual.log")
+    wait_for(lambda: install.row_status(BLOCKED_ROW) == "sending", "row 6 to be claimed")
+    manual.send_signal(signal.SIGTERM)
+    assert b"Subject:" in read_unless_dead(install.blocked_pipe(pipes), manual)
+    assert manual.wait(timeout=60) == 0, install.log("manual")
+    for pipe in pipes:
+        pipe.unlink(missing_ok=True)
+    # Nothing left in flight: the batch was recorded, the run is open for a later attempt.
+    assert install.counts() == {"sent": 2 * 4, "queued": 4}
+    assert install.run()["status"] == RunStatus.INTERRUPTED.value
+    assert ": ran: interrupted:" in install.log("manual")

@@ -129,7 +129,12 @@ def jobs_run(state: CliState, job_id: str) -> None:
         raise click.ClickException(
             f"no job {job_id!r}; jobs: {', '.join(s.id for s in specs) or 'none'}")
     require_current_schema(app)
-    outcome = JobRunner(app, specs).run(spec, app.clock.now(), manual=True)
+    from mailer.cli.progress import graceful_stop
+
+    # As in the scheduler: SIGTERM or Ctrl-C lets a send record its batches in flight,
+    # and the run ends interrupted (resumable), not dead mid-batch.
+    with graceful_stop() as stop:
+        outcome = JobRunner(app, specs, stop=stop).run(spec, app.clock.now(), manual=True)
     verb = "ran" if outcome.ran else "not run"
     click.echo(f"{spec.id} ({outcome.period_key}): {verb}: {outcome.status}: {outcome.detail}")
     if outcome.status is RunStatus.FAILED:
