@@ -117,6 +117,9 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
         return TaskResult(RunStatus.DONE, summary + "; finished", issue.id)
     if result.drain.stopped:
         return TaskResult(RunStatus.INTERRUPTED, summary + "; stopped by shutdown", issue.id)
+    if app.settings.enqueue_only:  # scale-out: nothing was sent here, so nothing is retried
+        return TaskResult(RunStatus.DONE, summary + "; queued for the workers (mailer worker)",
+                          issue.id)
     # Retries wait for their backoff; the retry-failed job (or a rerun) finishes them.
     return TaskResult(RunStatus.DONE, summary + "; retries pending", issue.id)
 

@@ -328,3 +328,15 @@ def test_a_week_that_was_proofed_but_not_sent_leaves_no_gap_in_the_numbering(loa
                             .where(issues.c.status == "sent").order_by(issues.c.id)).all()
     assert [number for number, _ in sent] == [1, 2]
     assert sent[1].subject.startswith("WeerbaarNL nr. 2:")
+
+
+def test_with_enqueue_only_the_run_says_the_workers_send_it(loaded_app):
+    from mailer.settings import with_overrides
+
+    loaded_app.settings = with_overrides(loaded_app.settings, enqueue_only=True)
+    runner = runner_at(loaded_app, THURSDAY_NINE)
+    outcome = runner.run(spec(runner, "newsletter"), THURSDAY_NINE)
+    assert outcome.status is RunStatus.DONE and sent_rows(loaded_app) == 0
+    # Nothing was tried yet, so nothing is "pending a retry": the workers take it from here.
+    assert "queued 12" in outcome.detail and "retries pending" not in outcome.detail
+    assert outcome.detail.endswith("; queued for the workers (mailer worker)")
