@@ -160,20 +160,20 @@ class JobRunner:
                 return None
         recent = latest_fire(spec, max(covered, now - spec.grace), now)
         if recent is not None:
-            log.warning("job %s: %d run(s) missed while the scheduler was down; running the "
-                        "one of %s now", spec.id, fire_count(spec, covered, now),
+            log.warning("job %s: %s run(s) missed while the scheduler was down; running the "
+                        "one of %s now", spec.id, missed_count(spec, covered, now),
                         recent.isoformat())
             return recent
         older = latest_fire(spec, covered, now - spec.grace)
         if older is not None:
-            self._report_missed(spec, older, fire_count(spec, covered, now), now, DOWN)
+            self._report_missed(spec, older, missed_count(spec, covered, now), now, DOWN)
         return None
 
     def report_late(self, spec: JobSpec, fire_time: datetime) -> None:
         """A fire time the running scheduler reached too late (APScheduler dropped it)."""
         self._report_missed(spec, fire_time, 1, self.app.clock.now(), BEHIND)
 
-    def _report_missed(self, spec: JobSpec, fire_time: datetime, count: int,
+    def _report_missed(self, spec: JobSpec, fire_time: datetime, count: int | str,
                        now: datetime, reason: str) -> None:
         late = now - fire_time
         detail = (f"missed {count} run(s), the latest at {fire_time.isoformat()}; "
@@ -194,6 +194,12 @@ class JobRunner:
                 "van te laat uitgevoerd.",
                 f"Alsnog uitvoeren kan met: mailer jobs run {spec.id}",
             ])
+
+
+def missed_count(spec: JobSpec, after: datetime, until: datetime, cap: int = 1000) -> str:
+    """How many fire times were missed, as text: counting stops at `cap`, so say so."""
+    count = fire_count(spec, after, until, cap=cap)
+    return f"{count} or more" if count >= cap else str(count)
 
 
 def failure_summary(exc: BaseException, frames: int = 3) -> str:

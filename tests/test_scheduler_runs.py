@@ -220,6 +220,16 @@ def test_weeks_of_downtime_coalesce_into_one_run(loaded_app):
         assert conn.execute(select(func.count()).select_from(job_runs)).scalar() == 0
 
 
+def test_a_long_downtime_of_a_frequent_job_is_not_logged_as_exactly_the_cap(app, caplog):
+    start = THURSDAY_NINE + timedelta(minutes=5)
+    with app.engine.begin() as conn:  # nine days without a scheduler: 1,296 ten-minute runs
+        job_store.advance_coverage(conn, "retry-failed", start - timedelta(days=9), start)
+    with caplog.at_level("WARNING", logger="mailer.scheduler"):
+        runner_at(app, start).catch_up(start)
+    [line] = [r.getMessage() for r in caplog.records if "retry-failed" in r.getMessage()]
+    assert "1000 or more run(s) missed" in line
+
+
 def test_a_first_start_catches_up_nothing(app):
     now = THURSDAY_NINE + timedelta(hours=1)
     assert runner_at(app, now).catch_up(now) == []
