@@ -120,3 +120,17 @@ def test_yes_no_fields_take_true_or_false_only(tmp_path):
         "nee.md: online must be true or false, got 'nee'",
         "tekst.md: all_day must be true or false, got 'false'",
     ]
+
+
+def test_front_matter_that_is_not_fields_says_so(tmp_path):
+    # The YAML library reads a list or one line of text fine; the file then has no fields.
+    write(tmp_path, "lijst.md", b"---\n- title: T\n- url: https://x.nl/a\n---\nx\n")
+    write(tmp_path, "tekst.md", b"---\nTitel van het artikel\n---\nx\n")
+    write(tmp_path, "leeg.md", b"---\n---\nx\n")
+    items, problems = fetch(tmp_path)
+    assert items == []
+    assert sorted(str(p).split("/")[-1] for p in problems) == [
+        "leeg.md: missing required field 'title'",
+        "lijst.md: front matter must be fields ('title: ...' lines), not a list",
+        "tekst.md: front matter must be fields ('title: ...' lines), not plain text",
+    ]

@@ -20,6 +20,25 @@ from mailer.sources import SourceConfig, register
 FOLDERS = {"magazine": ItemKind.MAGAZINE, "events": ItemKind.EVENT}
 
 
+class NotFields(ValueError):
+    """The front matter is valid YAML but a list or text, not `field: value` lines."""
+
+
+class _FieldsHandler(frontmatter.YAMLHandler):
+    """YAML front matter that must be a mapping: python-frontmatter drops anything else
+    without a word, and the file would then be reported as missing its title."""
+
+    def load(self, fm: str, **kwargs: Any) -> Any:
+        data = super().load(fm, **kwargs)
+        if data is not None and not isinstance(data, dict):
+            what = {list: "a list", str: "plain text"}.get(type(data), f"{data!r}")
+            raise NotFields(f"front matter must be fields ('title: ...' lines), not {what}")
+        return data
+
+
+FIELDS_HANDLER = _FieldsHandler()
+
+
 @register
 class MarkdownSource:
     """Reads `<location>/magazine/*.md` and `<location>/events/*.md`."""
@@ -49,7 +68,11 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
     where = str(path)
     try:
         # utf-8-sig: a byte order mark would hide the opening '---' of the front matter.
-        post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        # Only YAML front matter gets our handler; without the '---' detection a '---'
+        # line in the text would be taken for front matter.
+        post = frontmatter.loads(text, handler=FIELDS_HANDLER if FIELDS_HANDLER.detect(text)
+                                 else None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark else ""
@@ -57,6 +80,8 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
         raise ContentError(where, problem) from None
     except UnicodeDecodeError:  # before ValueError, which it is a kind of
         raise ContentError(where, "not UTF-8 text; save the file as UTF-8") from None
+    except NotFields as exc:
+        raise ContentError(where, str(exc)) from None
     except ValueError as exc:
         raise ContentError(where, f"invalid date in front matter: {exc}") from None
     meta = post.metadata
