@@ -1,8 +1,15 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+
+from mailer.clock import FixedClock
 from mailer.models import ItemKind
 from mailer.sources import SourceConfig, factory_for
+from mailer.store.db import make_engine
+from mailer.store.tables import items as items_table
+from mailer.sync import sync_source
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -11,6 +18,23 @@ def fetch(location: Path):
     source = factory_for("markdown")(SourceConfig(name="local", kind="markdown",
                                                   location=str(location)))
     return list(source.fetch()), source.problems
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def sync(engine, location: Path):
+    """Sync the folder as source 'local'; the report and {source_id: status} of the ledger."""
+    source = factory_for("markdown")(SourceConfig(name="local", kind="markdown",
+                                                  location=str(location)))
+    report = sync_source(engine, "local", source, FixedClock(datetime(2026, 12, 3, tzinfo=UTC)))
+    with engine.connect() as conn:
+        rows = conn.execute(select(items_table.c.source_id, items_table.c.status))
+        return report, {row.source_id: row.status for row in rows}
 
 
 def test_sample_content_loads_without_problems():
@@ -134,3 +158,15 @@ def test_front_matter_that_is_not_fields_says_so(tmp_path):
         "lijst.md: front matter must be fields ('title: ...' lines), not a list",
         "tekst.md: front matter must be fields ('title: ...' lines), not plain text",
     ]
+
+
+def test_an_id_too_long_for_the_ledger_is_a_problem_of_that_file(engine, tmp_path):
+    write(tmp_path, "lang.md", b"---\nid: " + b"x" * 501 + b"\ntitle: T\nurl: https://x.nl/a\n"
+                               b"published: 2026-11-20\n---\nx\n")
+    write(tmp_path, "goed.md", b"---\nid: " + b"y" * 500 + b"\ntitle: T\nurl: https://x.nl/b\n"
+                               b"published: 2026-11-20\n---\nx\n")
+    report, ledger = sync(engine, tmp_path)
+    assert report.ok, report.error
+    assert ledger == {"y" * 500: "active"}
+    assert [p.split("/")[-1] for p in report.problems] == [
+        "lang.md: id is 501 characters long; at most 500 fit"]

@@ -16,6 +16,9 @@ from mailer.errors import ContentError
 from mailer.models import EVENT_TYPES, Item, ItemKind
 from mailer.sanitize import sanitize_html
 from mailer.sources import SourceConfig, register
+from mailer.store.tables import items
+
+ID_CHARS = items.c.source_id.type.length  # longer, the database refuses the whole source
 
 FOLDERS = {"magazine": ItemKind.MAGAZINE, "events": ItemKind.EVENT}
 
@@ -93,9 +96,13 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
     image = meta.get("image")
     if image and not meta.get("image_alt"):
         raise ContentError(where, "image given without image_alt (describe the image)")
+    source_id = str(meta.get("id") or f"{kind.value}-{path.stem}")
+    if len(source_id) > ID_CHARS:
+        raise ContentError(where, f"id is {len(source_id)} characters long; "
+                                  f"at most {ID_CHARS} fit")
     common = dict(
         source=source,
-        source_id=str(meta.get("id") or f"{kind.value}-{path.stem}"),
+        source_id=source_id,
         kind=kind,
         title=title,
         url=url,
