@@ -170,3 +170,36 @@ def test_an_id_too_long_for_the_ledger_is_a_problem_of_that_file(engine, tmp_pat
     assert ledger == {"y" * 500: "active"}
     assert [p.split("/")[-1] for p in report.problems] == [
         "lang.md: id is 501 characters long; at most 500 fit"]
+
+
+def article(draft: str = "", title: str = "T", extra: str = "") -> bytes:
+    return (f"---\ntitle: {title}\nurl: https://x.nl/{title}\npublished: 2026-11-20\n"
+            f"{draft}\n{extra}---\nx\n").encode()
+
+
+def test_a_draft_is_not_published(tmp_path):
+    write(tmp_path, "klaar.md", article("draft: false"))
+    write(tmp_path, "concept.md", article("draft: true"))
+    # Work in progress: not checked further, so it cannot stop deletions of the rest.
+    write(tmp_path, "half.md", b"---\ntitle: Half af\ndraft: true\n---\nx\n")
+    write(tmp_path, "ja.md", article("draft: ja"))
+    items, problems = fetch(tmp_path)
+    assert [i.source_id for i in items] == ["magazine-klaar"]
+    assert [str(p).split("/")[-1] for p in problems] == [
+        "ja.md: draft must be true or false, got 'ja'"]
+
+
+def test_a_draft_flipped_to_false_is_published_as_new(engine, tmp_path):
+    write(tmp_path, "concept.md", article("draft: true"))
+    report, ledger = sync(engine, tmp_path)
+    assert (report.new, report.problems, ledger) == (0, [], {})
+    write(tmp_path, "concept.md", article("draft: false"))
+    report, ledger = sync(engine, tmp_path)
+    assert (report.new, ledger) == (1, {"magazine-concept": "active"})
+    # Made a draft again: taken back like a removed file.
+    write(tmp_path, "concept.md", article("draft: true"))
+    report, ledger = sync(engine, tmp_path)
+    assert (report.deleted, ledger) == (1, {"magazine-concept": "deleted"})
+    write(tmp_path, "concept.md", article("draft: false"))
+    report, ledger = sync(engine, tmp_path)
+    assert (report.updated, ledger) == (1, {"magazine-concept": "active"})

@@ -54,20 +54,27 @@ class MarkdownSource:
         self.problems: list[ContentError] = []
 
     def fetch(self) -> Iterator[Item]:
-        """Yield one Item per valid file; bad files are collected in `problems`."""
+        """Yield one Item per valid file that is no draft; bad files go to `problems`."""
         self.problems = []
         if not self.folder.is_dir():
             raise ContentError(str(self.folder), "content folder not found")
         for sub, kind in FOLDERS.items():
             for path in sorted((self.folder / sub).glob("*.md")):
                 try:
-                    yield read_item(path, kind, self.config.name)
+                    item = read_item(path, kind, self.config.name)
                 except ContentError as problem:
                     self.problems.append(problem)
+                    continue
+                if item is not None:
+                    yield item
 
 
-def read_item(path: Path, kind: ItemKind, source: str) -> Item:
-    """Parse one Markdown file into an Item, or raise ContentError naming file and problem."""
+def read_item(path: Path, kind: ItemKind, source: str) -> Item | None:
+    """Parse one Markdown file into an Item, or raise ContentError naming file and problem.
+
+    A draft (`draft: true`, as in Hugo and Jekyll) is None: not published and, being work
+    in progress, not checked further.
+    """
     where = str(path)
     try:
         # utf-8-sig: a byte order mark would hide the opening '---' of the front matter.
@@ -88,6 +95,8 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item:
     except ValueError as exc:
         raise ContentError(where, f"invalid date in front matter: {exc}") from None
     meta = post.metadata
+    if _flag(meta, "draft", where):
+        return None
     title = _required_text(meta, "title", where)
     url = _required_text(meta, "url", where)
     if not url.startswith(("https://", "http://")):
