@@ -203,3 +203,66 @@ def test_a_draft_flipped_to_false_is_published_as_new(engine, tmp_path):
     write(tmp_path, "concept.md", article("draft: false"))
     report, ledger = sync(engine, tmp_path)
     assert (report.updated, ledger) == (1, {"magazine-concept": "active"})
+
+
+def event(name: str, status: str = "") -> tuple[str, bytes]:
+    return f"{name}.md", (f"---\ntitle: {name}\nurl: https://x.nl/{name}\n"
+                          f"starts: 2026-12-20T10:00\n{status}\n---\nx\n").encode()
+
+
+def write_event(folder: Path, name: str, status: str = "") -> None:
+    (folder / "events").mkdir(exist_ok=True)
+    filename, data = event(name, status)
+    (folder / "events" / filename).write_bytes(data)
+
+
+def test_status_cancelled_makes_a_cancelled_event(tmp_path):
+    write_event(tmp_path, "gaat-door")
+    write_event(tmp_path, "actief", "status: active")
+    write_event(tmp_path, "afgelast", "status: cancelled")
+    write_event(tmp_path, "geannuleerd", "status: Geannuleerd")
+    write_event(tmp_path, "onbekend", "status: uitgesteld")
+    items, problems = fetch(tmp_path)
+    assert {i.source_id: i.status.value for i in items} == {
+        "event-actief": "active", "event-afgelast": "cancelled",
+        "event-geannuleerd": "cancelled", "event-gaat-door": "active"}
+    assert [str(p).split("/")[-1] for p in problems] == [
+        "onbekend.md: status 'uitgesteld' unknown; use cancelled (or geannuleerd) for an "
+        "event that does not go ahead, or leave status out"]
+
+
+def test_an_announced_event_cancelled_in_its_file_shows_as_cancelled(tmp_path, db_url):
+    from datetime import timedelta
+
+    from mailer.app import App
+    from mailer.compose import compose_issue
+    from mailer.models import IssueStatus, ItemStatus
+    from mailer.sending import store_issue
+    from mailer.store.issues import set_issue_status
+    from tests.conftest import make_settings
+
+    now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    content = tmp_path / "content"
+    content.mkdir()
+    write_event(content, "aangekondigd")
+    app = App(make_settings(tmp_path, db_url, content_dir=content), FixedClock(now))
+    later = App(app.settings, FixedClock(now + timedelta(days=7)))
+    try:
+        [(name, source)] = app.sources()
+        sync_source(app.engine, name, source, app.clock)
+        first = store_issue(app, now)
+        with app.engine.begin() as conn:
+            set_issue_status(conn, first.id, IssueStatus.SENT, now)
+        write_event(content, "aangekondigd", "status: geannuleerd")
+        write_event(content, "nooit-aangekondigd", "status: cancelled")
+        write_event(content, "nieuw")
+        [(name, source)] = later.sources()
+        report = sync_source(later.engine, name, source, later.clock)
+        assert (report.new, report.updated) == (2, 1)
+        with later.engine.connect() as conn:
+            second = compose_issue(conn, later.settings, later.clock.now())
+    finally:
+        app.engine.dispose()
+        later.engine.dispose()
+    assert {e.item.title: e.item.status for e in second.events} == {
+        "aangekondigd": ItemStatus.CANCELLED, "nieuw": ItemStatus.ACTIVE}

@@ -13,12 +13,16 @@ import yaml
 
 from mailer.clock import AMSTERDAM
 from mailer.errors import ContentError
-from mailer.models import EVENT_TYPES, Item, ItemKind
+from mailer.models import EVENT_TYPES, Item, ItemKind, ItemStatus
 from mailer.sanitize import sanitize_html
 from mailer.sources import SourceConfig, register
 from mailer.store.tables import items
 
 ID_CHARS = items.c.source_id.type.length  # longer, the database refuses the whole source
+# An event's `status`: called off as the iCalendar (STATUS:CANCELLED) and WordPress
+# (canceled) sources say it, or in Dutch.
+STATUSES = {"active": ItemStatus.ACTIVE, "cancelled": ItemStatus.CANCELLED,
+            "canceled": ItemStatus.CANCELLED, "geannuleerd": ItemStatus.CANCELLED}
 
 FOLDERS = {"magazine": ItemKind.MAGAZINE, "events": ItemKind.EVENT}
 
@@ -145,7 +149,20 @@ def _event_fields(meta: dict, where: str) -> dict[str, Any]:
         location=str(meta["location"]) if meta.get("location") else None,
         online=_flag(meta, "online", where),
         event_type=event_type,
+        status=_status(meta, where),
     )
+
+
+def _status(meta: dict, where: str) -> ItemStatus:
+    """Active unless the event is called off; an unknown word is not guessed at."""
+    value = meta.get("status")
+    if value is None:
+        return ItemStatus.ACTIVE
+    status = STATUSES.get(str(value).strip().lower())
+    if status is None:
+        raise ContentError(where, f"status {value!r} unknown; use cancelled (or geannuleerd) "
+                                  "for an event that does not go ahead, or leave status out")
+    return status
 
 
 def _topics(value: Any) -> tuple[str, ...]:
