@@ -36,6 +36,7 @@ class SourceReport:
     duplicates: int = 0
     not_modified: bool = False  # the server answered 304: nothing new since last time
     problems: list[str] = field(default_factory=list)  # per-entry problems; source still synced
+    warnings: list[str] = field(default_factory=list)  # e.g. an unknown field; the entry synced
     error: str | None = None  # the whole source failed; nothing of it was committed
 
     @property
@@ -75,7 +76,7 @@ def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> Sour
         with engine.begin() as conn:
             record_failure(conn, name, clock.now(), report.error)
         return report
-    for problem in report.problems:
+    for problem in [*report.problems, *report.warnings]:
         log.warning("source %s: %s", name, problem)
     return report
 
@@ -113,6 +114,7 @@ def _apply(conn: Connection, name: str, source: Source, fetched: list[Item], clo
     report.new, report.updated, report.deleted = counts.new, counts.updated, counts.deleted
     report.duplicates = counts.duplicates
     report.problems = problems
+    report.warnings = [str(w) for w in getattr(source, "warnings", [])]
 
 
 def config_fingerprint(source: Source) -> str | None:

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 def fetch(location: Path):
     source = factory_for("markdown")(SourceConfig(name="local", kind="markdown",
                                                   location=str(location)))
-    return list(source.fetch()), source.problems
+    items = list(source.fetch())
+    assert source.warnings == [], source.warnings
+    return items, source.problems
 
 
 @pytest.fixture
@@ -266,3 +268,55 @@ def test_an_announced_event_cancelled_in_its_file_shows_as_cancelled(tmp_path, d
         later.engine.dispose()
     assert {e.item.title: e.item.status for e in second.events} == {
         "aangekondigd": ItemStatus.CANCELLED, "nieuw": ItemStatus.ACTIVE}
+
+
+def test_unknown_fields_are_named_and_the_item_still_syncs(engine, tmp_path):
+    write(tmp_path, "weg.md", article(title="Weg"))
+    report, _ = sync(engine, tmp_path)
+    (tmp_path / "magazine" / "weg.md").unlink()
+    write(tmp_path, "typo.md", article(extra="topcis: [onderwijs]\nTitle: x\nlocation: Zwolle\n"
+                                             "kleur: rood\n"))
+    # Fields static-site generators use, which a folder shared with a site holds.
+    write(tmp_path, "hugo.md", article(title="Hugo", extra="slug: hugo\naliases: [/oud]\n"
+                                       "weight: 3\ntags: [a]\ndate: 2026-11-19\n"))
+    report, ledger = sync(engine, tmp_path)
+    assert report.ok and report.problems == []
+    assert (report.new, report.deleted) == (2, 1)  # a warning does not stop deletions
+    assert ledger == {"magazine-typo": "active", "magazine-hugo": "active",
+                      "magazine-weg": "deleted"}
+    assert [w.split("/")[-1] for w in report.warnings] == [
+        "typo.md: unknown field 'topcis' ignored; did you mean 'topics'?",
+        "typo.md: unknown field 'Title' ignored; did you mean 'title'?",
+        "typo.md: field 'location' is for events only; ignored",
+        "typo.md: unknown field 'kleur' ignored",
+    ]
+
+
+def test_a_misspelt_required_field_gets_a_suggestion_too(tmp_path):
+    write(tmp_path, "titel.md", b"---\ntitel: T\nurl: https://x.nl/a\npublished: 2026-11-20\n"
+                                b"---\nx\n")
+    source = factory_for("markdown")(SourceConfig(name="local", kind="markdown",
+                                                  location=str(tmp_path)))
+    assert list(source.fetch()) == []
+    assert [str(p).split("/")[-1] for p in source.problems + source.warnings] == [
+        "titel.md: missing required field 'title'",
+        "titel.md: unknown field 'titel' ignored; did you mean 'title'?",
+    ]
+
+
+def test_cli_sync_and_check_print_warnings(tmp_path, sqlite_url):
+    from click.testing import CliRunner
+
+    from mailer.cli import main
+    from tests.conftest import REPO as ROOT
+
+    write(tmp_path, "typo.md", article(extra="topcis: onderwijs\n"))
+    env = {"MAILER_DATABASE_URL": sqlite_url, "MAILER_CONTENT_DIR": str(tmp_path),
+           "MAILER_NOW": "2026-12-03T09:00", "MAILER_SECRET_KEY": "k" * 32}
+    warning = (f"  warning: {tmp_path / 'magazine' / 'typo.md'}: unknown field 'topcis' "
+               "ignored; did you mean 'topics'?")
+    for command in ("check local", "sync"):
+        result = CliRunner().invoke(main, ["--config", str(ROOT / "mailer.toml"), "content",
+                                           *command.split()], env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert warning in result.stdout.splitlines(), result.stdout

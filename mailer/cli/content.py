@@ -38,7 +38,7 @@ def sync(state: CliState, only: str | None) -> None:
 
 
 def format_report(report: SourceReport) -> str:
-    """One line per source, then one indented line per problem."""
+    """One line per source, then one indented line per problem and per warning."""
     if not report.ok:
         return f"{report.name}: FAILED: {report.error}"
     if report.not_modified:
@@ -47,6 +47,7 @@ def format_report(report: SourceReport) -> str:
              f"updated {report.updated}, deleted {report.deleted}, "
              f"duplicates {report.duplicates}, problems {len(report.problems)}"]
     lines += [f"  problem: {p}" for p in report.problems]
+    lines += [f"  warning: {w}" for w in report.warnings]
     return "\n".join(lines)
 
 
@@ -118,5 +119,7 @@ def check(state: CliState, source: str) -> None:
                f"held by other sources")
     for problem in report.problems:
         click.echo(f"  problem: {problem}")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}")
     if report.problems:
         raise SystemExit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -25,6 +26,18 @@ STATUSES = {"active": ItemStatus.ACTIVE, "cancelled": ItemStatus.CANCELLED,
             "canceled": ItemStatus.CANCELLED, "geannuleerd": ItemStatus.CANCELLED}
 
 FOLDERS = {"magazine": ItemKind.MAGAZINE, "events": ItemKind.EVENT}
+COMMON_FIELDS = ("id", "title", "url", "topics", "image", "image_alt", "draft")
+FIELDS = {
+    ItemKind.MAGAZINE: frozenset({*COMMON_FIELDS, "published"}),
+    ItemKind.EVENT: frozenset({*COMMON_FIELDS, "starts", "ends", "all_day", "location",
+                               "online", "event_type", "status"}),
+}
+# Fields Hugo and Jekyll use that we ignore on purpose, so a folder shared with (or copied
+# from) a site does not warn on every file: the site's URL path (slug, aliases, layout),
+# its ordering (weight), its own dates (date, lastmod: we take `published`/`starts`), its
+# byline (author, authors) and its taxonomies (tags, categories: our themes are `topics`).
+SITE_FIELDS = frozenset({"slug", "aliases", "layout", "weight", "date", "lastmod", "author",
+                         "authors", "tags", "categories"})
 
 
 class NotFields(ValueError):
@@ -56,16 +69,17 @@ class MarkdownSource:
         self.config = config
         self.folder = Path(config.location)
         self.problems: list[ContentError] = []
+        self.warnings: list[ContentError] = []  # the item still synced (an unknown field)
 
     def fetch(self) -> Iterator[Item]:
         """Yield one Item per valid file that is no draft; bad files go to `problems`."""
-        self.problems = []
+        self.problems, self.warnings = [], []
         if not self.folder.is_dir():
             raise ContentError(str(self.folder), "content folder not found")
         for sub, kind in FOLDERS.items():
             for path in sorted((self.folder / sub).glob("*.md")):
                 try:
-                    item = read_item(path, kind, self.config.name)
+                    item = read_item(path, kind, self.config.name, self.warnings)
                 except ContentError as problem:
                     self.problems.append(problem)
                     continue
@@ -73,11 +87,12 @@ class MarkdownSource:
                     yield item
 
 
-def read_item(path: Path, kind: ItemKind, source: str) -> Item | None:
+def read_item(path: Path, kind: ItemKind, source: str,
+              warnings: list[ContentError] | None = None) -> Item | None:
     """Parse one Markdown file into an Item, or raise ContentError naming file and problem.
 
     A draft (`draft: true`, as in Hugo and Jekyll) is None: not published and, being work
-    in progress, not checked further.
+    in progress, not checked further. Unknown fields are added to `warnings`.
     """
     where = str(path)
     try:
@@ -101,6 +116,9 @@ def read_item(path: Path, kind: ItemKind, source: str) -> Item | None:
     meta = post.metadata
     if _flag(meta, "draft", where):
         return None
+    # Before the checks below: 'titel' explains a missing title.
+    (warnings if warnings is not None else []).extend(
+        ContentError(where, w) for w in _unknown_fields(meta, kind))
     title = _required_text(meta, "title", where)
     url = _required_text(meta, "url", where)
     if not url.startswith(("https://", "http://")):
@@ -163,6 +181,20 @@ def _status(meta: dict, where: str) -> ItemStatus:
         raise ContentError(where, f"status {value!r} unknown; use cancelled (or geannuleerd) "
                                   "for an event that does not go ahead, or leave status out")
     return status
+
+
+def _unknown_fields(meta: dict, kind: ItemKind) -> Iterator[str]:
+    """A line per field we do not read (a typo, most likely), with a suggestion if close."""
+    known = FIELDS[kind]
+    for key in map(str, meta):
+        if key in known or key in SITE_FIELDS:
+            continue
+        if any(key in fields for fields in FIELDS.values()):  # the other kind's field
+            other = "events" if kind is ItemKind.MAGAZINE else "articles"
+            yield f"field '{key}' is for {other} only; ignored"
+            continue
+        close = difflib.get_close_matches(key.lower(), sorted(known), n=1)
+        yield f"unknown field '{key}' ignored" + (f"; did you mean '{close[0]}'?" if close else "")
 
 
 def _topics(value: Any) -> tuple[str, ...]:
