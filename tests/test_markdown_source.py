@@ -320,3 +320,19 @@ def test_cli_sync_and_check_print_warnings(tmp_path, sqlite_url):
                                            *command.split()], env=env, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         assert warning in result.stdout.splitlines(), result.stdout
+
+
+def test_two_files_with_one_id_are_a_problem_not_a_lost_article(tmp_path):
+    # A file copied to start a new article keeps the original's id.
+    write(tmp_path, "a.md", article(title="Eerste", extra="id: artikel-1\n"))
+    write(tmp_path, "b.md", article(title="Kopie", extra="id: artikel-1\n"))
+    write_event(tmp_path, "x")
+    write(tmp_path, "c.md", article(title="Zelfde", extra="id: event-x\n"))
+    items, problems = fetch(tmp_path)
+    assert [i.title for i in items] == ["Eerste", "Zelfde"]
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in problems] == [
+        "magazine/b.md: id 'artikel-1' is already the id of magazine/a.md; "
+        "give each file its own id",
+        "events/x.md: id 'event-x' is already the id of magazine/c.md; "
+        "give each file its own id",
+    ]

@@ -76,6 +76,9 @@ class MarkdownSource:
         self.problems, self.warnings = [], []
         if not self.folder.is_dir():
             raise ContentError(str(self.folder), "content folder not found")
+        # id -> file: the ledger keeps one item per id, so a second file (often a copy
+        # whose id was not changed) would be dropped without a word.
+        owners: dict[str, Path] = {}
         for sub, kind in FOLDERS.items():
             for path in sorted((self.folder / sub).glob("*.md")):
                 try:
@@ -83,8 +86,15 @@ class MarkdownSource:
                 except ContentError as problem:
                     self.problems.append(problem)
                     continue
-                if item is not None:
-                    yield item
+                if item is None:
+                    continue
+                owner = owners.setdefault(item.source_id, path)
+                if owner != path:
+                    self.problems.append(ContentError(str(path), (
+                        f"id {item.source_id!r} is already the id of "
+                        f"{owner.relative_to(self.folder)}; give each file its own id")))
+                    continue
+                yield item
 
 
 def read_item(path: Path, kind: ItemKind, source: str,
