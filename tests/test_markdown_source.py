@@ -336,3 +336,18 @@ def test_two_files_with_one_id_are_a_problem_not_a_lost_article(tmp_path):
         "events/x.md: id 'event-x' is already the id of magazine/c.md; "
         "give each file its own id",
     ]
+
+
+def test_an_image_that_is_not_an_absolute_link_is_a_problem(tmp_path):
+    # A mail has no site to resolve '/images/x.jpg' against: it would show a broken image.
+    for name, image in (("pad", "/images/x.jpg"), ("bestand", "x.jpg"),
+                        ("goed", "https://x.nl/images/x.jpg")):
+        write(tmp_path, f"{name}.md", article(title=name, extra=f"image: {image}\n"
+                                                                "image_alt: Een foto\n"))
+    items, problems = fetch(tmp_path)
+    assert [(i.source_id, i.image_url) for i in items] == [
+        ("magazine-goed", "https://x.nl/images/x.jpg")]
+    assert [str(p).split("/magazine/")[-1] for p in problems] == [
+        "bestand.md: image must be an absolute http(s) link, got 'x.jpg'",
+        "pad.md: image must be an absolute http(s) link, got '/images/x.jpg'",
+    ]

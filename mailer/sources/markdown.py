@@ -135,6 +135,8 @@ def read_item(path: Path, kind: ItemKind, source: str,
         raise ContentError(where, f"url must be an absolute http(s) link, got {url!r}")
     summary = sanitize_html(md.markdown(post.content or ""))
     image = meta.get("image")
+    if image and not str(image).startswith(("https://", "http://")):  # no site to resolve it
+        raise ContentError(where, f"image must be an absolute http(s) link, got {image!r}")
     if image and not meta.get("image_alt"):
         raise ContentError(where, "image given without image_alt (describe the image)")
     source_id = str(meta.get("id") or f"{kind.value}-{path.stem}")
