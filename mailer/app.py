@@ -144,7 +144,7 @@ class App:
             configs = chosen
         horizon = self.settings.event_horizon_weeks + SYNC_HORIZON_SLACK_WEEKS
         return [(c.name, factory_for(c.kind)(c, http=self.http, clock=self.clock,
-                                             horizon_weeks=horizon))
+                                             horizon_weeks=horizon, themes=self.settings.themes))
                 for c in configs if c.enabled or only is not None]
 
 

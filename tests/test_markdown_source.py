@@ -351,3 +351,25 @@ def test_an_image_that_is_not_an_absolute_link_is_a_problem(tmp_path):
         "bestand.md: image must be an absolute http(s) link, got 'x.jpg'",
         "pad.md: image must be an absolute http(s) link, got '/images/x.jpg'",
     ]
+
+
+def test_a_topic_that_is_not_a_theme_is_a_problem_of_that_file(tmp_path, sqlite_url):
+    # Readers who chose themes would never get an article filed under a misspelt one.
+    from mailer.app import App
+    from tests.conftest import make_settings
+
+    write(tmp_path, "typo.md", article(title="typo", extra="topics: [onderwjis, jeugdhulp]\n"))
+    write(tmp_path, "label.md", article(title="label", extra="topics: Onderwijs\n"))
+    write(tmp_path, "goed.md", article(title="goed", extra="topics: [onderwijs]\n"))
+    app = App(make_settings(tmp_path, sqlite_url, content_dir=tmp_path),
+              FixedClock(datetime(2026, 12, 3, tzinfo=UTC)))
+    try:
+        [(_, source)] = app.sources()
+        items = list(source.fetch())
+    finally:
+        app.engine.dispose()
+    assert [i.source_id for i in items] == ["magazine-goed"]
+    assert [str(p).split("/magazine/")[-1] for p in source.problems] == [
+        "label.md: topic 'Onderwijs' is not a theme of the list; did you mean 'onderwijs'?",
+        "typo.md: topic 'onderwjis' is not a theme of the list; did you mean 'onderwijs'?",
+    ]

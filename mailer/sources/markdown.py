@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,8 +65,10 @@ class MarkdownSource:
 
     kind: ClassVar[str] = "markdown"
 
-    def __init__(self, config: SourceConfig, **_: Any):
+    def __init__(self, config: SourceConfig, *, themes: Mapping[str, str] | None = None,
+                 **_: Any):
         self.config = config
+        self.themes = themes  # the list's theme slugs; None: topics are not checked
         self.folder = Path(config.location)
         self.problems: list[ContentError] = []
         self.warnings: list[ContentError] = []  # the item still synced (an unknown field)
@@ -82,7 +84,8 @@ class MarkdownSource:
         for sub, kind in FOLDERS.items():
             for path in sorted((self.folder / sub).glob("*.md")):
                 try:
-                    item = read_item(path, kind, self.config.name, self.warnings)
+                    item = read_item(path, kind, self.config.name, self.warnings,
+                                     themes=self.themes)
                 except ContentError as problem:
                     self.problems.append(problem)
                     continue
@@ -98,7 +101,8 @@ class MarkdownSource:
 
 
 def read_item(path: Path, kind: ItemKind, source: str,
-              warnings: list[ContentError] | None = None) -> Item | None:
+              warnings: list[ContentError] | None = None, *,
+              themes: Mapping[str, str] | None = None) -> Item | None:
     """Parse one Markdown file into an Item, or raise ContentError naming file and problem.
 
     A draft (`draft: true`, as in Hugo and Jekyll) is None: not published and, being work
@@ -152,7 +156,7 @@ def read_item(path: Path, kind: ItemKind, source: str,
         summary=summary,
         image_url=str(image) if image else None,
         image_alt=str(meta["image_alt"]) if image else None,
-        topics=_topics(meta.get("topics")),
+        topics=_topics(meta.get("topics"), themes, where),
     )
     if kind is ItemKind.MAGAZINE:
         return Item(**common, published_at=_instant(meta, "published", where))
@@ -209,11 +213,21 @@ def _unknown_fields(meta: dict, kind: ItemKind) -> Iterator[str]:
         yield f"unknown field '{key}' ignored" + (f"; did you mean '{close[0]}'?" if close else "")
 
 
-def _topics(value: Any) -> tuple[str, ...]:
-    """A list of topics, or one written as plain text (not one topic per letter)."""
+def _topics(value: Any, themes: Mapping[str, str] | None, where: str) -> tuple[str, ...]:
+    """A list of topics, or one written as plain text (not one topic per letter).
+
+    Each must be a theme of the list: readers who chose themes never get an article filed
+    under a misspelt one.
+    """
     if not value:
         return ()
-    return (str(value),) if isinstance(value, str) else tuple(str(t) for t in value)
+    topics = (str(value),) if isinstance(value, str) else tuple(str(t) for t in value)
+    for topic in topics:
+        if themes is not None and topic not in themes:
+            close = difflib.get_close_matches(topic.lower(), sorted(themes), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"themes: {', '.join(themes)}"
+            raise ContentError(where, f"topic {topic!r} is not a theme of the list; {hint}")
+    return topics
 
 
 def _flag(meta: dict, key: str, where: str) -> bool:
