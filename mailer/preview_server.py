@@ -26,6 +26,7 @@ from mailer.compose import compose_issue, issue_moment
 from mailer.errors import MailerError
 from mailer.models import SECTIONS, Preferences
 from mailer.preview import build_preview
+from mailer.render.lint import Finding
 from mailer.review import ReviewOptions, review
 from mailer.sync import sync_source
 
@@ -81,6 +82,9 @@ class Build:
     version: int
     app: App
     error: str = ""
+    # Per-file problems and warnings of the local content: a file with a mistake is left
+    # out of the issue, so without these an editor would only see their article vanish.
+    notes: tuple[Finding, ...] = ()
 
 
 class PreviewServer:
@@ -151,15 +155,20 @@ class PreviewServer:
             if previous is None:
                 raise
             return Build(version, previous, f"Instellingen: {exc}")
+        notes: list[Finding] = []
         try:
             for name, source in local_sources(app):
                 report = sync_source(app.engine, name, source, app.clock)
                 if report.error:
                     return Build(version, app, f"Content {name}: {report.error}")
+                notes += [Finding("error", "content-problem", f"{name}: {p}")
+                          for p in report.problems]
+                notes += [Finding("warning", "content-warning", f"{name}: {w}")
+                          for w in report.warnings]
         except MailerError as exc:
             return Build(version, app, str(exc))
         log.info("preview version %s built", version)
-        return Build(version, app)
+        return Build(version, app, notes=tuple(notes))
 
     def wsgi(self, environ, start_response):
         """The WSGI entry point."""
@@ -217,7 +226,7 @@ class PreviewServer:
                                 result.get_data(as_text=True))
             return Response(body, result.status_code, mimetype="text/html")
         issue, preview = result
-        findings = review(build.app, issue, preview, ReviewOptions(spam=False))
+        findings = [*build.notes, *review(build.app, issue, preview, ReviewOptions(spam=False))]
         # The header shows what this segment's readers see in their inbox.
         shown = replace(issue, subject=preview.segment.subject,
                         preheader=preview.segment.preheader)

@@ -145,3 +145,15 @@ def test_preview_serve_command_runs_as_a_real_process(tmp_path, sqlite_url):
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_content_file_with_a_mistake_is_named_on_the_page(server):
+    """A Markdown file with a mistake is not synced (a new one never shows, an edited one
+    keeps its last good version); the page says which file and why."""
+    content, _, _ = server.files
+    article = next((content / "magazine").glob("*apeldoorn*.md"))
+    start = version(server)
+    article.write_text(article.read_text().replace("\nurl:", "\nadres:", 1))
+    wait_for(lambda: version(server) > start, "a version bump after the faulty edit")
+    page = requests.get(server.url, timeout=30).text
+    assert article.name in page and "missing required field &#x27;url&#x27;" in page
