@@ -66,7 +66,7 @@ def compose_issue(conn: Connection, settings: Settings, moment: datetime) -> Iss
     issue = Issue(
         list_id=settings.list_id, period=period, issue_date=local(moment).date(), moment=moment,
         subject="", preheader="", intro=None, magazine=tuple(magazine), events=tuple(events),
-        number=number, id=own_id,
+        number=number, id=own_id, announced=frozenset(announced & {e.id for e in events}),
     )
     return _with_texts(issue, settings)
 
@@ -105,9 +105,12 @@ def read_editorial(content_dir: Path, issue_date: date) -> dict[str, str]:
 
 
 def derive_subject(issue: Issue, list_name: str) -> str:
-    """'WeerbaarNL nr. 4: <lead article>' (or the first event when there is no article)."""
-    lead = issue.magazine[0] if issue.magazine else _first_active(issue.events)
-    title = lead.item.title if lead else "nieuws en agenda"
+    """'WeerbaarNL nr. 4: <lead article>' (or the first new event when there is no article).
+
+    An event an earlier issue already carried is no news: it never headlines.
+    """
+    lead = issue.magazine[0] if issue.magazine else _first_new(issue)
+    title = lead.item.title if lead else "de agenda voor de komende weken"
     prefix = f"{list_name} nr. {issue.number}: "
     return prefix + shorten(title, SUBJECT_MAX - len(prefix))
 
@@ -137,5 +140,7 @@ def _also(parts: list[str]) -> str:
     return "Ook: " + ", ".join(parts[:-1]) + (" en " if len(parts) > 1 else "") + parts[-1]
 
 
-def _first_active(events: tuple[StoredItem, ...]) -> StoredItem | None:
-    return next((e for e in events if e.item.status is ItemStatus.ACTIVE), None)
+def _first_new(issue: Issue) -> StoredItem | None:
+    """The first event that is on and that no earlier issue carried."""
+    return next((e for e in issue.events
+                 if e.item.status is ItemStatus.ACTIVE and issue.is_new(e)), None)

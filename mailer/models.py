@@ -125,6 +125,13 @@ class Issue:
     events: tuple[StoredItem, ...]
     number: int = 0
     id: int | None = None
+    # Its items that an earlier issue already carried (events stay in the agenda until they
+    # take place): they are not news, so derived subjects and preheaders do not lead with them.
+    announced: frozenset[int] = frozenset()
+
+    def is_new(self, stored: StoredItem) -> bool:
+        """Whether no earlier issue carried this item."""
+        return stored.id not in self.announced
 
 
 @dataclass(frozen=True)

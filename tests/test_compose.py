@@ -42,6 +42,28 @@ def test_an_item_never_appears_in_two_issues(loaded_app):
     assert not {s.id for s in first.magazine} & {s.id for s in second.magazine}
 
 
+def test_a_later_issue_headlines_what_is_new_not_what_an_earlier_issue_carried(loaded_app):
+    from mailer.models import Preferences
+
+    first = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                 date(2026, 12, 3)))
+    send_issue(loaded_app, first)
+    # The stored issue, as sending renders it per segment.
+    second = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                  date(2026, 12, 10)))
+    carried = {s.id for s in first.events}
+    [new] = [s for s in second.events if s.id not in carried]
+    assert "Rotterdam" in new.item.title
+    # Was "WeerbaarNL nr. 2: Werkatelier … Zwolle", an event issue 1 already carried.
+    assert second.subject.startswith("WeerbaarNL nr. 2: Training Gesprekken")
+    agenda = loaded_app.renderer.render(second, Preferences(frozenset({"agenda"})))
+    assert agenda.subject == second.subject
+    # Managers get only events issue 1 announced: none of them headlines.
+    managers = loaded_app.renderer.render(
+        second, Preferences(frozenset({"agenda"}), frozenset({"bestuurders"})))
+    assert managers.subject == "WeerbaarNL nr. 2: de agenda voor de komende weken"
+
+
 def test_past_events_never_appear(loaded_app):
     issue = compose(loaded_app, date(2027, 1, 20))
     assert issue is not None

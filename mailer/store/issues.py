@@ -168,11 +168,13 @@ def load_issue(conn: Connection, record: IssueRecord) -> Issue:
         .order_by(issue_items.c.section, issue_items.c.position)
     ).all()
     found = items_by_id(conn, [r.item_id for r in rows])
+    # As compose_issue counts them, so subjects derived again per segment agree with it.
+    announced = announced_item_ids(conn, record.list_id, record.id) & set(found)
     section = {name: tuple(found[r.item_id] for r in rows if r.section == name)
                for name in ("magazine", "agenda")}
     return Issue(
         list_id=record.list_id, period=record.period, issue_date=record.issue_date,
         moment=record.moment, subject=record.subject, preheader=record.preheader,
         intro=record.intro, magazine=section["magazine"], events=section["agenda"],
-        number=record.number, id=record.id,
+        number=record.number, id=record.id, announced=frozenset(announced),
     )
