@@ -64,6 +64,21 @@ def test_a_later_issue_headlines_what_is_new_not_what_an_earlier_issue_carried(l
     assert managers.subject == "WeerbaarNL nr. 2: de agenda voor de komende weken"
 
 
+def test_a_derived_subject_fits_what_lint_accepts_and_ends_at_a_word(loaded_app):
+    from dataclasses import replace
+
+    from mailer.compose import derive_subject
+    from mailer.render.content_checks import check_subject_and_preheader
+
+    issue = compose(loaded_app, date(2026, 12, 3))
+    # Was 87 characters (derived subjects could have 90), so lint warned on every issue.
+    assert issue.subject == "WeerbaarNL nr. 1: Samenwerking in de keten: wat Apeldoorn…"
+    assert not [f for f in check_subject_and_preheader(issue.subject, issue.preheader)
+                if f.code == "subject"]
+    subject = derive_subject(replace(issue, number=123), "Nieuwsbrief van het Platform JEP")
+    assert len(subject) <= 60 and subject.endswith(": Samenwerking in…")
+
+
 def test_past_events_never_appear(loaded_app):
     issue = compose(loaded_app, date(2027, 1, 20))
     assert issue is not None

@@ -6,11 +6,13 @@ import re
 
 from lxml.html import HtmlElement
 
+from mailer.compose import SUBJECT_MAX
 from mailer.render.dom import element_label, elements, inline_style
 from mailer.render.lint import ERROR, WARNING, Finding
 
-# Inboxes show roughly 40-60 subject characters on phones and 70-90 on desktops.
-SUBJECT_WARN = 60
+# Inboxes show roughly 40-60 subject characters on phones and 70-90 on desktops; derived
+# subjects are kept to the same limit.
+SUBJECT_WARN = SUBJECT_MAX
 # The preheader fills the inbox preview after the subject: Apple Mail and Gmail show up to
 # about 140 characters; under 40, the client pads it with body text ("Bekijk deze e-mail…").
 PREHEADER_MIN, PREHEADER_MAX = 40, 140
