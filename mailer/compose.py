@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import unicodedata
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
@@ -12,10 +14,11 @@ import markdown as md
 import yaml
 from sqlalchemy import Connection
 
+from mailer import dutch
 from mailer.clock import AMSTERDAM, Clock, local
 from mailer.errors import ComposeError, ContentError
 from mailer.models import Issue, ItemStatus, StoredItem
-from mailer.sanitize import sanitize_html, shorten
+from mailer.sanitize import TEXT_ONLY, sanitize_html, shorten
 from mailer.settings import Settings
 from mailer.store import issues as issue_store
 from mailer.store import items as item_store
@@ -118,28 +121,91 @@ def derive_subject(issue: Issue, list_name: str) -> str:
 
 
 def derive_preheader(issue: Issue) -> str:
-    """A line naming what else is inside, for the inbox preview."""
-    titles = [s.item.title for s in issue.magazine[1:3]]
+    """The inbox line after the subject: what else is inside, the news first.
+
+    The subject names the lead article, else the first new event (see derive_subject);
+    the preheader tells what comes with it and does not count that one again.
+    """
     active = [e for e in issue.events if e.item.status is ItemStatus.ACTIVE]
-    tail = []
-    if active:
-        word = "activiteit" if len(active) == 1 else "activiteiten"
-        tail.append(f"{len(active)} {word} in de agenda")
-    if not titles and not tail:
-        return shorten(issue.magazine[0].item.title if issue.magazine else "", PREHEADER_MAX)
-    # Name fewer titles rather than cut the line: a cut loses the agenda count at its end.
-    for kept in range(len(titles), 0, -1):
-        if len(text := _also(titles[:kept] + tail)) <= PREHEADER_MAX:
+    if issue.magazine:
+        return _magazine_preheader(issue, active)
+    if lead := _first_new(issue):
+        return _event_preheader(issue, lead, [e for e in active if e is not lead])
+    return _agenda_preheader(active)
+
+
+def _magazine_preheader(issue: Issue, active: list[StoredItem]) -> str:
+    """'Ook in dit nummer: <article>, <article> en nog 5 artikelen. In de agenda: …'."""
+    others = [s.item.title for s in issue.magazine[1:]]
+    if not others:
+        if active:
+            return f"Verder in dit nummer: de agenda met {_event_count(issue, active)}."
+        return _teaser(issue.magazine[0])
+    agenda = f" In de agenda: {_event_count(issue, active)}." if active else ""
+    # Name fewer titles (at worst none: 'nog 3 artikelen') rather than cut the line or a title.
+    for kept in range(min(len(others), 2), -1, -1):
+        if len(text := _also(others, kept) + agenda) <= PREHEADER_MAX:
             return text
-    if not titles:
-        return _also(tail)
-    room = PREHEADER_MAX - len(_also(["", *tail]))
-    return _also([shorten(titles[0], room), *tail])
+    return shorten(text, PREHEADER_MAX)  # not reached: the counts alone are short
 
 
-def _also(parts: list[str]) -> str:
-    """'Ook: a, b en c'."""
-    return "Ook: " + ", ".join(parts[:-1]) + (" en " if len(parts) > 1 else "") + parts[-1]
+def _also(titles: list[str], kept: int) -> str:
+    """'Ook in dit nummer: a, b en nog 3 artikelen.', naming the first `kept` titles."""
+    parts = titles[:kept]
+    if rest := len(titles) - kept:
+        parts.append(f"nog {rest} {'artikel' if rest == 1 else 'artikelen'}")
+    listed = ", ".join(parts[:-1]) + (" en " if len(parts) > 1 else "") + parts[-1]
+    return _sentence(f"Ook in dit nummer: {listed}")
+
+
+def _event_preheader(issue: Issue, lead: StoredItem, others: list[StoredItem]) -> str:
+    """When and where the event in the subject is, then what else the agenda holds."""
+    item = lead.item
+    when = dutch.event_when(item.starts_at, item.ends_at, item.all_day)
+    # As the agenda shows it; a meeting link is no place to read in an inbox.
+    place = "" if (item.location or "").startswith(("http://", "https://")) else item.location
+    where = f"{place} en online" if place and item.online else place or (
+        "online" if item.online else "")
+    rest = (f"Verder in de agenda: {_event_count(issue, others)}." if others
+            else "Lees verder voor alle details.")
+    # A long address goes first when the line would not fit; the date and time stay.
+    for first in ([f"{when}, {where}"] if where else []) + [when]:
+        if len(text := f"{_sentence(first[0].upper() + first[1:])} {rest}") <= PREHEADER_MAX:
+            return text
+    return shorten(text, PREHEADER_MAX)
+
+
+def _agenda_preheader(active: list[StoredItem]) -> str:
+    """For a reader whose events were all in earlier issues: how many, and when the next."""
+    if not active:
+        return ""
+    first = dutch.long_date(min(e.item.starts_at for e in active))
+    if len(active) == 1:
+        return f"In de agenda: 1 activiteit, op {first}."
+    return f"In de agenda: {len(active)} activiteiten, de eerstvolgende op {first}."
+
+
+def _event_count(issue: Issue, events: list[StoredItem]) -> str:
+    """'7 activiteiten, waarvan 1 nieuw'; '2 nieuwe activiteiten' when all are new."""
+    total, new = len(events), sum(issue.is_new(e) for e in events)
+    noun = "activiteit" if total == 1 else "activiteiten"
+    if new == total:
+        return f"{total} nieuwe {noun}"
+    return f"{total} {noun}" + (f", waarvan {new} nieuw" if new else "")
+
+
+def _teaser(lead: StoredItem) -> str:
+    """The only article's summary as plain text: the subject already names its title."""
+    # A space before each block's end, so paragraphs do not run together.
+    spaced = re.sub(r"<(?:/p|/li|br)\b", r" \g<0>", lead.item.summary or "")
+    text = " ".join(html.unescape(TEXT_ONLY.clean(spaced)).split())
+    return shorten(text, PREHEADER_MAX) if text else (
+        "In dit nummer lees je het nieuwe artikel van de redactie.")
+
+
+def _sentence(text: str) -> str:
+    """The text with a full stop, unless it already ends a sentence ('wat mag wel?')."""
+    return text if text.endswith((".", "?", "!", "…")) else text + "."
 
 
 def _first_new(issue: Issue) -> StoredItem | None:

@@ -152,19 +152,60 @@ def test_a_derived_preheader_drops_a_title_rather_than_cut_the_agenda_count(load
 
     issue = compose(loaded_app, date(2026, 12, 3))
     lead, *rest = issue.magazine
-    long_titles = tuple(replace(s, item=replace(s.item, title=s.item.title + " en wat de "
-                                                "praktijk daarvan leert"))
-                        for s in rest)
-    preheader = derive_preheader(replace(issue, magazine=(lead, *long_titles)))
-    # Was "Ook: <title>, <title> en 7 activiteiten in…": the count cut off mid-phrase.
-    assert preheader == f"Ook: {long_titles[0].item.title} en 7 activiteiten in de agenda"
+    longer = tuple(replace(s, item=replace(s.item, title=s.item.title + " in de praktijk"))
+                   for s in rest)
+    # Two titles do not fit; was "Ook: <title>, <title> en 7 activiteiten in…", the count
+    # cut off mid-phrase.
+    assert derive_preheader(issue) == (f"Ook in dit nummer: {rest[0].item.title} en nog 6 "
+                                       "artikelen. In de agenda: 7 nieuwe activiteiten.")
+    # Nor does one: counted, not cut.
+    assert derive_preheader(replace(issue, magazine=(lead, *longer))) == (
+        "Ook in dit nummer: nog 7 artikelen. In de agenda: 7 nieuwe activiteiten.")
     very_long = replace(rest[0], item=replace(rest[0].item, title="Lang " * 40))
     preheader = derive_preheader(replace(issue, magazine=(lead, very_long)))
-    assert len(preheader) <= PREHEADER_MAX
-    assert preheader.startswith("Ook: Lang") and preheader.endswith("… en 7 activiteiten in "
-                                                                    "de agenda")
-    no_agenda = derive_preheader(replace(issue, magazine=(lead, very_long), events=()))
-    assert len(no_agenda) <= PREHEADER_MAX and no_agenda.endswith("Lang…")
+    assert preheader == "Ook in dit nummer: nog 1 artikel. In de agenda: 7 nieuwe activiteiten."
+    no_agenda = derive_preheader(replace(issue, magazine=(lead, *longer[:2]), events=()))
+    assert len(no_agenda) <= PREHEADER_MAX and no_agenda == (
+        f"Ook in dit nummer: {longer[0].item.title} en nog 1 artikel.")
+
+
+def test_derived_preheaders_say_what_comes_with_the_subject_in_dutch(loaded_app):
+    from dataclasses import replace
+
+    from mailer.compose import derive_preheader
+    from mailer.models import Preferences
+    from mailer.render.content_checks import check_subject_and_preheader
+
+    first = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                 date(2026, 12, 3)))
+    # One article, nothing else: its summary, not its title again.
+    [lead] = first.magazine[:1]
+    alone = derive_preheader(replace(first, magazine=(lead,), events=()))
+    assert alone.startswith("In Apeldoorn schuiven gemeente, politie") and alone.endswith("…")
+    # One article and the agenda.
+    assert derive_preheader(replace(first, magazine=(lead,))) == (
+        "Verder in dit nummer: de agenda met 7 nieuwe activiteiten.")
+    send_issue(loaded_app, first)
+    second = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock,
+                                                  date(2026, 12, 10)))
+    # Agenda only: the subject names the new event; was "Ook: 7 activiteiten in de agenda",
+    # counting that event again, and too short for the inbox.
+    agenda = loaded_app.renderer.render(second, Preferences(frozenset({"agenda"})))
+    assert agenda.preheader == (
+        "Donderdag 28 januari 2027, 10.00–16.00 uur, Stadhuis Rotterdam, Coolsingel 40, "
+        "Rotterdam. Verder in de agenda: 6 activiteiten.")
+    managers = loaded_app.renderer.render(
+        second, Preferences(frozenset({"agenda"}), frozenset({"bestuurders"})))
+    assert managers.preheader.startswith("In de agenda: ")
+    assert managers.preheader.endswith(" januari 2027.")
+    for segment in (agenda, managers):
+        assert check_subject_and_preheader(segment.subject, segment.preheader) == []
+    # An online event: "online", also when its location is the meeting link.
+    online = next(e for e in second.events if e.item.online)
+    for location in (None, "https://teams.example.org/meet/123"):
+        event = replace(online, item=replace(online.item, location=location))
+        assert derive_preheader(replace(second, events=(event,), announced=frozenset())) == (
+            "Dinsdag 15 december 2026, 15.00–16.30 uur, online. Lees verder voor alle details.")
 
 
 def test_an_editorial_file_with_a_byte_order_mark_keeps_its_front_matter(tmp_path):
