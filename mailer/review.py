@@ -25,6 +25,7 @@ class ReviewOptions:
 
     check_links: bool = False  # online: link reachability and image files
     spam: bool = True  # SpamAssassin takes a few seconds
+    mjml_boilerplate: bool = False  # also caniemail findings that only MJML's own markup causes
 
 
 def review(app: App, issue: Issue, preview: Preview,
@@ -37,7 +38,7 @@ def review(app: App, issue: Issue, preview: Preview,
     findings += check_images(root)
     findings += check_contrast(root)
     findings += check_text_links(root, preview.text)
-    findings += client_support(app, preview.html, root)
+    findings += client_support(app, preview.html, root, boilerplate=options.mjml_boilerplate)
     if options.spam:
         from mailer.spam import check_spam
 
@@ -57,7 +58,7 @@ def unpublished_urls(app: App, issue: Issue) -> list[str]:
             app.links.web_version_url(issue.period)]
 
 
-def client_support(app: App, html: str, root) -> list[Finding]:
+def client_support(app: App, html: str, root, *, boilerplate: bool = False) -> list[Finding]:
     """caniemail findings for the configured clients; a warning when the data is missing."""
     s = app.settings
     try:
@@ -68,4 +69,4 @@ def client_support(app: App, html: str, root) -> list[Finding]:
     if unknown:
         raise ConfigError(f"setting lint_clients: unknown client(s) {', '.join(unknown)}; use "
                           "family.platform names from caniemail.com, e.g. outlook.windows")
-    return check_support(html, root, data, tuple(s.lint_clients))
+    return check_support(html, root, data, tuple(s.lint_clients), boilerplate=boilerplate)

@@ -72,6 +72,42 @@ def test_table_layout_with_bgcolor_raises_nothing(support):
     assert not [f for f in caniemail(html, support).values() if f.level == ERROR]
 
 
+def mjml_page(head: str = "", body: str = "") -> str:
+    """A message as our pipeline makes it from an MJML document (compiled, CSS inlined)."""
+    from mailer.render.newsletter import compile_mjml, inline_css
+
+    return inline_css(compile_mjml(
+        '<mjml lang="nl"><mj-head><mj-preview>Voorproefje</mj-preview><mj-attributes>'
+        f'<mj-all font-family="Arial" /></mj-attributes>{head}</mj-head><mj-body><mj-section>'
+        '<mj-column><mj-text>Hallo</mj-text><mj-image src="https://example.org/a.png" '
+        f'alt="Een foto" /></mj-column></mj-section>{body}</mj-body></mjml>'))
+
+
+def test_what_mjml_writes_into_every_message_is_left_out_unless_asked(support):
+    html = mjml_page()
+    # Was ten warnings on every issue (doctype, the preview's hiding styles, the reset's
+    # outline, the body's word-spacing) that neither an editor nor a template can change.
+    assert check_support(html, parse_html(html), support, CLIENTS) == []
+    everything = check_support(html, parse_html(html), support, CLIENTS, boilerplate=True)
+    titles = {f.message.split(" is not supported")[0] for f in everything}
+    assert {"HTML5 doctype", "outline", "word-spacing", "opacity", "overflow"} <= titles
+    assert all(f.message.endswith("MJML writes this into every message") for f in everything)
+
+
+def test_the_same_features_used_by_a_template_or_content_are_still_reported(support):
+    html = mjml_page(
+        "<mj-style>.kader { outline: 2px solid #154273; }</mj-style>",
+        '<mj-section><mj-column><mj-text><div style="opacity:0.8;overflow:hidden">Tekst</div>'
+        '<img src="https://example.org/b.png" alt="b" style="outline:1px solid #000">'
+        "</mj-text></mj-column></mj-section><mj-raw><p style=\"word-spacing:2px\">x</p></mj-raw>")
+    found = caniemail(html, support)
+    assert found["outline"].element == "<style>"  # the template's rule, not MJML's reset
+    assert found["opacity"].element.startswith('<div style="opacity:0.8')
+    assert found["overflow"].element.startswith('<div style="opacity:0.8')
+    assert found["word-spacing"].element.startswith("<p")
+    assert not any(f.message.endswith("every message") for f in found.values())
+
+
 def test_unknown_lint_client_is_a_config_error(lint_app):
     bad = App(with_overrides(lint_app.settings, lint_clients=["outlook.windows", "pager.beeper"]),
               lint_app.clock)
@@ -170,7 +206,7 @@ def test_sample_issue_has_no_errors_with_every_offline_check(lint_app):
     issue = the_issue(lint_app)
     findings = review(lint_app, issue, build_preview(lint_app, issue))
     assert [f for f in findings if f.level == ERROR] == []
-    # The checks did run: caniemail reports MJML's media queries for Outlook on Windows.
+    # The checks did run: caniemail reports the template's media query for Outlook on Windows.
     assert any(f.code == "caniemail" and "Outlook (Windows)" in f.message for f in findings)
 
 
@@ -242,6 +278,10 @@ def test_lint_json_for_machines(tmp_path, sqlite_url):
     assert report["errors"] == 0 and report["issue"]["period"] == "2026-W49"
     assert report["warnings"] == len(report["findings"]) > 0
     assert set(report["findings"][0]) == {"level", "code", "message", "element"}
+    assert not [f for f in report["findings"] if "MJML writes this" in f["message"]]
+    result = runner.invoke(main, [*config, "lint", "--json", "--all"], env=env)
+    mjml = [f for f in json.loads(result.output)["findings"] if "MJML writes" in f["message"]]
+    assert {f["element"] for f in mjml} >= {"<!doctype>"}
 
 
 def test_lint_exits_1_and_names_the_element_on_errors(tmp_path, sqlite_url, clock):

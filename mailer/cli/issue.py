@@ -100,8 +100,11 @@ def preview(state: CliState, on: datetime | None, out: Path | None, open_browser
 @click.option("--check-links", is_flag=True,
               help="Also fetch every link and image (online; uses link_timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also the client support findings that only MJML's own markup causes.")
 @pass_state
-def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool) -> None:
+def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool,
+         show_all: bool) -> None:
     """Check the upcoming issue; exit 1 if there are errors."""
     app = state.app()
     issue = compose_for(app, _day(on))
@@ -109,7 +112,8 @@ def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool)
         return preview_tools.echo_findings_json(None, [])
     if issue is None:
         return nothing_new(app, _day(on))
-    findings = review(app, issue, build_preview(app, issue), ReviewOptions(check_links=check_links))
+    options = ReviewOptions(check_links=check_links, mjml_boilerplate=show_all)
+    findings = review(app, issue, build_preview(app, issue), options)
     if as_json:
         preview_tools.echo_findings_json(issue, findings)
     else:

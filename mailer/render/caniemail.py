@@ -5,11 +5,16 @@ from the repository's package.json); it is read directly, so linting needs no No
 For each feature the HTML uses, the newest tested version of every target client says
 whether it is supported. Unsupported features become findings naming the first element
 that uses them; partial support (`a`) is not reported, its notes are on the feature page.
+
+What mjml2html itself writes into every message (the doctype, its reset and column
+styles, the hidden preview text) is left out unless asked for: neither an editor nor the
+template can change it, and warnings nobody can act on teach editors to skip warnings.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -17,8 +22,10 @@ from pathlib import Path
 
 from lxml.html import HtmlElement
 
-from mailer.render.dom import element_label, elements, inline_style
+from mailer.render.dom import element_label, elements, inline_style, parse_html
 from mailer.render.lint import ERROR, WARNING, Finding
+
+log = logging.getLogger(__name__)
 
 # Features whose absence loses content or layout rather than polish: errors, not warnings.
 BREAKING = frozenset({
@@ -38,6 +45,13 @@ MEDIA_FEATURES = ("prefers-color-scheme", "prefers-reduced-motion", "orientation
                   "device-pixel-ratio")
 PSEUDO = re.compile(r"(::?)([a-z-]+)")
 IMAGE_EXT = re.compile(r"\.([a-z0-9]+)(?:[?#].*)?$")
+# The smallest document that makes mjml2html write what it adds to every message: the
+# doctype, the head's reset and column styles, the image styles and the preview <div>.
+# A font of our own, so MJML's default web font (an @import a template may avoid) is not.
+REFERENCE_MJML = (
+    "<mjml><mj-head><mj-preview>x</mj-preview><mj-attributes><mj-all font-family=\"Arial\" />"
+    "</mj-attributes></mj-head><mj-body><mj-section><mj-column><mj-text>x</mj-text><mj-image "
+    "src=\"https://example.org/x.png\" alt=\"x\" /></mj-column></mj-section></mj-body></mjml>")
 
 
 class CanIEmailDataMissing(Exception):
@@ -94,24 +108,79 @@ def load_support_data(path: Path) -> SupportData:
     return SupportData(features, names["family"], names["platform"], data["last_update_date"])
 
 
-def check_support(html: str, root: HtmlElement, data: SupportData,
-                  clients: tuple[str, ...]) -> list[Finding]:
-    """A finding per used feature that some target client does not support."""
+@dataclass(frozen=True)
+class Boilerplate:
+    """What mjml2html writes into every message, whatever the template says."""
+
+    styles: frozenset[str]  # its <style> blocks, whitespace collapsed
+    inline: frozenset[tuple[str, str, str]]  # (tag, property, value) on its own elements
+    preview_style: str  # the style of the <div> that hides the preview text
+
+    def owns_style(self, css: str) -> bool:
+        return " ".join(css.split()) in self.styles
+
+    def is_preview(self, el: HtmlElement) -> bool:
+        return el.tag == "div" and _squeeze(el.get("style")) == self.preview_style
+
+    def own_declarations(self, el: HtmlElement) -> dict[str, str]:
+        """The element's inline declarations, but those MJML writes on such elements too."""
+        return {p: v for p, v in inline_style(el).items()
+                if (el.tag, p, v.lower()) not in self.inline}
+
+
+@cache
+def mjml_boilerplate() -> Boilerplate:
+    """Learn the boilerplate from the installed MJML compiler, through our own pipeline.
+
+    Inline declarations count per tag and value: MJML's reset (img { outline: none }),
+    which premailer copies onto every image, or the spacing of the table around an image.
+    The preview <div> counts as a whole, so a template's own hidden <div> is still checked.
+    """
+    from mailer.render.newsletter import compile_mjml, inline_css
+
+    root = parse_html(inline_css(compile_mjml(REFERENCE_MJML)))
+    preview = next(el for el in root.iter("div") if "display:none" in _squeeze(el.get("style")))
+    return Boilerplate(
+        frozenset(" ".join((el.text or "").split()) for el in root.iter("style")),
+        frozenset((el.tag, p, v.lower()) for el in elements(root) if el is not preview
+                  for p, v in inline_style(el).items()),
+        _squeeze(preview.get("style")))
+
+
+def _squeeze(style: str | None) -> str:
+    return "".join((style or "").split()).lower()
+
+
+def check_support(html: str, root: HtmlElement, data: SupportData, clients: tuple[str, ...],
+                  *, boilerplate: bool = False) -> list[Finding]:
+    """A finding per used feature that some target client does not support.
+
+    Features only MJML's boilerplate uses are logged (debug) and left out, unless
+    `boilerplate` asks for them; the others name the first element of ours that uses them.
+    """
     findings = []
+    ours = used_features(html, root, set(data.features), skip=mjml_boilerplate())
     for slug, where in used_features(html, root, set(data.features)).items():
         missing = [c for c in clients if data.support(slug, c) == "n"]
         if not missing:
             continue
         feature = data.features[slug]
         names = ", ".join(data.client_name(c) for c in missing)
-        findings.append(Finding(
-            ERROR if slug in BREAKING else WARNING, "caniemail",
-            f"{feature.title} is not supported by {names} ({feature.url})", where))
+        message = f"{feature.title} is not supported by {names} ({feature.url})"
+        if slug not in ours:
+            log.debug("caniemail, MJML's own markup: %s [%s]", message, where)
+            if not boilerplate:
+                continue
+            message += "; MJML writes this into every message"
+        findings.append(Finding(ERROR if slug in BREAKING else WARNING, "caniemail", message,
+                                ours.get(slug, where)))
     return findings
 
 
-def used_features(html: str, root: HtmlElement, known: set[str]) -> dict[str, str]:
-    """Every caniemail feature slug the HTML uses, with the first element that uses it."""
+def used_features(html: str, root: HtmlElement, known: set[str],
+                  skip: Boilerplate | None = None) -> dict[str, str]:
+    """Every caniemail feature slug the HTML uses, with the first element that uses it;
+    with `skip`, what MJML writes into every message does not count."""
     found: dict[str, str] = {}
 
     def add(slugs: list[str], where: str) -> None:
@@ -119,13 +188,16 @@ def used_features(html: str, root: HtmlElement, known: set[str]) -> dict[str, st
             if slug in known and slug not in found:
                 found[slug] = where
 
-    if html.lstrip().lower().startswith("<!doctype"):
+    if html.lstrip().lower().startswith("<!doctype") and skip is None:
         add(["html-doctype"], "<!doctype>")
     for el in elements(root):
+        if skip and skip.is_preview(el):
+            continue
         label = element_label(el)
         add(element_slugs(el), label)
-        add(css_declaration_slugs(inline_style(el)), label)
-        if el.tag == "style":
+        add(css_declaration_slugs(skip.own_declarations(el) if skip else inline_style(el)),
+            label)
+        if el.tag == "style" and not (skip and skip.owns_style(el.text or "")):
             add(stylesheet_slugs(el.text or ""), "<style>")
     return found
 
