@@ -296,3 +296,34 @@ def test_a_provider_name_that_does_not_resolve_sent_nothing(loaded_app, emulator
     with pytest.raises(ProviderError) as caught:
         send_test(app, the_issue(app), ["a@example.org"])
     assert caught.value.retryable and not caught.value.maybe_accepted
+
+
+def test_who_is_erased_or_complains_while_their_batch_is_in_flight_stays_so(loaded_app,
+                                                                            emulators):
+    """The provider refuses both addresses as inactive (a bounce), but one person was erased
+    and the other complained while the call was under way: erasure is final and a
+    complaint outranks a bounce, as for a webhook."""
+    emu = emulators("postmark")
+    erased, complained = sorted(active_emails(loaded_app))[:2]
+    emu.inactive = {erased, complained}
+    app = app_for(loaded_app, "postmark", emu)
+    provider = app.provider
+    send_batch = provider.send_batch
+
+    def meanwhile(batch):
+        if erased in {r.email for r in batch.recipients}:
+            assert forget(app, erased, "test")
+            with app.engine.begin() as conn:
+                subs.set_status(conn, subs.find_by_email(conn, complained).id,
+                                SubscriberStatus.COMPLAINED, app.clock.now(), "test")
+        return send_batch(batch)
+
+    provider.send_batch = meanwhile
+    result = send_issue(app, the_issue(app))
+    assert result.finished and result.counts["failed"] == 2
+    with app.engine.connect() as conn:
+        status = {r.subscriber_id: r.status for r in conn.execute(
+            select(outbox.c.subscriber_id, subscribers.c.status)
+            .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
+            .where(outbox.c.status == OutboxStatus.FAILED.value))}
+    assert sorted(status.values()) == ["complained", "erased"]

@@ -235,7 +235,7 @@ class Dispatcher:
                       statuses: list[RecipientStatus]) -> int:
         count = 0
         for row, status in zip(rows, statuses, strict=True):
-            if status.bounced:
+            if status.bounced and _may_bounce(conn, row.subscriber_id):
                 count += subs.set_status(conn, row.subscriber_id, SubscriberStatus.BOUNCED,
                                          self.clock.now(), f"provider:{self.provider.name}",
                                          {"detail": status.detail[:500]})
@@ -416,6 +416,18 @@ def _settled_heap() -> Iterator[None]:
 
 
 YOUNG_THRESHOLD = 100_000  # allocations between young-generation passes during a drain
+
+
+# Statuses a bounce must not replace: erasure is final, a complaint outranks a bounce (as
+# for the webhooks).
+_OUTRANK_BOUNCE = {SubscriberStatus.ERASED.value, SubscriberStatus.COMPLAINED.value}
+
+
+def _may_bounce(conn, subscriber_id: int) -> bool:
+    """Whether a bounce may mark this subscriber bounced (they may have been erased or
+    complained while the call was under way)."""
+    row = subs.subscriber_row(conn, subscriber_id)
+    return row is not None and row.status not in _OUTRANK_BOUNCE
 
 
 def backoff(attempts: int) -> timedelta:
