@@ -119,3 +119,23 @@ def test_a_range_partly_filled_by_another_enqueuer_is_completed_without_duplicat
         conn.execute(delete(outbox))
         box.enqueue_issue(conn, issue.id, loaded_app.message_domain, now)
     assert in_two_goes == outbox_rows(loaded_app, issue.id)
+
+
+def test_two_sends_rendering_the_same_segments_at_once_both_go_on(loaded_app, monkeypatch):
+    """Two `mailer send` of one issue at once both find its segments unrendered; the one
+    that stores a rendering second must go on with the stored one, not crash."""
+    issue = stored_issue(loaded_app)
+    render = loaded_app.renderer.render
+    other_send: list[int] = []
+
+    def render_while_another_send_enqueues(*args, **kwargs):
+        monkeypatch.setattr(loaded_app.renderer, "render", render)
+        # The other send renders and stores the segment meanwhile.
+        other_send.append(enqueue(loaded_app, issue))
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(loaded_app.renderer, "render", render_while_another_send_enqueues)
+    assert enqueue(loaded_app, issue) == 12 and other_send == [0]
+    with loaded_app.engine.connect() as conn:
+        assert box.unrendered_segments(conn, issue.id) == []
+    assert Worker(loaded_app, WorkerOptions(once=True)).run().sent == 12

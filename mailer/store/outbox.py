@@ -275,13 +275,17 @@ _NO_END = 2**31 - 1  # the largest id an Integer column holds on PostgreSQL
 
 
 def _insert_ignoring_duplicates(conn: Connection, columns: list[str], source):
+    return (_dialect_insert(conn, outbox).from_select(columns, source)
+            .on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"]))
+
+
+def _dialect_insert(conn: Connection, table):
     # PostgreSQL and SQLite both know ON CONFLICT DO NOTHING; SQLAlchemy spells it per dialect.
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return (dialect_insert(outbox).from_select(columns, source)
-            .on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"]))
+    return dialect_insert(table)
 
 
 def unrendered_segments(conn: Connection, issue_id: int) -> list[str]:
@@ -296,11 +300,14 @@ def unrendered_segments(conn: Connection, issue_id: int) -> list[str]:
 
 def save_render(conn: Connection, issue_id: int, segment_key: str, subject: str, html: str,
                 text: str, item_count: int, now: datetime) -> None:
-    """Store the rendering every recipient of a segment will get."""
-    conn.execute(insert(issue_renders).values(
+    """Store the rendering every recipient of a segment will get.
+
+    Two sends of one issue at once may both render a segment: the one that comes second
+    keeps the stored rendering (of the same stored issue), rather than failing."""
+    conn.execute(_dialect_insert(conn, issue_renders).values(
         issue_id=issue_id, segment_key=segment_key, subject=subject, html=html, text=text,
         item_count=item_count, created_at=now,
-    ))
+    ).on_conflict_do_nothing(index_elements=["issue_id", "segment_key"]))
 
 
 def load_renders(conn: Connection, issue_id: int) -> dict[str, tuple[str, str, str]]:
