@@ -248,3 +248,51 @@ def test_a_pause_by_another_worker_stops_this_one_and_is_kept(loaded_app, batch_
     # (also when that batch was the last: the operator still has to look at it).
     assert report.sent == counts["sent"] == sent
     assert record.status is IssueStatus.PAUSED and record.status_note == "error budget spent"
+
+
+def lose_the_connection(conn) -> None:
+    """Kill the database connection under a transaction in progress: PostgreSQL ends its
+    backend (as a restart or failover would), SQLite's file handle is closed."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+    else:
+        conn.connection.driver_connection.close()
+
+
+@pytest.mark.parametrize("where", ["claim_batch", "record_outcomes"])
+def test_a_lost_database_connection_stops_the_send_unpaused_and_a_rerun_loses_nobody(
+        loaded_app, monkeypatch, where):
+    """The connection dies while a sender thread claims or records a batch: the send stops
+    with the database's error (the CLI says it in one line, a worker backs off and tries
+    again), the issue is not paused (nothing about it needs an editor), and a later send
+    delivers to everyone exactly once."""
+    from sqlalchemy.exc import DBAPIError
+
+    from mailer.sending import send_issue
+
+    app = loaded_app.with_settings(concurrency=2, batch_size=3)
+    issue = store_issue(app, issue_moment(app.settings, app.clock, date(2026, 12, 3)))
+    original = getattr(box, where)
+    calls = []
+
+    def dying(conn, *args, **kwargs):
+        calls.append(where)
+        if len(calls) == 2:
+            lose_the_connection(conn)
+        return original(conn, *args, **kwargs)
+
+    monkeypatch.setattr(box, where, dying)
+    with pytest.raises(DBAPIError):
+        send_issue(app, issue)
+    monkeypatch.setattr(box, where, original)
+    with app.engine.connect() as conn:
+        assert issue_store.issue_by_id(conn, issue.id).status is IssueStatus.SENDING
+    # Rows recorded by nobody stay leased to this (live) process: the rerun comes after.
+    later = app.with_clock(MovableClock(app.clock.now() + LEASE + timedelta(seconds=1)))
+    result = send_issue(later, issue)
+    assert result.finished and result.counts["sent"] == 12
+    assert result.counts["possible_duplicates"] == 0
+    written = list((app.settings.outbox_dir / f"issue-{issue.id}").glob("*.eml"))
+    assert len(written) == 12

@@ -25,6 +25,7 @@ from datetime import timedelta
 from operator import attrgetter
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from mailer.clock import Clock
 from mailer.delivery.budget import ErrorBudget
@@ -134,6 +135,8 @@ class Dispatcher:
             for t in threads:
                 while t.is_alive():
                     t.join(0.2)
+        if run.database_error is not None:  # for the caller to say, or to back off and retry
+            raise run.database_error
         report.stopped = stop.is_set()
         if report.paused:
             with self.engine.begin() as conn:
@@ -164,18 +167,26 @@ class Dispatcher:
     def _work(self, issue_id: int, renders: dict, run: _Run, stop: threading.Event) -> None:
         while not (stop.is_set() or run.halt.is_set()):
             key = uuid.uuid4().hex
-            with write_transaction(self.engine) as conn:
-                rows = box.claim_batch(conn, issue_id, self.worker, run.batch_size,
-                                       self.clock.now(), self.lease, batch_key=key)
-            if not rows:
-                return
-            for segment, group in _by_segment(rows).items():
-                try:
-                    self._send_group(issue_id, renders[segment], segment, group, run, stop)
-                except Exception as exc:  # noqa: BLE001 - a bug must not strand rows silently
-                    log.exception("sending a batch failed unexpectedly")
-                    run.halt_with(f"unexpected error: {exc}")
+            try:
+                with write_transaction(self.engine) as conn:
+                    rows = box.claim_batch(conn, issue_id, self.worker, run.batch_size,
+                                           self.clock.now(), self.lease, batch_key=key)
+                if not rows:
                     return
+                for segment, group in _by_segment(rows).items():
+                    self._send_group(issue_id, renders[segment], segment, group, run, stop)
+            except DBAPIError as exc:
+                # The database went away (restart, failover, a dropped connection): nothing
+                # about the issue needs an editor, so it is not paused. Rows sent but not
+                # recorded stay leased in `sending`, to be decided after the lease.
+                log.warning("database error while sending; stopping this drain: %s",
+                            str(exc.orig).strip().split("\n")[0])
+                run.lost_database(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug must not strand rows silently
+                log.exception("sending a batch failed unexpectedly")
+                run.halt_with(f"unexpected error: {exc}")
+                return
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
                     rows: list[ClaimedRow], run: _Run, stop: threading.Event) -> None:
@@ -356,6 +367,7 @@ class _Run:
     budget: ErrorBudget
     on_progress: Callable[[DrainReport], None] | None
     batch_size: int
+    database_error: DBAPIError | None = None
 
     def account(self, outcomes: list[Outcome], statuses: list[RecipientStatus],
                 bounced: int) -> None:
@@ -384,6 +396,12 @@ class _Run:
         with self.lock:
             if len(self.report.errors) < 20:
                 self.report.errors.append(message)
+
+    def lost_database(self, error: DBAPIError) -> None:
+        """Stop every thread; the drain raises the first database error after them."""
+        with self.lock:
+            self.database_error = self.database_error or error
+        self.halt.set()
 
     def halt_with(self, reason: str) -> None:
         with self.lock:
