@@ -296,3 +296,33 @@ def test_a_lost_database_connection_stops_the_send_unpaused_and_a_rerun_loses_no
     assert result.counts["possible_duplicates"] == 0
     written = list((app.settings.outbox_dir / f"issue-{issue.id}").glob("*.eml"))
     assert len(written) == 12
+
+
+def test_an_issue_paused_by_another_worker_is_not_sent_on_nor_marked_sent(loaded_app):
+    """Another worker's error budget pauses the issue while this one drains it: this one
+    records the batch in flight and stops claiming; the issue stays paused with its reason
+    until `mailer issues resume`, which sends the rest."""
+    from mailer.sending import send_issue
+
+    app = loaded_app.with_settings(concurrency=1, batch_size=3)
+    issue = enqueued_issue(app)
+    reason = "paused: 30 of the first 500 recipients failed"
+    provider = app.provider
+    send_batch = provider.send_batch
+
+    def paused_elsewhere_meanwhile(batch):
+        with app.engine.begin() as conn:
+            issue_store.set_issue_status(conn, issue.id, IssueStatus.PAUSED, app.clock.now(),
+                                         note=reason)
+        provider.send_batch = send_batch
+        return send_batch(batch)
+
+    provider.send_batch = paused_elsewhere_meanwhile
+    report = Worker(app, WorkerOptions(once=True)).run()
+    assert report.sent == 3 and report.paused_issues == {issue.id}
+    with app.engine.connect() as conn:
+        record = issue_store.issue_by_id(conn, issue.id)
+        assert (record.status, record.status_note) == (IssueStatus.PAUSED, reason)
+        assert box.status_counts(conn, issue.id)["queued"] == 9
+    result = send_issue(app, issue, resume=True)
+    assert result.finished and result.counts["sent"] == 12

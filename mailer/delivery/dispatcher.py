@@ -169,8 +169,13 @@ class Dispatcher:
             key = uuid.uuid4().hex
             try:
                 with write_transaction(self.engine) as conn:
-                    rows = box.claim_batch(conn, issue_id, self.worker, run.batch_size,
-                                           self.clock.now(), self.lease, batch_key=key)
+                    paused = _paused_elsewhere(conn, issue_id)
+                    rows = [] if paused else box.claim_batch(
+                        conn, issue_id, self.worker, run.batch_size, self.clock.now(),
+                        self.lease, batch_key=key)
+                if paused:
+                    run.halt_with(paused)
+                    return
                 if not rows:
                     return
                 for segment, group in _by_segment(rows).items():
@@ -434,6 +439,15 @@ def _settled_heap() -> Iterator[None]:
 
 
 YOUNG_THRESHOLD = 100_000  # allocations between young-generation passes during a drain
+
+
+def _paused_elsewhere(conn, issue_id: int) -> str | None:
+    """Why the issue was paused, if another worker (its error budget) or process paused it
+    while this drain ran: then no more of it is claimed until `mailer issues resume`."""
+    record = issue_store.issue_by_id(conn, issue_id)
+    if record is None or record.status is not IssueStatus.PAUSED:
+        return None
+    return record.status_note or "paused"
 
 
 # Statuses a bounce must not replace: erasure is final, a complaint outranks a bounce (as
