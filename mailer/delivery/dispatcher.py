@@ -169,13 +169,13 @@ class Dispatcher:
             key = uuid.uuid4().hex
             try:
                 with write_transaction(self.engine) as conn:
-                    paused = _paused_elsewhere(conn, issue_id)
-                    rows = [] if paused else box.claim_batch(
-                        conn, issue_id, self.worker, run.batch_size, self.clock.now(),
-                        self.lease, batch_key=key)
+                    rows = box.claim_batch(conn, issue_id, self.worker, run.batch_size,
+                                           self.clock.now(), self.lease, batch_key=key)
+                    # Nothing claimed: done, or the issue is no longer sending (claims
+                    # take only rows of a sending issue), e.g. another worker paused it.
+                    paused = None if rows else _paused_elsewhere(conn, issue_id)
                 if paused:
                     run.halt_with(paused)
-                    return
                 if not rows:
                     return
                 for segment, group in _by_segment(rows).items():
@@ -443,7 +443,8 @@ YOUNG_THRESHOLD = 100_000  # allocations between young-generation passes during 
 
 def _paused_elsewhere(conn, issue_id: int) -> str | None:
     """Why the issue was paused, if another worker (its error budget) or process paused it
-    while this drain ran: then no more of it is claimed until `mailer issues resume`."""
+    while this drain ran: no more of it is claimed until `mailer issues resume`, and the
+    drain reports the pause with its reason."""
     record = issue_store.issue_by_id(conn, issue_id)
     if record is None or record.status is not IssueStatus.PAUSED:
         return None
