@@ -89,6 +89,16 @@ def test_a_paused_issue_is_resumed_and_failed_rows_retried(setup):
     assert sorted(emulator.received.values()) == [1] * 12
 
 
+def test_a_paused_send_points_to_resume_not_to_running_send_again(setup):
+    # A rerun of `mailer send` refuses a paused issue, so "run again to resume" sent the
+    # operator in a circle; the pause itself must say how to go on.
+    app, emulator, env = setup
+    paused = invoke(["send", "--yes"], {**env, "MAILER_PROVIDER_KEY": "wrong-key"})
+    assert paused.exit_code == 1 and "PAUSED" in paused.output
+    assert "run again" not in paused.output
+    assert "paused; once the cause is fixed: mailer issues resume 1" in paused.output
+
+
 def test_an_invalid_test_address_is_one_clear_line_and_sends_nothing(setup):
     app, emulator, env = setup
     result = invoke(["send", "--test", "redactie@example.org", "--test", "geen-adres"], env)

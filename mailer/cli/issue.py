@@ -249,12 +249,17 @@ def active_count(app: App) -> int:
 def echo_result(result: SendResult) -> None:
     """Summarise a send run."""
     c = result.counts
-    state = IssueStatus.SENT.value if result.finished else "not finished (run again to resume)"
+    d = result.drain
+    if result.finished:
+        state = IssueStatus.SENT.value
+    elif d.paused:  # `mailer send` refuses a paused issue: only a resume goes on
+        state = f"paused; once the cause is fixed: mailer issues resume {result.issue.id}"
+    else:
+        state = "not finished (run again to resume)"
     click.echo(f"Issue nr. {result.issue.number} ({result.issue.period}): {state}")
     click.echo(f"  sent {c['sent']}, failed {c['failed']}, skipped {c['skipped']}, "
                f"queued {c['queued']}, in flight {c['sending']}, "
                f"possible duplicates {c['possible_duplicates']}")
-    d = result.drain
     if d.bounced:
         click.echo(f"  {d.bounced} subscriber(s) marked bounced by the provider")
     if d.paused:
