@@ -99,6 +99,24 @@ def test_a_paused_send_points_to_resume_not_to_running_send_again(setup):
     assert "paused; once the cause is fixed: mailer issues resume 1" in paused.output
 
 
+def test_a_wrong_provider_setting_stops_send_before_the_issue_is_stored(setup):
+    # The send used to store the issue, fill its outbox and mark it sending before it
+    # noticed the provider could not be built, leaving a frozen issue nobody sends.
+    app, emulator, env = setup
+    no_key = invoke(["send", "--yes"], {**env, "MAILER_PROVIDER_KEY": ""})
+    assert no_key.exit_code == 1 and "MAILER_PROVIDER_KEY" in no_key.output
+    unknown = invoke(["send", "--yes"], {**env, "MAILER_PROVIDER": "postmarc"})
+    assert unknown.exit_code == 1 and "unknown provider 'postmarc'" in unknown.output
+    assert count(app, issues) == 0 and count(app, outbox) == 0
+
+
+def test_a_dry_run_reports_a_provider_that_cannot_send(setup):
+    app, emulator, env = setup
+    result = invoke(["send", "--dry-run"], {**env, "MAILER_PROVIDER": "postmarc"})
+    assert result.exit_code == 1 and "unknown provider 'postmarc'" in result.output
+    assert "Would send" not in result.output
+
+
 def test_an_invalid_test_address_is_one_clear_line_and_sends_nothing(setup):
     app, emulator, env = setup
     result = invoke(["send", "--test", "redactie@example.org", "--test", "geen-adres"], env)

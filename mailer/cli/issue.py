@@ -151,6 +151,8 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     if len(modes) > 1:  # each would silently win over the other
         raise click.UsageError(f"{', '.join(modes)} cannot be combined")
     app = state.app()
+    if not (enqueue_only or app.settings.enqueue_only):  # workers send: their settings count
+        require_provider(app)
     if dry_run or test_addresses:
         issue = compose_for(app, _day(on))
         if issue is None:
@@ -170,6 +172,12 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     echo_result(result)
     if result.drain.paused:
         raise SystemExit(1)
+
+
+def require_provider(app: App) -> None:
+    """Build the provider now: an unknown name or a missing key stops the command with
+    one line before an issue is stored, queued and frozen (and a dry run shows it)."""
+    app.provider  # noqa: B018 - building it is the check
 
 
 def echo_enqueued(result: SendResult) -> None:
