@@ -117,8 +117,10 @@ class IssueHeld(MailerError):
     """The editors hold the issue (`mailer issues hold`): it is not sent until released."""
 
 
-def check_sendable(app: App, issue: Issue, *, resume: bool = False) -> None:
-    """Raise IssueHeld or IssuePaused when a send of this issue would be refused."""
+def check_sendable(app: App, issue: Issue, *, resume: bool = False
+                   ) -> issue_store.IssueRecord | None:
+    """Raise IssueHeld or IssuePaused when a send of this issue would be refused; else the
+    stored issue, if it is stored."""
     with app.engine.connect() as conn:
         record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
     if record and record.status is IssueStatus.HELD:
@@ -127,6 +129,7 @@ def check_sendable(app: App, issue: Issue, *, resume: bool = False) -> None:
     if record and record.status is IssueStatus.PAUSED and not resume:
         raise IssuePaused(f"issue nr. {record.number} is paused: {record.status_note or '-'}; "
                           f"resume it with `mailer issues resume {record.id}`")
+    return record
 
 
 def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
@@ -135,7 +138,10 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
     """Send (or resume) an issue until its outbox is drained; marks it sent when done.
 
     A paused issue is only sent on with `resume=True` (`mailer issues resume N`)."""
-    check_sendable(app, issue, resume=resume)
+    record = check_sendable(app, issue, resume=resume)
+    if record and record.status is IssueStatus.PAUSED:  # resumed: the cause is fixed, go now
+        with app.engine.begin() as conn:
+            box.make_waiting_rows_due(conn, issue.id, app.clock.now())
     enqueued = enqueue(app, issue)
     if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)
         return SendResult(issue, enqueued, DrainReport(), *finish_if_done(app, issue.id))

@@ -99,6 +99,19 @@ def test_a_paused_send_points_to_resume_not_to_running_send_again(setup):
     assert "paused; once the cause is fixed: mailer issues resume 1" in paused.output
 
 
+def test_resuming_a_paused_issue_sends_at_once_not_after_the_retry_backoff(setup):
+    # The refused batch put its rows back with a retry delay (up to 30 s, longer after
+    # more attempts): a resume right after fixing the key sent nobody and only said
+    # "not finished". The operator's resume is the signal to go on now.
+    app, emulator, env = setup
+    paused = invoke(["send", "--yes"], {**env, "MAILER_PROVIDER_KEY": "wrong-key"})
+    assert paused.exit_code == 1 and "PAUSED" in paused.output
+    resumed = invoke(["issues", "resume", "1"], env)
+    assert resumed.exit_code == 0, resumed.output
+    assert "sent 12, failed 0" in resumed.output
+    assert sorted(emulator.received.values()) == [1] * 12
+
+
 def test_a_wrong_provider_setting_stops_send_before_the_issue_is_stored(setup):
     # The send used to store the issue, fill its outbox and mark it sending before it
     # noticed the provider could not be built, leaving a frozen issue nobody sends.

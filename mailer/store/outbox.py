@@ -483,6 +483,18 @@ def sending_workers(conn: Connection, issue_id: int) -> list[str]:
     ).scalars() if w]
 
 
+def make_waiting_rows_due(conn: Connection, issue_id: int, now: datetime) -> int:
+    """Queued rows of an issue that wait for a retry become due now (an operator resumes
+    a paused issue after fixing the cause); returns how many."""
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.QUEUED.value,
+               outbox.c.next_attempt_at.is_not(None))
+        .values(next_attempt_at=None, updated_at=now)
+    )
+    return result.rowcount or 0
+
+
 def requeue_failed(conn: Connection, issue_id: int, now: datetime) -> int:
     """Give failed rows of an issue another chance (fresh attempts), only for subscribers
     who are still active (never a bounced or unsubscribed one); returns how many."""
