@@ -220,7 +220,7 @@ def dry_run_report(app: App, issue: Issue) -> None:
     click.echo("--- sample message (text part) ---")
     click.echo(f"Subject: {sample.segment.subject}")
     click.echo("\n".join(sample.text.splitlines()[:25]))
-    echo_findings(sample.findings)
+    echo_findings(review(app, issue, sample))  # every check of `mailer lint`, not a subset
 
 
 def test_send(app: App, issue: Issue, addresses: tuple[str, ...]) -> None:
