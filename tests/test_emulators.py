@@ -1,8 +1,8 @@
 """The SendGrid and Brevo emulators enforce the limits of the provider reference
-(/work/shared/reference/mail-providers.md), served as real HTTP servers: each check refuses
-a request just past its limit with the documented status and shape, and accepts the
-request at the limit. Then the real providers, with the longest and oddest names a
-subscriber can have, stay within those limits."""
+(the team's provider notes, ../shared/reference/mail-providers.md), served as real HTTP
+servers: each check refuses a request just past its limit with the documented status and
+shape, and accepts the request at the limit. Then the real providers, with the longest
+and oddest names a subscriber can have, stay within those limits."""
 
 from __future__ import annotations
 
