@@ -199,6 +199,36 @@ def test_forget_leaves_the_address_in_no_outbox_column(loaded_app):
     assert not any("kees" in str(value).lower() for value in row)
 
 
+def test_who_is_erased_while_their_batch_is_in_flight_leaves_no_trace(loaded_app):
+    """`forget` cleans the outbox and deletes the file provider's copies, but a batch in
+    flight is recorded afterwards: its answer (the .eml path names the address) and the
+    copy written after the erasure must not bring the address back."""
+    from mailer.sending import send_issue
+    from tests.delivery_support import the_issue
+
+    send_batch = loaded_app.provider.send_batch
+    erased = []
+
+    def meanwhile(batch):
+        if not erased:
+            erased.append(batch.recipients[0])
+            assert forget(loaded_app, erased[0].email, "admin:test")
+        return send_batch(batch)
+
+    loaded_app.provider.send_batch = meanwhile
+    result = send_issue(loaded_app, the_issue(loaded_app))
+    assert result.finished and result.counts["sent"] == 12
+    name = erased[0].email.split("@")[0].lower()
+    with loaded_app.engine.connect() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.id == erased[0].outbox_id)).one()
+    assert row.email == privacy.erased_address(erased[0].subscriber_id)
+    assert not any(name in str(value).lower() for value in row)
+    folder = loaded_app.settings.path(loaded_app.settings.outbox_dir)
+    copies = list(folder.rglob("*.eml"))
+    assert len(copies) == 11
+    assert not [p for p in copies if name in p.name.lower() or name in p.read_text().lower()]
+
+
 def test_forget_also_erases_a_row_merged_away_by_migration_0012(app):
     """Before addresses were matched in any case, one person could be two rows; migration
     0012 unsubscribed the second under a placeholder address but kept its name, ledger

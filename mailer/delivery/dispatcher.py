@@ -47,6 +47,7 @@ from mailer.providers import Provider
 from mailer.render.personalize import greeting
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
+from mailer.store import privacy
 from mailer.store import subscribers as subs
 from mailer.store.db import write_transaction
 from mailer.store.outbox import ClaimedRow, Outcome
@@ -199,8 +200,9 @@ class Dispatcher:
         statuses, pause = self._call(batch, run, stop)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
-            box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
+            erased = self._record(conn, rows, outcomes)
             bounced = self._mark_bounced(conn, rows, statuses)
+        self._erase_copies(erased)
         run.account(outcomes, statuses, bounced)
         if pause:
             run.halt_with(pause)
@@ -246,6 +248,29 @@ class Dispatcher:
                 else RecipientStatus(DeliveryOutcome.FAILED, detail=str(exc)) if k is not None
                 else RecipientStatus(DeliveryOutcome.UNKNOWN, detail=str(exc))
                 for k in known]
+
+    def _record(self, conn, rows: list[ClaimedRow], outcomes: list[Outcome]) -> list[str]:
+        """Record outcomes; the addresses of subscribers erased while their rows were in
+        flight, whose provider data is cleaned as `privacy.erase` cleans it (`forget` ran
+        before the answer was written, and must not be undone by it)."""
+        erased = box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
+        if not erased:
+            return []
+        gone = set(erased)
+        addresses = []
+        for row in rows:
+            if row.id in gone:
+                privacy.erase_from_delivery_records(conn, row.subscriber_id, row.email)
+                addresses.append(row.email)
+        return addresses
+
+    def _erase_copies(self, addresses: list[str]) -> None:
+        """Delete the copies a provider keeps here (the file provider's .eml) of messages
+        to erased addresses: written after `forget` deleted the earlier ones."""
+        erase = getattr(self.provider, "erase_copies_of", None)
+        if erase is not None:
+            for address in addresses:
+                erase(address)
 
     def _mark_bounced(self, conn, rows: list[ClaimedRow],
                       statuses: list[RecipientStatus]) -> int:
@@ -325,7 +350,8 @@ class Dispatcher:
                 outcomes += [self._stranded_outcome(r, s)
                              for r, s in zip(group, known, strict=True)]
         with write_transaction(self.engine) as conn:
-            box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
+            erased = self._record(conn, rows, outcomes)
+        self._erase_copies(erased)
         return len(outcomes)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:

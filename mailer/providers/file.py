@@ -82,6 +82,10 @@ class FileProvider:
         os.replace(temp, path)  # atomic: a crash leaves no half-written message
         return RecipientStatus(DeliveryOutcome.SENT, provider_id=str(path))
 
+    def erase_copies_of(self, email: str) -> int:
+        """Delete every message written for an address (its subscriber was erased)."""
+        return erase_copies(self.folder, email)
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
         """Files have no webhooks."""
         return []

@@ -433,18 +433,25 @@ _new_state = attrgetter("status", "error", "retry_at", "possible_duplicate")
 
 
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime,
-                    worker: str | None = None) -> None:
-    """Write the result of an attempt for many rows in a few set-based statements.
+                    worker: str | None = None) -> list[int]:
+    """Write the result of an attempt for many rows in a few set-based statements; returns
+    the ids of those rows whose subscriber has been erased meanwhile (usually none).
 
     Rows with the same new state (usually a whole batch: sent) are one UPDATE, which
     also gives each row its own provider message id where they differ. With `worker`,
     only rows still leased to that worker change: a worker that outlived its lease must
     not overwrite the row another worker has taken over since (provider ids included).
+
+    What was written for an erased subscriber (a refusal, the file provider's path) may
+    name the address that `privacy.erase` has just cleaned out: the caller, who knows the
+    address, cleans those rows again. The check follows the UPDATE, whose row locks an
+    erasure under way waits for (or it for the erasure), so one of the two sees the other.
     """
     groups: dict[tuple, list[Outcome]] = {}
     for o in outcomes:
         groups.setdefault(_new_state(o), []).append(o)
     dialect = conn.dialect.name
+    erased: list[int] = []
     for (status, error, retry_at, duplicate), group in groups.items():
         values = {"b_status": status.value, "b_error": error, "b_retry": retry_at,
                   "b_sent": now if status is OutboxStatus.SENT else None, "b_now": now,
@@ -458,6 +465,21 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
             values["ids"] = _id_list(dialect, [o.outbox_id for o in group])
         conn.execute(_outcome_update(dialect, worker is not None, duplicate, per_row_ids),
                      values)
+        erased += conn.execute(_erased_among(dialect, per_row_ids), values).scalars()
+    return erased
+
+
+@cache
+def _erased_among(dialect: str, per_row_ids: bool):
+    """The ids of the rows of one outcome group (bound as for `_outcome_update`) whose
+    subscriber is erased: one query per group, by primary keys."""
+    query = select(outbox.c.id).join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
+    if per_row_ids:
+        rows = _outcome_rows(dialect)
+        query = query.join(rows, outbox.c.id == rows.c.id)
+    else:
+        query = query.where(_id_listed(dialect))
+    return query.where(subscribers.c.status == SubscriberStatus.ERASED.value)
 
 
 def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:

@@ -41,7 +41,7 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
         suppress(conn, row.email, "erased", now)
     conn.execute(update(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
                  .values(ip=None, user_agent=None, details={}))
-    _erase_from_delivery_records(conn, subscriber_id, row.email, placeholder)
+    erase_from_delivery_records(conn, subscriber_id, row.email)
     conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
                  .values(email=placeholder))
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
@@ -52,15 +52,19 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
     log_event(conn, row, event, now, ConsentContext(source), {"from": row.status})
 
 
-def _erase_from_delivery_records(conn: Connection, subscriber_id: int, address: str,
-                                placeholder: str) -> None:
+def erase_from_delivery_records(conn: Connection, subscriber_id: int, address: str) -> None:
     """Replace the address in what providers told about the subscriber's messages: their
     refusals name it (Postmark's 406, an SMTP 550; `mailer issues show` lists those), and
-    the file provider's message id is the path of the .eml, which names it too."""
+    the file provider's message id is the path of the .eml, which names it too.
+
+    The rows are locked first (FOR UPDATE, on PostgreSQL), whatever their columns hold
+    now: a batch in flight may be recording its answer at this moment. Either it has
+    committed, and the locked rows show what it wrote, or it waits for the erasure and
+    finds the subscriber erased (see `outbox.record_outcomes`)."""
+    placeholder = erased_address(subscriber_id)
     rows = conn.execute(select(outbox.c.id, outbox.c.email, outbox.c.last_error,
                                outbox.c.provider_message_id).where(
-        outbox.c.subscriber_id == subscriber_id,
-        or_(outbox.c.last_error.is_not(None), outbox.c.provider_message_id.is_not(None)))).all()
+        outbox.c.subscriber_id == subscriber_id).with_for_update()).all()
     for r in rows:
         pattern = re.compile("|".join(_spelled(a) for a in {address, r.email}), re.IGNORECASE)
         cleaned = {column: pattern.sub(placeholder, value)
