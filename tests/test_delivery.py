@@ -129,6 +129,59 @@ def test_a_dropped_connection_after_acceptance_is_looked_up_at_postmark(loaded_a
     assert result.counts["possible_duplicates"] == 0
 
 
+def lagging_search(emu):
+    """Postmark's outbound search answering before it lists what was just accepted: the
+    reference promises no more than a search over what it has recorded."""
+    from tests.emulators.base import json_response
+
+    emu._search = lambda request: json_response({"TotalCount": 0, "Messages": []})
+
+
+def test_a_message_postmark_cannot_find_yet_is_resent_as_a_possible_duplicate(loaded_app,
+                                                                              emulators):
+    emu = emulators("postmark")
+    emu.fail_next("drop")
+    lagging_search(emu)
+    app = app_for(loaded_app, "postmark", emu, batch_size=6)
+    issue = the_issue(app)
+    send_issue(app, issue)
+    with app.engine.begin() as conn:  # the retry is due later; make it due now
+        conn.execute(outbox.update().values(next_attempt_at=None))
+    result = send_issue(app, issue)
+    assert result.finished and len(emu.received) == 12
+    declared = {r.email.lower() for r in rows(app) if r.possible_duplicate}
+    assert declared and set(emu.duplicates()) == declared
+
+
+def test_rows_in_flight_at_a_crash_postmark_cannot_find_yet_are_possible_duplicates(
+        loaded_app, emulators):
+    from datetime import timedelta
+
+    from mailer.store import outbox as box
+
+    emu = emulators("postmark")
+    app = app_for(loaded_app, "postmark", emu)
+    issue = the_issue(app)
+    enqueue(app, issue)
+    with app.engine.begin() as conn:  # claimed and sent, then the process died
+        claimed = box.claim_batch(conn, issue.id, "crashed", 6, app.clock.now(),
+                                  timedelta(minutes=5))
+        renders = box.load_renders(conn, issue.id)
+    dispatcher = app.dispatcher(worker="after")
+    for segment in {r.segment_key for r in claimed}:
+        group = [r for r in claimed if r.segment_key == segment]
+        app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment,
+                                                     group))
+    lagging_search(emu)
+    assert dispatcher.resume_stranded(issue.id, include_live_leases=True) == 6
+    with app.engine.begin() as conn:  # resent later; make it due now
+        conn.execute(outbox.update().values(next_attempt_at=None))
+    result = send_issue(app, issue)
+    assert result.finished and len(emu.received) == 12
+    declared = {r.email.lower() for r in rows(app) if r.possible_duplicate}
+    assert set(emu.duplicates()) == {r.email.lower() for r in claimed} == declared
+
+
 def test_without_a_look_up_a_resend_is_declared_a_possible_duplicate(loaded_app, emulators):
     emu = emulators("sendgrid")
     emu.fail_next("drop")

@@ -3,7 +3,9 @@
 A 200 answer may hold per-message errors (ErrorCode 300 invalid, 406 inactive) and an
 "inactive addresses" note inside ErrorCode 0; each becomes that recipient's status.
 Postmark has no idempotency key, but its outbound search filters on our metadata, so
-rows a crash left in flight are looked up by outbox id.
+rows a crash left in flight are looked up by outbox id: found means sent; not found
+means unknown (resent as a possible duplicate), since nothing says the search is
+complete the moment a message is accepted.
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ class PostmarkProvider(HttpProvider):
 
     def reconcile(self, issue_id: int, recipients: Sequence[Recipient]
                   ) -> list[RecipientStatus | None]:
-        """Look each row up in Postmark's outbound search by its outbox id."""
+        """Look each row up in Postmark's outbound search by its outbox id: found is sent,
+        anything else unknown (None)."""
         return [self._look_up(r) for r in recipients]
 
     def _look_up(self, recipient: Recipient) -> RecipientStatus | None:
@@ -158,7 +161,9 @@ class PostmarkProvider(HttpProvider):
         messages = found.get("Messages") or []
         if messages:
             return RecipientStatus(DeliveryOutcome.SENT, provider_id=messages[0].get("MessageID"))
-        return RecipientStatus(DeliveryOutcome.FAILED, detail="postmark has no such message")
+        # Not (yet) found is no proof it was never sent: Postmark documents the search, not
+        # that it lists a message as soon as it is accepted. Resent as a possible duplicate.
+        return None
 
 
 HARD_BOUNCES = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "DMARCPolicy"}
