@@ -94,6 +94,22 @@ def test_a_database_without_schema_says_to_run_init(env, tmp_path):
             "Error: the database schema is not up to date: run `mailer init` first")
 
 
+def test_init_lists_the_revisions_it_applied(env, tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from mailer.store.db import alembic_config
+
+    every = sorted(r.revision for r in ScriptDirectory.from_config(
+        alembic_config(None)).walk_revisions())
+    fresh = {**env, "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    first = invoke(["init"], fresh)
+    assert first.exit_code == 0, first.output
+    listed = re.search(r"Schema upgraded \((.*)\):", first.output).group(1).split(", ")
+    assert listed == every  # also 0001 and the revisions below a head, not just the heads
+    again = invoke(["init"], fresh)
+    assert again.exit_code == 0 and again.output.startswith("Schema up to date (")
+
+
 def test_an_unreachable_database_is_one_clear_line(env):
     url = "postgresql+psycopg://mailer:geheim@127.0.0.1:1/mailer"
     result = invoke(["issues", "list"], {**env, "MAILER_DATABASE_URL": url})

@@ -171,10 +171,21 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> list[str]:
-    """Bring the schema to the newest revision; returns the revisions applied."""
-    before = set(current_revisions(engine))
-    command.upgrade(alembic_config(engine), "heads")
-    return sorted(set(current_revisions(engine)) - before)
+    """Bring the schema to the newest revision; returns the revisions applied, sorted."""
+    config = alembic_config(engine)
+    script = ScriptDirectory.from_config(config)
+    before = _with_ancestors(script, current_revisions(engine))
+    command.upgrade(config, "heads")
+    # The database records only its heads: a revision below a head (0001 below them all)
+    # was applied too when it was not below a head before.
+    return sorted(_with_ancestors(script, current_revisions(engine)) - before)
+
+
+def _with_ancestors(script: ScriptDirectory, revisions: tuple[str, ...]) -> set[str]:
+    """The given revisions and every revision they build on."""
+    if not revisions:
+        return set()
+    return {r.revision for r in script.iterate_revisions(revisions, "base")}
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:
