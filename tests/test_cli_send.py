@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -112,6 +113,20 @@ def test_a_paused_send_points_to_resume_not_to_running_send_again(setup):
     assert paused.exit_code == 1 and "PAUSED" in paused.output
     assert "run again" not in paused.output
     assert "paused; once the cause is fixed: mailer issues resume 1" in paused.output
+
+
+def test_a_paused_send_prints_each_error_once_with_its_count(setup):
+    # Every failed call (each retry, each sender thread) noted its error, and the summary
+    # printed the same line up to five times; a different later error was never shown.
+    app, emulator, env = setup
+    emulator.fail_next("status", count=40, status=500)
+    env = {**env, "MAILER_ERROR_BUDGET_WINDOW": "10", "MAILER_BATCH_SIZE": "3",
+           "MAILER_CONCURRENCY": "1", "MAILER_MAX_ATTEMPTS": "1"}
+    paused = invoke(["send", "--yes"], env)
+    assert paused.exit_code == 1 and "PAUSED" in paused.output
+    errors = [line for line in paused.output.splitlines() if line.startswith("  error: ")]
+    assert len(errors) == 1, paused.output
+    assert "HTTP 500" in errors[0] and re.search(r"\((\d+) times\)$", errors[0])
 
 
 def test_resuming_a_paused_issue_sends_at_once_not_after_the_retry_backoff(setup):

@@ -276,4 +276,5 @@ def echo_result(result: SendResult) -> None:
         click.echo("  stopped on request; run `mailer send` or `mailer issues resume "
                    f"{result.issue.id}` to continue")
     for error in d.errors[:5]:
-        click.echo(f"  error: {error}")
+        times = d.error_counts.get(error, 1)
+        click.echo(f"  error: {error}" + (f" ({times} times)" if times > 1 else ""))

@@ -86,7 +86,8 @@ class DrainReport:
     bounced: int = 0
     stopped: bool = False
     paused: str | None = None  # why the error budget paused the issue
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # distinct provider errors, first first
+    error_counts: dict[str, int] = field(default_factory=dict)  # how often each occurred
 
 
 class Dispatcher:
@@ -424,8 +425,14 @@ class _Run:
             self.halt_with(exhausted)
 
     def note_error(self, message: str) -> None:
+        # Each call and each sender thread meets the same error (a wrong key): keep it
+        # once with a count, so a different error later still finds room.
         with self.lock:
-            if len(self.report.errors) < 20:
+            counts = self.report.error_counts
+            if message in counts:
+                counts[message] += 1
+            elif len(counts) < 20:
+                counts[message] = 1
                 self.report.errors.append(message)
 
     def lost_database(self, error: DBAPIError) -> None:
