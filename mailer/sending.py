@@ -186,8 +186,11 @@ def send_test(app: App, issue: Issue, addresses: list[str],
     # A Message-ID of its own per proof: Gmail drops a message whose id the mailbox
     # already holds, so a fixed one hid every proof after an editor's first.
     proof = secrets.token_hex(8)
+    # A distinct outbox_id per proof too, as for the editors' notes: the file provider
+    # names its files by it, and every proof numbered from 0 overwrote the one before.
+    base = int(proof, 16) % 10**8
     recipients = tuple(
-        replace(sample_recipient(app), email=normalize_email(address), outbox_id=i,
+        replace(sample_recipient(app), email=normalize_email(address), outbox_id=base + i,
                 message_id=f"<weerbaarnl.proof.{issue.number}.{proof}.{i}@{app.message_domain}>")
         for i, address in enumerate(addresses)
     )

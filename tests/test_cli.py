@@ -52,6 +52,19 @@ def test_sync_preview_lint_send(env, tmp_path):
     assert no_one.exit_code == 0 and "sent 0" in no_one.output
 
 
+def test_each_test_send_keeps_its_own_file(env, tmp_path):
+    # Test mails were all numbered 0, so the file provider wrote a second proof to the
+    # same address over the first.
+    invoke(["init"], env)
+    invoke(["content", "sync"], env)
+    for _ in range(2):
+        result = invoke(["send", "--test", "redactie@example.org"], env)
+        assert result.exit_code == 0 and "redactie@example.org: sent" in result.output
+    files = sorted((tmp_path / "outbox").rglob("*.eml"))
+    assert len(files) == 2, files
+    assert all(re.fullmatch(r"\d{8,}-redactie@example\.org\.eml", f.name) for f in files)
+
+
 def test_send_asks_for_confirmation(env):
     invoke(["init"], env)
     invoke(["content", "sync"], env)

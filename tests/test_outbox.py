@@ -149,11 +149,10 @@ def test_every_test_send_has_a_message_id_of_its_own(loaded_app):
 
     issue = the_issue(loaded_app)
     outbox = loaded_app.settings.path(loaded_app.settings.outbox_dir)
-    ids = []
     for _ in range(2):
         send_test(loaded_app, issue, ["redactie@example.org", "eindredactie@example.org"])
-        ids += [message_from_bytes(f.read_bytes(), policy=policy.default)["Message-ID"]
-                for f in sorted(outbox.rglob("*.eml"))]
+    ids = [message_from_bytes(f.read_bytes(), policy=policy.default)["Message-ID"]
+           for f in sorted(outbox.rglob("*.eml"))]  # each proof keeps its own file
     assert len(ids) == 4 and len(set(ids)) == 4
     assert all(i.startswith("<") and i.endswith("@platformjep.example.nl>") for i in ids)
 
