@@ -7,7 +7,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,7 @@ from mailer.app import App
 from mailer.compose import compose_issue
 from mailer.delivery.dispatcher import DrainReport, MessageTooLarge
 from mailer.errors import MailerError
+from mailer.liveness import owner_is_dead
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
@@ -33,6 +34,7 @@ class SendResult:
     drain: DrainReport
     counts: dict[str, int]
     finished: bool
+    elsewhere: dict[str, int] = field(default_factory=dict)  # rows other live workers hold
 
 
 def store_issue(app: App, moment: datetime) -> Issue | None:
@@ -157,7 +159,17 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
     if report.paused:
         with app.engine.connect() as conn:
             return SendResult(issue, enqueued, report, box.status_counts(conn, issue.id), False)
-    return SendResult(issue, enqueued, report, *finish_if_done(app, issue.id))
+    counts, finished = finish_if_done(app, issue.id)
+    elsewhere = {} if finished else leased_elsewhere(app, issue.id, dispatcher.worker)
+    return SendResult(issue, enqueued, report, counts, finished, elsewhere)
+
+
+def leased_elsewhere(app: App, issue_id: int, worker: str) -> dict[str, int]:
+    """Rows of the issue in flight at other live workers, per worker: another process
+    (a second `mailer send`, a `mailer worker`) is sending it, and this run left them be."""
+    with app.engine.connect() as conn:
+        leases = box.live_leases(conn, issue_id, app.clock.now())
+    return {w: n for w, n in leases.items() if w != worker and not owner_is_dead(w)}
 
 
 def finish_if_done(app: App, issue_id: int) -> tuple[dict[str, int], bool]:

@@ -142,6 +142,28 @@ def test_resuming_a_paused_issue_sends_at_once_not_after_the_retry_backoff(setup
     assert sorted(emulator.received.values()) == [1] * 12
 
 
+def test_a_send_while_another_process_sends_the_issue_says_so(setup):
+    # It ended with "not finished (run again to resume)", most rows "in flight" and exit
+    # 0, as if this run had done its part; the rows are leased to a live worker elsewhere.
+    from datetime import timedelta
+
+    from mailer.store import outbox as box
+
+    app, emulator, env = setup
+    queued = invoke(["send", "--yes", "--enqueue-only"], env)
+    assert queued.exit_code == 0, queued.output
+    with app.engine.begin() as conn:
+        taken = box.claim_batch(conn, 1, "other-host:4242", 10, app.clock.now(),
+                                timedelta(minutes=10))
+    assert len(taken) == 10
+    result = invoke(["send", "--yes"], env)
+    assert result.exit_code == 3, result.output
+    assert "another process is sending it" in result.output
+    assert "10 row(s) leased to other-host:4242" in result.output
+    assert "run again to resume" not in result.output
+    assert len(emulator.received) == 2  # the rows nobody held went out
+
+
 def test_a_wrong_provider_setting_stops_send_before_the_issue_is_stored(setup):
     # The send used to store the issue, fill its outbox and mark it sending before it
     # noticed the provider could not be built, leaving a frozen issue nobody sends.

@@ -170,8 +170,21 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
         return echo_enqueued(send_issue(app, issue))
     result = send_with_progress(app, issue)
     echo_result(result)
+    exit_for(result)
+
+
+# `mailer send` and `mailer issues resume|retry-failed` exit with this when they end
+# unfinished because another live process holds the rest of the issue (see README).
+EXIT_SENDING_ELSEWHERE = 3
+
+
+def exit_for(result: SendResult) -> None:
+    """Exit 1 for a paused issue, EXIT_SENDING_ELSEWHERE when another process sends the
+    rest; else return (exit 0)."""
     if result.drain.paused:
         raise SystemExit(1)
+    if result.elsewhere and not result.finished:
+        raise SystemExit(EXIT_SENDING_ELSEWHERE)
 
 
 def require_provider(app: App) -> None:
@@ -262,6 +275,10 @@ def echo_result(result: SendResult) -> None:
         state = IssueStatus.SENT.value
     elif d.paused:  # `mailer send` refuses a paused issue: only a resume goes on
         state = f"paused; once the cause is fixed: mailer issues resume {result.issue.id}"
+    elif result.elsewhere:  # running it again now would only find the same rows taken
+        held = ", ".join(f"{n} row(s) leased to {w}" for w, n in result.elsewhere.items())
+        state = (f"not finished: another process is sending it ({held}); let it finish, "
+                 "or run again once it has stopped")
     else:
         state = "not finished (run again to resume)"
     click.echo(f"Issue nr. {result.issue.number} ({result.issue.period}): {state}")

@@ -144,14 +144,13 @@ def retry_failed(state: CliState, issue_id: int) -> None:
 
 def run_send(app: App, record: IssueRecord) -> None:
     """Send the rest of a stored issue with a progress bar, then summarise."""
-    from mailer.cli.issue import echo_result, send_with_progress
+    from mailer.cli.issue import echo_result, exit_for, send_with_progress
 
     with app.engine.connect() as conn:
         issue = issue_store.load_issue(conn, record)
     result = send_with_progress(app, issue, resume=True)
     echo_result(result)
-    if result.drain.paused:
-        raise SystemExit(1)
+    exit_for(result)
 
 
 @issues.command("hold")

@@ -505,6 +505,16 @@ def sending_workers(conn: Connection, issue_id: int) -> list[str]:
     ).scalars() if w]
 
 
+def live_leases(conn: Connection, issue_id: int, now: datetime) -> dict[str, int]:
+    """Rows of an issue in `sending` under a lease that has not run out, per worker."""
+    return dict(conn.execute(
+        select(outbox.c.claimed_by, func.count())
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value,
+               outbox.c.claimed_by.is_not(None), outbox.c.lease_until >= now)
+        .group_by(outbox.c.claimed_by)
+    ).all())
+
+
 def make_waiting_rows_due(conn: Connection, issue_id: int, now: datetime) -> int:
     """Queued rows of an issue that wait for a retry become due now (an operator resumes
     a paused issue after fixing the cause); returns how many."""
