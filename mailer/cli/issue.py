@@ -70,8 +70,9 @@ def nothing_new(app: App, on: date | None) -> None:
 def preview(state: CliState, on: datetime | None, out: Path | None, open_browser: bool,
             serve: bool, port: int, screenshot: bool, show_diff: bool) -> None:
     """Write the upcoming issue as HTML, text and .eml, and lint it."""
-    ignored = [name for name, on in (("--out", out is not None), ("--screenshot", screenshot),
-                                     ("--diff", show_diff)) if on]
+    ignored = [name for name, given in (("--out", out is not None),
+                                        ("--screenshot", screenshot), ("--diff", show_diff))
+               if given]
     if serve and ignored:  # the live preview writes no files and takes no screenshots
         raise click.UsageError(f"{', '.join(ignored)} cannot be combined with --serve")
     if serve:
@@ -146,8 +147,9 @@ def echo_findings(findings: list[Finding]) -> None:
 def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
          test_addresses: tuple[str, ...], enqueue_only: bool) -> None:
     """Compose and send the issue to every active subscriber (resumes a partial send)."""
-    modes = [name for name, on in (("--dry-run", dry_run), ("--test", bool(test_addresses)),
-                                   ("--enqueue-only", enqueue_only)) if on]
+    modes = [name for name, given in (("--dry-run", dry_run),
+                                      ("--test", bool(test_addresses)),
+                                      ("--enqueue-only", enqueue_only)) if given]
     if len(modes) > 1:  # each would silently win over the other
         raise click.UsageError(f"{', '.join(modes)} cannot be combined")
     app = state.app()
