@@ -19,6 +19,7 @@ from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
 from mailer.sending import SendResult, check_sendable, send_issue, send_test, store_issue
 from mailer.settings import with_overrides
+from mailer.store.subscribers import InvalidAddress, normalize_email
 from mailer.store.tables import outbox, subscribers
 
 date_option = click.option(
@@ -32,8 +33,6 @@ def _day(on: datetime | None) -> date | None:
 
 def _test_addresses(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
     """Check every --test address before anything is composed or sent."""
-    from mailer.store.subscribers import InvalidAddress, normalize_email
-
     for value in values:
         try:
             normalize_email(value)
