@@ -484,16 +484,12 @@ def _paused_elsewhere(conn, issue_id: int) -> str | None:
     return record.status_note or "paused"
 
 
-# Statuses a bounce must not replace: erasure is final, a complaint outranks a bounce (as
-# for the webhooks).
-_OUTRANK_BOUNCE = {SubscriberStatus.ERASED.value, SubscriberStatus.COMPLAINED.value}
-
-
 def _may_bounce(conn, subscriber_id: int) -> bool:
     """Whether a bounce may mark this subscriber bounced (they may have been erased or
     complained while the call was under way)."""
     row = subs.subscriber_row(conn, subscriber_id)
-    return row is not None and row.status not in _OUTRANK_BOUNCE
+    return row is not None and subs.provider_may_set(SubscriberStatus(row.status),
+                                                     SubscriberStatus.BOUNCED)
 
 
 def backoff(attempts: int) -> timedelta:

@@ -222,6 +222,17 @@ def set_status(
     return True
 
 
+# A provider's report (webhook or send answer) only moves a subscriber "down": a complaint
+# outranks a bounce, which outranks an unsubscribe; an erased subscriber is never touched.
+PROVIDER_RANK = {SubscriberStatus.UNSUBSCRIBED: 1, SubscriberStatus.BOUNCED: 2,
+                 SubscriberStatus.COMPLAINED: 3, SubscriberStatus.ERASED: 9}
+
+
+def provider_may_set(current: SubscriberStatus, status: SubscriberStatus) -> bool:
+    """Whether a provider's report may move a subscriber from `current` to `status`."""
+    return PROVIDER_RANK.get(current, 0) < PROVIDER_RANK[status]
+
+
 def subscriber_row(conn: Connection, subscriber_id: int):
     """The raw `subscribers` row of an id, or None."""
     return conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()

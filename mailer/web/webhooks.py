@@ -29,10 +29,6 @@ PROVIDERS = ("postmark", "sendgrid", "mailgun", "brevo")
 MAX_BODY = 10 * 1024 * 1024  # SendGrid posts batches of events
 STATUS_FOR = {"bounce": SubscriberStatus.BOUNCED, "complaint": SubscriberStatus.COMPLAINED,
               "unsubscribe": SubscriberStatus.UNSUBSCRIBED}
-# A provider event only moves a subscriber "down": a complaint outranks a bounce, which
-# outranks an unsubscribe; an erased subscriber is never touched again.
-RANK = {SubscriberStatus.UNSUBSCRIBED: 1, SubscriberStatus.BOUNCED: 2,
-        SubscriberStatus.COMPLAINED: 3, SubscriberStatus.ERASED: 9}
 # Mailgun's signature does not cover the event, so every token is remembered (replays of a
 # captured signature with a forged event are refused); others only when something changed.
 REMEMBER_ALL = {"mailgun"}
@@ -104,7 +100,7 @@ def _apply(conn: Connection, app: App, event: DeliveryEvent) -> int:
         return 0
     current = SubscriberStatus(conn.execute(select(subscribers.c.status).where(
         subscribers.c.id == subscriber_id)).scalar_one())
-    if RANK.get(current, 0) >= RANK[status]:
+    if not subs.provider_may_set(current, status):  # an event only moves a subscriber down
         return 0
     return int(subs.set_status(conn, subscriber_id, status, app.clock.now(),
                                f"webhook:{event.provider}",
