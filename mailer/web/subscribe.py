@@ -103,7 +103,7 @@ def confirm_page(token: str):
     sub = _confirming(token)
     if sub is None:
         return _already_confirmed_page()
-    if sub.status.value == "active":
+    if sub.status is SubscriberStatus.ACTIVE:
         return render_template("confirmed.html", already=True,
                                preferences_url=app.links.preferences_url(sub.id, sub.token_version))
     if sub.status not in CONFIRMABLE:  # bounced or complained: say so now, not after a click
@@ -122,7 +122,7 @@ def confirm_post(token: str):
     context = consent_context(app.settings, "web:" + app.links.url("bevestigen"),
                               client_ip(), user_agent())
     confirmed = confirm(app, sub.id, context)
-    if not confirmed and sub.status.value != "active":
+    if not confirmed and sub.status is not SubscriberStatus.ACTIVE:
         raise _cannot_confirm(app)
     return render_template("confirmed.html", already=not confirmed,
                            preferences_url=app.links.preferences_url(sub.id, sub.token_version))
