@@ -16,6 +16,7 @@ from mailer.errors import ContentError, MailerError
 from mailer.models import Item
 from mailer.sources import Source
 from mailer.sources.http import FetchError, Validators
+from mailer.store.db import driver_reason
 from mailer.store.items import UpsertCounts, upsert_items
 from mailer.store.source_state import load_validators, record_failure, record_success
 
@@ -135,6 +136,5 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ContentError | FetchError):
         return str(exc)
     if isinstance(exc, StatementError):  # not the SQL, its parameters or a failing row
-        reason = str(exc.orig).strip() if exc.orig is not None else ""
-        return f"database error: {reason.splitlines()[0] if reason else type(exc).__name__}"
+        return f"database error: {driver_reason(exc)}"
     return f"{type(exc).__name__}: {exc}"

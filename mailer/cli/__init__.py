@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from mailer.app import App
 from mailer.errors import MailerError
 from mailer.settings import Settings, load_settings
-from mailer.store.db import current_revisions, head_revisions
+from mailer.store.db import current_revisions, driver_reason, head_revisions
 
 
 @dataclass
@@ -55,7 +55,7 @@ class MailerGroup(click.Group):
 
 def database_problem(state: CliState | None, exc: OperationalError | ProgrammingError) -> str:
     """One line on why the database failed: a schema behind the code, or the driver's reason."""
-    reason = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
+    reason = driver_reason(exc)
     app = state._app if state else None
     if app is None:
         return f"database: {reason}"

@@ -49,7 +49,7 @@ from mailer.store import issues as issue_store
 from mailer.store import outbox as box
 from mailer.store import privacy
 from mailer.store import subscribers as subs
-from mailer.store.db import write_transaction
+from mailer.store.db import driver_reason, write_transaction
 from mailer.store.outbox import ClaimedRow, Outcome
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class Dispatcher:
                 # about the issue needs an editor, so it is not paused. Rows sent but not
                 # recorded stay leased in `sending`, to be decided after the lease.
                 log.warning("database error while sending; stopping this drain: %s",
-                            str(exc.orig).strip().split("\n")[0])
+                            driver_reason(exc))
                 run.lost_database(exc)
                 return
             except Exception as exc:  # noqa: BLE001 - a bug must not strand rows silently

@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import StatementError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -197,3 +198,14 @@ def current_revisions(engine: Engine) -> tuple[str, ...]:
 def head_revisions(engine: Engine) -> tuple[str, ...]:
     """The newest revisions the code knows, sorted (heads come in no particular order)."""
     return tuple(sorted(ScriptDirectory.from_config(alembic_config(engine)).get_heads()))
+
+
+def driver_reason(exc: StatementError) -> str:
+    """The first line of the database driver's own message, or its type when it has none.
+
+    Never str(exc): SQLAlchemy adds the SQL statement and its parameters, which may hold
+    subscribers' addresses and do not belong in a one-line report or a warning log.
+    """
+    cause = exc.orig if exc.orig is not None else exc
+    text = str(exc.orig).strip() if exc.orig is not None else ""
+    return text.splitlines()[0] if text else type(cause).__name__
