@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
-from mailer.store.tables import issue_renders, issues, outbox, subscribers
+from mailer.store.tables import MAX_ID, issue_renders, issues, outbox, subscribers
 
 
 # ClaimedRow and Outcome are immutable named tuples rather than frozen dataclasses: one of
@@ -268,10 +268,7 @@ def active_subscriber_ranges(conn: Connection, span: int) -> list[IdRange]:
     if first is None:
         return []
     starts = list(range(first - 1, last, span))
-    return [IdRange(a, a + span) for a in starts[:-1]] + [IdRange(starts[-1], _NO_END)]
-
-
-_NO_END = 2**31 - 1  # the largest id an Integer column holds on PostgreSQL
+    return [IdRange(a, a + span) for a in starts[:-1]] + [IdRange(starts[-1], MAX_ID)]
 
 
 def _insert_ignoring_duplicates(conn: Connection, columns: list[str], source):

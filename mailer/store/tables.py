@@ -36,6 +36,10 @@ metadata = MetaData(
     }
 )
 
+# The largest id an Integer column holds on PostgreSQL (32 bits): no row of ours has a
+# larger one, and binding a larger number makes the database refuse the whole query.
+MAX_ID = 2**31 - 1
+
 
 class UTCDateTime(TypeDecorator):
     """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""

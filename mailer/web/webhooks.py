@@ -20,7 +20,7 @@ from mailer.models import DeliveryEvent, SubscriberStatus
 from mailer.providers import provider_class
 from mailer.providers.webhook import KINDS_THAT_MATTER, WebhookRequest, WebhookSecrets
 from mailer.store import subscribers as subs
-from mailer.store.tables import outbox, subscribers, webhook_events
+from mailer.store.tables import MAX_ID, outbox, subscribers, webhook_events
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__)
@@ -32,9 +32,6 @@ STATUS_FOR = {"bounce": SubscriberStatus.BOUNCED, "complaint": SubscriberStatus.
 # Mailgun's signature does not cover the event, so every token is remembered (replays of a
 # captured signature with a forged event are refused); others only when something changed.
 REMEMBER_ALL = {"mailgun"}
-# Our ids are INTEGER columns (32 bits on PostgreSQL); a larger id in an event cannot be
-# ours, and binding it would make the database refuse the whole query.
-MAX_ROW_ID = 2**31 - 1
 
 
 def _app() -> App:
@@ -111,7 +108,7 @@ def _subscriber_for(conn: Connection, event: DeliveryEvent) -> int | None:
     """The subscriber an event is about: by our outbox id when it matches the address,
     else by address (providers may lower-case it)."""
     email = event.email.strip().lower()
-    if event.outbox_id is not None and 0 < event.outbox_id <= MAX_ROW_ID:
+    if event.outbox_id is not None and 0 < event.outbox_id <= MAX_ID:  # else not ours
         row = conn.execute(select(outbox.c.subscriber_id, outbox.c.email)
                            .where(outbox.c.id == event.outbox_id)).first()
         if row and row.email.lower() == email:
