@@ -109,24 +109,7 @@ def read_item(path: Path, kind: ItemKind, source: str,
     in progress, not checked further. Unknown fields are added to `warnings`.
     """
     where = str(path)
-    try:
-        # utf-8-sig: a byte order mark would hide the opening '---' of the front matter.
-        text = path.read_text(encoding="utf-8-sig")
-        # Only YAML front matter gets our handler; without the '---' detection a '---'
-        # line in the text would be taken for front matter.
-        post = frontmatter.loads(text, handler=FIELDS_HANDLER if FIELDS_HANDLER.detect(text)
-                                 else None)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        problem = f"front matter is not valid YAML{line}: {_first_line(exc)}"
-        raise ContentError(where, problem) from None
-    except UnicodeDecodeError:  # before ValueError, which it is a kind of
-        raise ContentError(where, "not UTF-8 text; save the file as UTF-8") from None
-    except NotFields as exc:
-        raise ContentError(where, str(exc)) from None
-    except ValueError as exc:
-        raise ContentError(where, f"invalid date in front matter: {exc}") from None
+    post = _load_post(path)
     meta = post.metadata
     if _flag(meta, "draft", where):
         return None
@@ -161,6 +144,29 @@ def read_item(path: Path, kind: ItemKind, source: str,
     if kind is ItemKind.MAGAZINE:
         return Item(**common, published_at=_instant(meta, "published", where))
     return Item(**common, **_event_fields(meta, where))
+
+
+def _load_post(path: Path) -> frontmatter.Post:
+    """Read a file's front matter and text; a ContentError says why it cannot be read."""
+    where = str(path)
+    try:
+        # utf-8-sig: a byte order mark would hide the opening '---' of the front matter.
+        text = path.read_text(encoding="utf-8-sig")
+        # Only YAML front matter gets our handler; without the '---' detection a '---'
+        # line in the text would be taken for front matter.
+        return frontmatter.loads(text, handler=FIELDS_HANDLER if FIELDS_HANDLER.detect(text)
+                                 else None)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        problem = f"front matter is not valid YAML{line}: {_first_line(exc)}"
+        raise ContentError(where, problem) from None
+    except UnicodeDecodeError:  # before ValueError, which it is a kind of
+        raise ContentError(where, "not UTF-8 text; save the file as UTF-8") from None
+    except NotFields as exc:
+        raise ContentError(where, str(exc)) from None
+    except ValueError as exc:
+        raise ContentError(where, f"invalid date in front matter: {exc}") from None
 
 
 def _event_fields(meta: dict, where: str) -> dict[str, Any]:
