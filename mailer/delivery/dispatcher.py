@@ -86,8 +86,13 @@ class DrainReport:
     bounced: int = 0
     stopped: bool = False
     paused: str | None = None  # why the error budget paused the issue
-    errors: list[str] = field(default_factory=list)  # distinct provider errors, first first
-    error_counts: dict[str, int] = field(default_factory=dict)  # how often each occurred
+    # Distinct provider errors in the order they first occurred, with how often each did.
+    error_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        """The distinct provider errors, first first."""
+        return list(self.error_counts)
 
 
 class Dispatcher:
@@ -433,7 +438,6 @@ class _Run:
                 counts[message] += 1
             elif len(counts) < 20:
                 counts[message] = 1
-                self.report.errors.append(message)
 
     def lost_database(self, error: DBAPIError) -> None:
         """Stop every thread; the drain raises the first database error after them."""
