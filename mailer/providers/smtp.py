@@ -161,7 +161,8 @@ class SmtpProvider:
                 conn.close()
 
     def send_batch(self, batch: Batch) -> list[RecipientStatus]:
-        """Send each recipient's message; a connection broken mid-batch fails only the rest."""
+        """Send each recipient's message; a connection broken or our sender refused
+        mid-batch fails only the rest."""
         statuses: list[RecipientStatus] = []
         now = self.clock.now()
         self._live_connection()  # a refused login or connection fails the whole call
@@ -176,22 +177,21 @@ class SmtpProvider:
             except smtplib.SMTPSenderRefused as exc:
                 # The server refuses our From address, not this recipient: every message
                 # after it would be refused alike, and nobody may be marked bounced for it.
-                self._drop()
-                error = ProviderError(f"smtp: sender {exc.sender} refused: {exc.smtp_code} "
-                                      f"{exc.smtp_error.decode(errors='replace')}",
-                                      retryable=exc.smtp_code < 500)
+                error = self._sender_refused(exc)
                 if not statuses:
                     raise error from None
-                rest = len(batch.recipients) - len(statuses)
-                statuses += [RecipientStatus(DeliveryOutcome.FAILED, detail=str(error))] * rest
-                break
+                return _fail_rest(statuses, batch, str(error))
             statuses.append(status)
             if status.outcome is DeliveryOutcome.UNKNOWN:
-                rest = len(batch.recipients) - len(statuses)
-                statuses += [RecipientStatus(DeliveryOutcome.FAILED, detail="connection lost")
-                             ] * rest
-                break
+                return _fail_rest(statuses, batch, "connection lost")
         return statuses
+
+    def _sender_refused(self, exc: smtplib.SMTPSenderRefused) -> ProviderError:
+        """Drop the connection and say why the server refused our sender address."""
+        self._drop()
+        return ProviderError(f"smtp: sender {exc.sender} refused: {exc.smtp_code} "
+                             f"{exc.smtp_error.decode(errors='replace')}",
+                             retryable=exc.smtp_code < 500)
 
     def _send_one(self, message: Any, recipient: Recipient) -> RecipientStatus:
         try:
@@ -235,3 +235,10 @@ class SmtpProvider:
                   ) -> list[RecipientStatus | None]:
         """SMTP cannot be asked afterwards: unknown."""
         return [None] * len(recipients)
+
+
+def _fail_rest(statuses: list[RecipientStatus], batch: Batch,
+               detail: str) -> list[RecipientStatus]:
+    """The statuses so far, then FAILED for every recipient of the batch not yet tried."""
+    rest = len(batch.recipients) - len(statuses)
+    return statuses + [RecipientStatus(DeliveryOutcome.FAILED, detail=detail)] * rest
