@@ -113,9 +113,8 @@ def read_item(path: Path, kind: ItemKind, source: str,
     meta = post.metadata
     if _flag(meta, "draft", where):
         return None
-    # Before the checks below: 'titel' explains a missing title.
-    (warnings if warnings is not None else []).extend(
-        ContentError(where, w) for w in _unknown_fields(meta, kind))
+    if warnings is not None:  # before the checks below: 'titel' explains a missing title
+        warnings.extend(ContentError(where, w) for w in _unknown_fields(meta, kind))
     title = _required_text(meta, "title", where)
     url = _required_text(meta, "url", where)
     if not url.startswith(("https://", "http://")):
