@@ -8,6 +8,7 @@ import re
 import socket
 import ssl
 import threading
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 
 import pytest
@@ -76,6 +77,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def smtp_app(loaded_app, handler, *, server: dict | None = None, **settings):
+    """A plain aiosmtpd server with `handler` (plus Controller options `server`), and the
+    app sending through it with these settings; yields (app, controller)."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **(server or {}))
+    controller.start()
+    try:
+        yield loaded_app.with_settings(provider="smtp",
+                                       smtp_url=f"smtp://127.0.0.1:{controller.port}",
+                                       **settings), controller
+    finally:
+        controller.stop()
 
 
 @pytest.fixture
@@ -166,14 +181,8 @@ class SenderRefusing(Mailbox):
 
 
 def test_a_refused_sender_pauses_and_bounces_no_subscriber(loaded_app):
-    controller = Controller(SenderRefusing(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
-                                       f"{controller.port}")
+    with smtp_app(loaded_app, SenderRefusing()) as (app, _):
         result = send_issue(app, the_issue(app))
-    finally:
-        controller.stop()
     assert result.drain.paused and not result.finished and result.drain.bounced == 0
     assert result.counts["queued"] == 12 and result.counts["failed"] == 0
     with app.engine.connect() as conn:
@@ -207,17 +216,11 @@ class Sessions(Mailbox):
 
 def test_a_connection_the_server_closed_while_idle_is_replaced(loaded_app):
     mailbox = Sessions()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
-                                       f"{controller.port}")
+    with smtp_app(loaded_app, mailbox) as (app, controller):
         issue = the_issue(app)
         assert send_test(app, issue, ["a@example.org"]) == [("a@example.org", "sent")]
         mailbox.close_all(controller)  # e.g. the server's idle timeout before the next mail
         later = send_test(app, issue, ["b@example.org", "c@example.org"])
-    finally:
-        controller.stop()
     assert later == [("b@example.org", "sent"), ("c@example.org", "sent")]
     assert [rcpts for rcpts, _, _ in mailbox.messages] == [["a@example.org"], ["b@example.org"],
                                                            ["c@example.org"]]
@@ -235,14 +238,8 @@ class PerConnectionCap(Mailbox):
 
 def test_after_a_421_the_next_recipient_gets_a_new_connection(loaded_app):
     mailbox = PerConnectionCap()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
-                                       f"{controller.port}")
+    with smtp_app(loaded_app, mailbox) as (app, _):
         outcomes = send_test(app, the_issue(app), [f"{c}@example.org" for c in "abcde"])
-    finally:
-        controller.stop()
     assert [o for _, o in outcomes] == ["sent", "sent", "failed", "sent", "sent"]
     assert [rcpts[0][0] for rcpts, _, _ in mailbox.messages] == ["a", "b", "d", "e"]
 
@@ -255,14 +252,8 @@ class ContentRefusing(Mailbox):
 
 
 def test_a_message_refused_after_data_bounces_no_subscriber(loaded_app):
-    controller = Controller(ContentRefusing(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
-                                       f"{controller.port}", error_budget_window=10)
+    with smtp_app(loaded_app, ContentRefusing(), error_budget_window=10) as (app, _):
         result = send_issue(app, the_issue(app))
-    finally:
-        controller.stop()
     assert result.drain.paused and result.drain.bounced == 0
     with app.engine.connect() as conn:
         statuses = set(conn.execute(select(subscribers.c.status)).scalars())
@@ -273,14 +264,8 @@ def test_list_unsubscribe_goes_out_as_uris_never_as_an_encoded_word(loaded_app):
     """RFC 2369 headers are a list of <URI>s: a long personal URL must be folded (or left
     long), never turned into =?utf-8?q?...?=, which mail clients do not read as a URI."""
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
-                                       f"{controller.port}")
+    with smtp_app(loaded_app, mailbox) as (app, _):
         send_test(app, the_issue(app), ["a@example.org"])
-    finally:
-        controller.stop()
     head = mailbox.messages[0][1].split(b"\r\n\r\n")[0]
     fields = re.sub(rb"\r\n(?=[ \t])", b"", head).decode("ascii").split("\r\n")
     value = next(f for f in fields if f.startswith("List-Unsubscribe:")).split(":", 1)[1]
@@ -298,15 +283,8 @@ def test_an_address_the_server_cannot_take_fails_alone_and_was_never_sent(loaded
         conn.execute(update(subscribers).where(subscribers.c.id == first)
                      .values(email="jürgen@example.org", name=""))  # a name fails earlier
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
-                            enable_SMTPUTF8=False)
-    controller.start()
-    try:
-        app = loaded_app.with_settings(provider="smtp", smtp_url=f"smtp://127.0.0.1:"
-                                       f"{controller.port}")
+    with smtp_app(loaded_app, mailbox, server={"enable_SMTPUTF8": False}) as (app, _):
         result = send_issue(app, the_issue(app))
-    finally:
-        controller.stop()
     recipients = [r for rcpts, _, _ in mailbox.messages for r in rcpts]
     assert len(recipients) == len(set(recipients)) == 11
     assert "jürgen@example.org" not in recipients
