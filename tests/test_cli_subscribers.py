@@ -101,18 +101,28 @@ def test_access_and_erasure_find_an_address_typed_in_another_case(env):
     assert json.loads(listed) == []
 
 
-def test_importing_an_export_does_not_resubscribe_people_who_left(env, tmp_path):
+def export_file(tmp_path, *lines: str):
+    """A file as `subscribers export` writes it, with these subscriber lines."""
     exported = tmp_path / "export.csv"
     exported.write_text(
         "email,name,status,sections,themes,source,created_at,confirmed_at,unsubscribed_at\n"
-        "a@example.org,Anna,active,magazine,,web,2026-01-01T00:00:00+00:00,,\n"
+        + "".join(line + "\n" for line in lines), encoding="utf-8")
+    return exported
+
+
+def import_confirmed(env, exported):
+    return invoke(["subscribers", "import", str(exported), "--confirmed",
+                   "--consent-note", "verhuizing naar nieuwe server"], env)
+
+
+def test_importing_an_export_does_not_resubscribe_people_who_left(env, tmp_path):
+    result = import_confirmed(env, export_file(
+        tmp_path,
+        "a@example.org,Anna,active,magazine,,web,2026-01-01T00:00:00+00:00,,",
         "b@example.org,Bas,unsubscribed,magazine,,web,2026-01-01T00:00:00+00:00,,"
-        "2026-02-01T00:00:00+00:00\n"
-        "c@example.org,Cor,bounced,agenda,,web,2026-01-01T00:00:00+00:00,,\n"
-        "d@example.org,Dirk,complained,agenda,,web,2026-01-01T00:00:00+00:00,,\n",
-        encoding="utf-8")
-    result = invoke(["subscribers", "import", str(exported), "--confirmed",
-                     "--consent-note", "verhuizing naar nieuwe server"], env)
+        "2026-02-01T00:00:00+00:00",
+        "c@example.org,Cor,bounced,agenda,,web,2026-01-01T00:00:00+00:00,,",
+        "d@example.org,Dirk,complained,agenda,,web,2026-01-01T00:00:00+00:00,,"))
     assert result.exit_code == 2
     assert "export.csv line 3: status unsubscribed: not imported" in result.output
     assert "1 added (active)" in result.output and "3 rejected" in result.output
@@ -121,15 +131,12 @@ def test_importing_an_export_does_not_resubscribe_people_who_left(env, tmp_path)
 
 
 def test_importing_an_export_as_confirmed_does_not_activate_who_never_confirmed(env, tmp_path):
-    exported = tmp_path / "export.csv"
-    exported.write_text(
-        "email,name,status,sections,themes,source,created_at,confirmed_at,unsubscribed_at\n"
+    exported = export_file(
+        tmp_path,
         "a@example.org,Anna,active,magazine,,web,2026-01-01T00:00:00+00:00,"
-        "2026-01-01T00:05:00+00:00,\n"
-        "p@example.org,Piet,pending,magazine,,web,2026-01-01T00:00:00+00:00,,\n",
-        encoding="utf-8")
-    result = invoke(["subscribers", "import", str(exported), "--confirmed",
-                     "--consent-note", "verhuizing naar nieuwe server"], env)
+        "2026-01-01T00:05:00+00:00,",
+        "p@example.org,Piet,pending,magazine,,web,2026-01-01T00:00:00+00:00,,")
+    result = import_confirmed(env, exported)
     assert result.exit_code == 2
     assert "export.csv line 3: status pending: never confirmed" in result.output
     assert "1 added (active)" in result.output and "1 rejected" in result.output
