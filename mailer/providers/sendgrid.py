@@ -128,7 +128,7 @@ def _invalid_personalizations(exc: ProviderError) -> set[int]:
              if isinstance(e, dict) and "valid address" in str(e.get("message", ""))]
     if not found or len(found) != len(errors) or None in found:
         return set()
-    return {int(m.group(1)) for m in found if m}
+    return {int(m.group(1)) for m in found}  # None in found returned above
 
 
 def _personalization(r: Recipient, substitutions: str, headers: str) -> str:
