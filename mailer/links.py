@@ -2,6 +2,8 @@
 
 A token binds a subscriber id to their current token version; bumping the version (on
 erase, or on request) revokes every link sent before. Nothing in a URL is a guessable id.
+A confirm link sent for a subscribe request of a known address binds that request's id
+too, so it confirms exactly what was asked in that request, nothing asked later.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ class TokenExpired(TokenInvalid):
 
 @dataclass(frozen=True)
 class TokenClaims:
-    """What a valid token says: who, and which version of their links."""
+    """What a valid token says: who, which version of their links, and (confirm links
+    only) which pending subscribe request it confirms."""
 
     subscriber_id: int
     version: int
+    request: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,10 +149,11 @@ class Links:
             raise TokenExpired(purpose) from None
         except BadSignature:
             raise TokenInvalid(purpose) from None
-        if not (isinstance(data, list) and len(data) == 2
+        sizes = (2, 3) if purpose == "confirm" else (2,)
+        if not (isinstance(data, list) and len(data) in sizes
                 and all(isinstance(x, int) for x in data)):
             raise TokenInvalid(purpose)
-        return TokenClaims(subscriber_id=data[0], version=data[1])
+        return TokenClaims(*data)
 
     def _read_own(self, purpose: str, token: str, max_age: int | None) -> TokenClaims | None:
         """The claims of a genuine, fresh token in exactly the form `token` makes, checked
@@ -214,9 +219,12 @@ class Links:
         """The preference centre URL."""
         return self.url(f"voorkeuren/{self.token('preferences', subscriber_id, version)}")
 
-    def confirm_url(self, subscriber_id: int, version: int) -> str:
-        """The double opt-in confirmation URL."""
-        return self.url(f"bevestigen/{self.token('confirm', subscriber_id, version)}")
+    def confirm_url(self, subscriber_id: int, version: int, request: int | None = None) -> str:
+        """The double opt-in confirmation URL; with a request id, for that request only."""
+        if request is None:
+            return self.url(f"bevestigen/{self.token('confirm', subscriber_id, version)}")
+        token = self._serializer("confirm").dumps([subscriber_id, version, request])
+        return self.url(f"bevestigen/{token}")
 
     def web_version_url(self, period: str) -> str:
         """The public web version of an issue, without personal links."""

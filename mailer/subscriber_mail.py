@@ -28,7 +28,8 @@ KINDS = {
 
 @dataclass(frozen=True)
 class MailJob:
-    """One subscriber mail to send: what kind, to whom, and a serial unique among mails."""
+    """One subscriber mail to send: what kind, to whom, and a serial unique among mails;
+    a confirm mail for a subscribe request of a known address names the request."""
 
     kind: str
     subscriber_id: int
@@ -36,6 +37,7 @@ class MailJob:
     name: str
     token_version: int
     serial: int
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,11 @@ class SubscriberMail:
     def batch(self, job: MailJob) -> Batch:
         """The one-recipient Batch for a job, its personal link signed for the subscriber."""
         mail = self.rendered(job.kind)
-        purpose = KINDS[job.kind][2]
-        url_for = {"confirm": self.links.confirm_url,
-                   "preferences": self.links.preferences_url}[purpose]
-        action = url_for(job.subscriber_id, job.token_version)
+        if KINDS[job.kind][2] == "confirm":
+            action = self.links.confirm_url(job.subscriber_id, job.token_version,
+                                            job.request_id)
+        else:
+            action = self.links.preferences_url(job.subscriber_id, job.token_version)
         recipient = Recipient(
             outbox_id=job.serial, subscriber_id=job.subscriber_id, email=job.email,
             name=job.name,

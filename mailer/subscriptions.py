@@ -1,6 +1,11 @@
 """Subscriber services shared by the web app and the CLI: subscribe (double opt-in),
 confirm, change preferences, unsubscribe, resubscribe, forget and purge.
 
+Nobody but the address's owner changes a record: the subscribe form creates a pending
+record for a new address, but for a known one (pending or unsubscribed) the requested
+name and preferences wait apart (`store.requests`) until the confirm link sent for that
+request is used; an active subscriber only gets a mail with a link to their preferences.
+
 Each service is one transaction that decides and records (with a consent-ledger entry);
 a mail that follows is returned as a MailJob for the caller to send, so the web app can
 send it after answering and the answer never depends on who the address belongs to.
@@ -11,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 
@@ -22,7 +27,7 @@ from mailer.links import TokenClaims
 from mailer.models import Preferences, Subscriber, SubscriberStatus
 from mailer.providers.file import erase_copies
 from mailer.settings import Settings
-from mailer.store import privacy, ratelimit
+from mailer.store import privacy, ratelimit, requests
 from mailer.store import subscribers as subs
 from mailer.store.subscribers import ConsentContext
 from mailer.subscriber_mail import MailJob
@@ -34,7 +39,7 @@ class SubscribeOutcome(StrEnum):
     """What a subscribe request did; never shown to the requester (no enumeration)."""
 
     NEW = "new"  # a pending subscriber was created and a confirmation mail is due
-    RENEWED = "renewed"  # pending or unsubscribed: preferences updated, confirmation due
+    RENEWED = "renewed"  # pending or unsubscribed: request kept apart, confirmation due
     ALREADY_ACTIVE = "already_active"  # an "already subscribed" mail is due
     SUPPRESSED = "suppressed"  # erased, bounced or complained: nothing is sent
     MAIL_LIMITED = "mail_limited"  # too many mails to this address lately: nothing sent
@@ -129,10 +134,29 @@ def subscribe(app: App, email: str, name: str, preferences: Preferences,
             return _with_mail(app, conn, SubscribeOutcome.NEW, "confirm", sub)
         if existing.status is SubscriberStatus.ACTIVE:
             return _with_mail(app, conn, SubscribeOutcome.ALREADY_ACTIVE, "already", existing)
-        subs.change_preferences(conn, existing.id, preferences, name, now, context)
-        subs.log_event(conn, subs.subscriber_row(conn, existing.id), "subscribe", now, context)
-        return _with_mail(app, conn, SubscribeOutcome.RENEWED, "confirm",
-                          subs.subscriber_by_id(conn, existing.id))
+        return _request(app, conn, existing, name, preferences, context)
+
+
+def _request(app: App, conn: Connection, sub: Subscriber, name: str,
+             preferences: Preferences, context: ConsentContext) -> SubscribeResult:
+    """Keep a known address's request apart, superseding an earlier one, and mail a confirm
+    link bound to it. Over the mail limit nothing is kept: no link would come for it."""
+    row = subs.locked_row(conn, sub.id)  # two requests at once: one after the other
+    job = mail_job(app, conn, "confirm", sub)
+    if job is None:
+        return SubscribeResult(SubscribeOutcome.MAIL_LIMITED)
+    request = requests.replace_request(conn, sub.id, subs.clean_name(name), preferences,
+                                       app.clock.now())
+    subs.log_event(conn, row, "subscribe", app.clock.now(), context,
+                   {"request": request.id, **_agreed(request.preferences)})
+    return SubscribeResult(SubscribeOutcome.RENEWED,
+                           replace(job, name=request.name, request_id=request.id))
+
+
+def _agreed(preferences: Preferences) -> dict:
+    """Sections and themes as the ledger records what was asked or agreed."""
+    stored = subs.stored_preferences(preferences)
+    return {"sections": stored["sections"], "themes": stored["themes"]}
 
 
 def _with_mail(app: App, conn: Connection, outcome: SubscribeOutcome, kind: str,
@@ -154,14 +178,69 @@ def mail_job(app: App, conn: Connection, kind: str, sub: Subscriber) -> MailJob 
     return MailJob(kind, sub.id, sub.email, sub.name, sub.token_version, serial)
 
 
-def confirm(app: App, subscriber_id: int, context: ConsentContext) -> bool:
-    """Activate a pending (or unsubscribed) subscriber; False if already active."""
+class ConfirmOutcome(StrEnum):
+    """What a confirm link did."""
+
+    CONFIRMED = "confirmed"  # active now, with what the link was sent for
+    ALREADY = "already"  # active already: nothing to do
+    SUPERSEDED = "superseded"  # its request was replaced by a newer one, or lapsed
+    REFUSED = "refused"  # bounced, complained, erased or unknown: may not be activated
+
+
+def confirm(app: App, subscriber_id: int, context: ConsentContext,
+            request_id: int | None = None) -> ConfirmOutcome:
+    """Activate a pending (or unsubscribed) subscriber with what the confirm link was sent
+    for: the waiting request it names, or without one the record as it stands (any other
+    waiting request is dropped, unconfirmed). The ledger records what was agreed."""
     with app.engine.begin() as conn:
-        sub = subs.subscriber_by_id(conn, subscriber_id)
-        if sub is None or sub.status not in CONFIRMABLE:
-            return False
-        return subs.set_status(conn, subscriber_id, SubscriberStatus.ACTIVE, app.clock.now(),
-                               context.source, event="confirm", context=context)
+        row = subs.locked_row(conn, subscriber_id)
+        if row is None:
+            return ConfirmOutcome.REFUSED
+        status = SubscriberStatus(row.status)
+        if status is SubscriberStatus.ACTIVE:
+            return ConfirmOutcome.ALREADY
+        if status not in CONFIRMABLE:
+            return ConfirmOutcome.REFUSED
+        choices = _choices(conn, row, request_id)
+        if choices is None:
+            return ConfirmOutcome.SUPERSEDED
+        details = _agreed(choices.preferences)
+        if request_id is not None:
+            changed = subs.apply_choices(conn, row, choices.preferences, choices.name,
+                                         app.clock.now()) or {}
+            details = {"request": request_id, **details}
+            if changed.get("name_changed"):
+                details["name_changed"] = True
+        requests.drop_request(conn, subscriber_id)
+        subs.set_status(conn, subscriber_id, SubscriberStatus.ACTIVE, app.clock.now(),
+                        context.source, details, event="confirm", context=context)
+        return ConfirmOutcome.CONFIRMED
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The name and preferences a confirm link would confirm."""
+
+    name: str
+    preferences: Preferences
+
+
+def _choices(conn: Connection, row, request_id: int | None) -> Choices | None:
+    """What a confirm link for a subscriber row confirms: the record's own choices, or
+    those of the waiting request it names; None when that request is no longer waiting."""
+    if request_id is None:
+        return Choices(row.name, subs.preferences_of(row))
+    waiting = requests.pending_request(conn, row.id)
+    if waiting is None or waiting.id != request_id:
+        return None
+    return Choices(waiting.name, waiting.preferences)
+
+
+def choices_to_confirm(app: App, subscriber_id: int, request_id: int | None) -> Choices | None:
+    """What a confirm link would confirm (for its page), None when superseded or unknown."""
+    with app.engine.connect() as conn:
+        row = subs.subscriber_row(conn, subscriber_id)
+        return _choices(conn, row, request_id) if row is not None else None
 
 
 def change_preferences(app: App, subscriber_id: int, preferences: Preferences, name: str,
@@ -270,8 +349,11 @@ def purge_pending(app: App) -> int:
     """Erase subscribers left pending longer than `pending_purge_days`; returns how many.
 
     They never confirmed, so there is no consent to prove and no suppression to keep.
-    Old rate-limit hits go too, and so do the confirmation mails the file provider wrote
-    (they hold the address, the name and a confirm link). The scheduler runs this daily.
+    A subscribe request that waited as long goes too, whoever it was for (an unsubscribed
+    subscriber keeps their record); a pending subscriber with a newer request stays, as
+    its link still works. Old rate-limit hits go too, and so do the confirmation mails the
+    file provider wrote (they hold the address, the name and a confirm link). The
+    scheduler runs this daily.
     """
     now = app.clock.now()
     before = now - timedelta(days=app.settings.pending_purge_days)
@@ -281,6 +363,7 @@ def purge_pending(app: App) -> int:
         for subscriber_id in ids:
             privacy.erase(conn, subscriber_id, now, "purge:pending",
                           suppress_address=False, event="purge")
+        requests.drop_requests_before(conn, before)
         ratelimit.forget_hits_before(conn, now - mail_window(app.settings))
     for address in addresses:
         erase_copies(app.settings.path(app.settings.outbox_dir), address)

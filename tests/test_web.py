@@ -407,6 +407,69 @@ def test_preferences_page_says_a_suppressed_subscriber_gets_nothing(client, web,
     assert status_of(mailer, "anna@example.org") is status
 
 
+def _row(mailer, email="anna@example.org"):
+    with mailer.engine.connect() as conn:
+        return conn.execute(select(subscribers).where(subscribers.c.email == email)).one()
+
+
+def test_the_form_cannot_overwrite_a_known_pending_record(client, web, mailer):
+    """A stranger who knows Anna's address submits the form with another name and other
+    choices: Anna's record keeps hers, and her own (older) link confirms hers."""
+    own = path_of(link_in(subscribed(client, web, mailer, naam="Anna",
+                                     onderdelen=["magazine"]), "bevestigen"))
+    before = _row(mailer)
+    stranger = web.test_client()
+    mail = subscribed(stranger, web, mailer, naam="Mallory", onderdelen=["agenda"],
+                      themas=["jeugdhulp"])
+    assert "Beste Mallory," in text_of(mail)  # the request's own greeting, to Anna's box
+    assert _row(mailer) == before
+    newer = path_of(link_in(mail, "bevestigen"))
+    assert newer != own
+    assert post_form(client, {}, own).status_code == 200
+    after = _row(mailer)
+    assert (after.status, after.name, after.sections) == ("active", "Anna", ["magazine"])
+    assert "al bevestigd" in client.get(newer).text  # the stranger's request is gone
+    assert _row(mailer).sections == ["magazine"]
+
+
+def test_an_older_confirm_link_does_not_take_a_newer_request(client, web, mailer):
+    sub = active(client, web, mailer)
+    unsubscribe = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))
+    client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    later = App(mailer.settings, FixedClock(mailer.clock.now() + timedelta(hours=2)))
+    web2 = create_app(later)
+    owner, stranger = web2.test_client(), web2.test_client()
+    own = path_of(link_in(subscribed(owner, web2, later, naam="Anna B",
+                                     onderdelen=["magazine"]), "bevestigen"))
+    theirs = path_of(link_in(subscribed(stranger, web2, later, naam="Mallory",
+                                        onderdelen=["agenda"], themas=["jeugdhulp"]),
+                             "bevestigen"))
+    page = owner.get(own)
+    assert page.status_code == 410 and "Deze link is vervangen" in page.text
+    assert "Ja, ik wil" not in page.text
+    csrf = csrf_of(owner.get("/aanmelden").text)
+    refused = owner.post(own, data={"csrf_token": csrf})
+    assert refused.status_code == 410 and "vervangen" in refused.text
+    row = _row(mailer)
+    assert (row.status, row.name, row.sections) == ("unsubscribed", "", ["agenda",
+                                                                         "magazine"])
+    newest = owner.get(theirs)  # Anna sees what she would confirm before she does
+    assert newest.status_code == 200 and "Agenda" in newest.text
+    assert "Jeugdhulp" in newest.text and "Uit het magazine" not in newest.text
+    assert "Mallory" not in newest.text
+    later.engine.dispose()
+
+
+def test_the_form_answers_the_same_for_a_record_with_a_waiting_request(client, web, mailer):
+    sub = active(client, web, mailer, "left@example.org")
+    client.post(path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version)),
+                data={"List-Unsubscribe": "One-Click"})
+    post_form(client, {"email": "waiting@example.org"})
+    answers = {post_form(client, {"email": email, "naam": "X", "onderdelen": ["agenda"]}).text
+               for email in ("left@example.org", "waiting@example.org", "nieuw@example.org")}
+    assert len(answers) == 1
+
+
 def test_archive_shows_sent_issues_without_personal_links(loaded_app):
     from mailer.compose import issue_moment
     from mailer.sending import send_issue, store_issue

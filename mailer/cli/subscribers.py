@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
 from mailer.models import SECTIONS, Preferences, SubscriberStatus
-from mailer.store import privacy
+from mailer.store import privacy, requests
 from mailer.store import subscribers as subs
 from mailer.store.tables import subscribers as subscribers_table
 from mailer.subscriber_import import CsvRow, import_rows, parse_csv
@@ -116,22 +116,27 @@ def import_(state: CliState, path: Path, confirmed: bool, consent_note: str | No
         sys.exit(2)
 
 
-def _rows(app: App, status: str | None):
+def _records(app: App, status: str | None) -> list[dict]:
+    """Subscribers as exported, each with the subscribe request waiting for them (None
+    if there is none; a JSON export shows it, a CSV export stays importable)."""
     query = select(subscribers_table).order_by(subscribers_table.c.id)
     if status:
         query = query.where(subscribers_table.c.status == status)
     else:
         query = query.where(subscribers_table.c.status != SubscriberStatus.ERASED.value)
     with app.engine.connect() as conn:
-        return conn.execute(query).all()
+        rows = conn.execute(query).all()
+        waiting = requests.pending_requests(conn, [r.id for r in rows])
+    return [_record(r, waiting.get(r.id)) for r in rows]
 
 
-def _record(row) -> dict:
+def _record(row, waiting: requests.PendingRequest | None) -> dict:
     stamp = lambda v: v.isoformat() if v else ""  # noqa: E731
     return {"email": row.email, "name": row.name, "status": row.status,
             "sections": list(row.sections), "themes": list(row.themes), "source": row.source,
             "created_at": stamp(row.created_at), "confirmed_at": stamp(row.confirmed_at),
-            "unsubscribed_at": stamp(row.unsubscribed_at)}
+            "unsubscribed_at": stamp(row.unsubscribed_at),
+            "pending_request": waiting.as_dict() if waiting else None}
 
 
 status_option = click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]),
@@ -147,14 +152,14 @@ status_option = click.option("--status", type=click.Choice([s.value for s in Sub
 @pass_state
 def export(state: CliState, status: str | None, fmt: str, out: Path | None) -> None:
     """Export subscribers as CSV (importable again) or JSON."""
-    records = [_record(r) for r in _rows(state.app(), status)]
+    records = _records(state.app(), status)
     handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
     try:
         if fmt == "json":
             json.dump(records, handle, ensure_ascii=False, indent=2)
             handle.write("\n")
         else:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
             writer.writeheader()
             for r in records:
                 writer.writerow({**r, "sections": ";".join(r["sections"]),
@@ -172,7 +177,7 @@ def export(state: CliState, status: str | None, fmt: str, out: Path | None) -> N
 @pass_state
 def list_(state: CliState, status: str | None, as_json: bool) -> None:
     """List subscribers: address, status, sections and themes."""
-    records = [_record(r) for r in _rows(state.app(), status)]
+    records = _records(state.app(), status)
     if as_json:
         click.echo(json.dumps(records, ensure_ascii=False, indent=2))
         return
@@ -199,6 +204,11 @@ def show(state: CliState, email: str, as_json: bool) -> None:
     profile = data["subscriber"] or {}
     for key, value in profile.items():
         click.echo(f"{key:16} {value}")
+    if waiting := data["pending_request"]:
+        click.echo(f"pending request  {waiting['requested_at']}: sections "
+                   f"{','.join(waiting['sections'])}, themes "
+                   f"{','.join(waiting['themes']) or 'all'}, name {waiting['name'] or '-'} "
+                   "(applied only if the address confirms it)")
     if data["suppression"]:
         click.echo(f"suppressed       {data['suppression']['reason']} since "
                    f"{data['suppression']['since']}")

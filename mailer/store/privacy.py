@@ -9,6 +9,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from mailer.models import SubscriberStatus
 from mailer.store.issues import issue_by_id
+from mailer.store.requests import drop_request, pending_request, subscribers_requesting_since
 from mailer.store.subscribers import (
     ConsentContext,
     email_hash,
@@ -30,8 +31,9 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
     """Erase a subscriber's personal data; keep a hashed suppression entry if asked.
 
     The row and its ledger stay (the ledger is append-only and other tables point at the
-    row) but the address, name, IP addresses and user agents are blanked, and every link
-    ever sent stops working because the token version moves on.
+    row) but the address, name, IP addresses and user agents are blanked, a waiting
+    subscribe request is deleted, and every link ever sent stops working because the
+    token version moves on.
     """
     row = subscriber_row(conn, subscriber_id)
     if row is None or row.status == SubscriberStatus.ERASED.value:
@@ -42,6 +44,7 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
     conn.execute(update(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
                  .values(ip=None, user_agent=None, details={}))
     erase_from_delivery_records(conn, subscriber_id, row.email)
+    drop_request(conn, subscriber_id)
     conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
                  .values(email=placeholder))
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
@@ -95,10 +98,13 @@ def rows_ledgered_for(conn: Connection, address: str) -> list[int]:
 
 
 def stale_pending_ids(conn: Connection, before: datetime) -> list[int]:
-    """Pending subscribers not touched since a moment (never confirmed in time)."""
+    """Pending subscribers not touched since a moment (never confirmed in time), nor asked
+    for again since (a request waiting apart has a link that still works)."""
     return list(conn.execute(
         select(subscribers.c.id).where(subscribers.c.status == SubscriberStatus.PENDING.value,
-                                       subscribers.c.updated_at < before)
+                                       subscribers.c.updated_at < before,
+                                       subscribers.c.id.not_in(
+                                           subscribers_requesting_since(before)))
         .order_by(subscribers.c.id)
     ).scalars())
 
@@ -117,8 +123,10 @@ def data_held(conn: Connection, address: str) -> dict | None:
             consent_events.c.subscriber_id == (row.id if row else -1),
         )).order_by(consent_events.c.occurred_at, consent_events.c.id)
     ).all()
+    waiting = pending_request(conn, row.id) if row else None
     return {
         "subscriber": _profile(row) if row else None,
+        "pending_request": waiting.as_dict() if waiting else None,
         "consent_history": [_event(e) for e in ledger],
         "suppression": {"reason": suppression.reason,
                         "since": suppression.created_at.isoformat()} if suppression else None,

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Dialect, Engine, func, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
 from mailer.store.db import driver_sql, driver_transaction
+from mailer.store.requests import drop_request
 from mailer.store.tables import consent_events, subscribers, suppressions
 
 
@@ -213,6 +214,8 @@ def set_status(
     if status is SubscriberStatus.ACTIVE:
         values["confirmed_at"] = now
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+    if status not in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
+        drop_request(conn, subscriber_id)  # nobody can confirm it any more
     ctx = context or ConsentContext(source)
     record_consent(conn, subscriber_id, row.email, event or status.value, now, ctx.source,
                    ctx.consent_text_version, ctx.ip, ctx.user_agent,
@@ -238,6 +241,13 @@ def subscriber_row(conn: Connection, subscriber_id: int):
     return conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
 
 
+def locked_row(conn: Connection, subscriber_id: int):
+    """The raw `subscribers` row of an id, locked until the transaction ends (FOR UPDATE
+    on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the whole database), or None."""
+    return conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)
+                        .with_for_update()).first()
+
+
 def subscriber_by_id(conn: Connection, subscriber_id: int) -> Subscriber | None:
     """A subscriber by id."""
     row = subscriber_row(conn, subscriber_id)
@@ -258,17 +268,28 @@ def change_preferences(
 ) -> bool:
     """Store new sections, themes and name (and the segment key); False if nothing changed."""
     row = subscriber_row(conn, subscriber_id)
+    details = apply_choices(conn, row, preferences, name, now)
+    if details is None:
+        return False
+    log_event(conn, row, "preferences", now, context, details)
+    return True
+
+
+def apply_choices(conn: Connection, row, preferences: Preferences, name: str,
+                  now: datetime) -> dict | None:
+    """Write sections, themes and name to a subscriber row; returns what changed as the
+    ledger records it (sections and themes; of the name only that it changed), or None
+    when nothing did."""
     values = {**stored_preferences(preferences), "name": clean_name(name)}
     changed = {k: v for k, v in values.items() if getattr(row, k) != v}
     if not changed:
-        return False
-    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+        return None
+    conn.execute(update(subscribers).where(subscribers.c.id == row.id)
                  .values(**changed, updated_at=now))
     details = {k: v for k, v in changed.items() if k in ("sections", "themes")}
     if "name" in changed:
         details["name_changed"] = True  # the ledger proves consent; it need not keep names
-    log_event(conn, row, "preferences", now, context, details)
-    return True
+    return details
 
 
 def log_event(conn: Connection, row, event: str, now: datetime, context: ConsentContext,

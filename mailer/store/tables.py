@@ -178,6 +178,24 @@ subscribers = Table(
 # is kept as typed. `store.subscribers.same_address` looks up through this index.
 Index("uq_subscribers_email_lower", func.lower(subscribers.c.email), unique=True)
 
+# A subscribe request for an address that already has a record (pending or unsubscribed):
+# the requested name and preferences wait here, apart from the record, until the confirm
+# link sent for this very request is used (migration 0013). One per subscriber: a newer
+# request replaces an older one under a new id. Confirm links bind the id, so ids are
+# never handed out twice (AUTOINCREMENT on SQLite; PostgreSQL's sequence never reuses).
+subscription_requests = Table(
+    "subscription_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("sections", JSON, nullable=False),
+    Column("themes", JSON, nullable=False),
+    _utc("requested_at", nullable=False),
+    UniqueConstraint("subscriber_id", name="uq_subscription_requests_subscriber_id"),
+    sqlite_autoincrement=True,
+)
+
 # Append-only proof of consent (AVG art. 7(1)): never updated, never deleted, except
 # that erasure blanks personal fields (ip, user agent) and keeps the hash.
 consent_events = Table(

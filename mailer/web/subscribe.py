@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from flask import Blueprint, make_response, render_template, request
 
-from mailer.models import Subscriber, SubscriberStatus
-from mailer.subscriptions import CONFIRMABLE, confirm, consent_context, form_post_allowed, subscribe
+from mailer.links import TokenClaims
+from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
+from mailer.subscriptions import (
+    CONFIRMABLE,
+    ConfirmOutcome,
+    choices_to_confirm,
+    confirm,
+    consent_context,
+    form_post_allowed,
+    subscribe,
+)
 from mailer.web import mail_queue, mailer_app
 from mailer.web.forms import SECTION_LABELS, FormInput, read_subscribe
 from mailer.web.security import PageError, client_ip, csrf_token, require_csrf, user_agent
-from mailer.web.tokens import EXPIRED, subscriber_for
+from mailer.web.tokens import EXPIRED, SUPERSEDED, holder_of, subscriber_for
 
 blueprint = Blueprint("subscribe", __name__)
 HONEYPOT = "website"
@@ -62,12 +71,12 @@ def subscribe_post():
     return response
 
 
-def _confirming(token: str) -> Subscriber | None:
-    """The subscriber a confirm link is for; None when the link has expired but is genuine
-    and its owner confirmed already: telling them to sign up again would be wrong."""
+def _confirming(token: str) -> tuple[TokenClaims, Subscriber] | None:
+    """What a confirm link says and whom it is for; None when the link has expired but is
+    genuine and its owner confirmed already: telling them to sign up again would be wrong."""
     app = mailer_app()
     try:
-        return subscriber_for("confirm", token, app.settings.confirm_max_age_days)
+        return holder_of("confirm", token, app.settings.confirm_max_age_days)
     except PageError as error:
         if error is not EXPIRED or not _confirmed_already(token):
             raise
@@ -96,33 +105,48 @@ def _already_confirmed_page():
     return render_template("confirmed.html", already=True, preferences_url=None)
 
 
+def _chosen(preferences: Preferences) -> dict[str, list[str]]:
+    """The labels of the sections and themes a confirmation would subscribe to."""
+    themes = mailer_app().settings.themes
+    return {"sections": [SECTION_LABELS[s][0] for s in SECTIONS if s in preferences.sections],
+            "themes": [label for slug, label in themes.items() if slug in preferences.themes]}
+
+
 @blueprint.get("/bevestigen/<token>")
 def confirm_page(token: str):
-    """A page with one button: link scanners prefetch GETs, so only the POST confirms."""
+    """A page with one button: link scanners prefetch GETs, so only the POST confirms.
+    It shows what the button confirms (never the requested name), so that is known first."""
     app = mailer_app()
-    sub = _confirming(token)
-    if sub is None:
+    held = _confirming(token)
+    if held is None:
         return _already_confirmed_page()
+    claims, sub = held
     if sub.status is SubscriberStatus.ACTIVE:
         return render_template("confirmed.html", already=True,
                                preferences_url=app.links.preferences_url(sub.id, sub.token_version))
     if sub.status not in CONFIRMABLE:  # bounced or complained: say so now, not after a click
         raise _cannot_confirm(app)
-    return render_template("confirm.html", csrf=csrf_token())
+    choices = choices_to_confirm(app, sub.id, claims.request)
+    if choices is None:  # a newer request replaced the one this link was sent for
+        raise SUPERSEDED
+    return render_template("confirm.html", csrf=csrf_token(), chosen=_chosen(choices.preferences))
 
 
 @blueprint.post("/bevestigen/<token>")
 def confirm_post(token: str):
-    """Confirm the subscription: the subscriber becomes active."""
+    """Confirm the subscription: the subscriber becomes active with what the link was for."""
     require_csrf()
     app = mailer_app()
-    sub = _confirming(token)
-    if sub is None:
+    held = _confirming(token)
+    if held is None:
         return _already_confirmed_page()
+    claims, sub = held
     context = consent_context(app.settings, "web:" + app.links.url("bevestigen"),
                               client_ip(), user_agent())
-    confirmed = confirm(app, sub.id, context)
-    if not confirmed and sub.status is not SubscriberStatus.ACTIVE:
+    outcome = confirm(app, sub.id, context, claims.request)
+    if outcome is ConfirmOutcome.SUPERSEDED:
+        raise SUPERSEDED
+    if outcome is ConfirmOutcome.REFUSED:
         raise _cannot_confirm(app)
-    return render_template("confirmed.html", already=not confirmed,
+    return render_template("confirmed.html", already=outcome is ConfirmOutcome.ALREADY,
                            preferences_url=app.links.preferences_url(sub.id, sub.token_version))

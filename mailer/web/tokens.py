@@ -15,6 +15,10 @@ EXPIRED = PageError(410, "Deze link is verlopen",
                     "De link is te oud. Meld je opnieuw aan; je krijgt dan een nieuwe link.")
 REVOKED = PageError(410, "Deze link werkt niet meer",
                     "Deze link is ingetrokken. Gebruik de link uit je nieuwste e-mail van ons.")
+SUPERSEDED = PageError(410, "Deze link is vervangen",
+                       "Na deze e-mail is er opnieuw een aanmelding met dit e-mailadres gedaan, "
+                       "of de aanmelding is verlopen. Gebruik de link uit de nieuwste e-mail "
+                       "die je van ons kreeg, of meld je opnieuw aan.")
 
 
 def claims_for(purpose: str, token: str, max_age_days: int | None = None) -> TokenClaims:
@@ -30,6 +34,12 @@ def claims_for(purpose: str, token: str, max_age_days: int | None = None) -> Tok
 
 def subscriber_for(purpose: str, token: str, max_age_days: int | None = None) -> Subscriber:
     """The subscriber a token is for; raises PageError (400/410) and changes nothing."""
+    return holder_of(purpose, token, max_age_days)[1]
+
+
+def holder_of(purpose: str, token: str,
+              max_age_days: int | None = None) -> tuple[TokenClaims, Subscriber]:
+    """What a token says and the subscriber it is for; raises PageError (400/410)."""
     app = mailer_app()
     claims = claims_for(purpose, token, max_age_days)
     with app.engine.connect() as conn:
@@ -38,4 +48,4 @@ def subscriber_for(purpose: str, token: str, max_age_days: int | None = None) ->
         raise INVALID
     if sub.token_version != claims.version or sub.status is SubscriberStatus.ERASED:
         raise REVOKED
-    return sub
+    return claims, sub
