@@ -292,23 +292,66 @@ def _describe(base: type) -> str:
 
 
 def _validate(s: Settings) -> None:
-    checks = [
+    """Raise a ConfigError naming the first setting whose value cannot work."""
+    for checks in (_mailer_checks, _content_checks, _delivery_checks, _preview_checks,
+                   _subscription_checks, _scheduler_checks):
+        _require(s, checks(s))
+    _check_addresses(s)
+    _check_now(s)
+
+
+# A check: (setting name, whether its value is acceptable, what it must be otherwise).
+Check = tuple[str, bool, str]
+
+
+def _require(s: Settings, checks: list[Check]) -> None:
+    """Raise a ConfigError for the first check that fails, naming the setting and its value."""
+    for name, ok, problem in checks:
+        if not ok:
+            raise ConfigError(f"setting {name}: {problem}, got {getattr(s, name)!r}")
+
+
+def _mailer_checks(s: Settings) -> list[Check]:
+    """Where the mailer lives: its public URL and its database."""
+    return [
         ("base_url", s.base_url.startswith(("https://", "http://")), "must start with https://"),
+        ("database_url", "://" in s.database_url, "must be a SQLAlchemy URL"),
+    ]
+
+
+def _content_checks(s: Settings) -> list[Check]:
+    """What goes into an issue, when it is sent, and how sources are fetched."""
+    return [
         ("event_horizon_weeks", s.event_horizon_weeks > 0, "must be at least 1"),
         ("first_issue_lookback_days", s.first_issue_lookback_days >= 0, "must not be negative"),
+        ("size_budget_kb", s.size_budget_kb > 0, "must be positive"),
+        ("send_time", _is_hhmm(s.send_time), "must be HH:MM, e.g. 09:00"),
+        ("fetch_timeout_seconds", s.fetch_timeout_seconds > 0, "must be positive"),
+        ("fetch_max_bytes", s.fetch_max_bytes > 0, "must be positive"),
+        ("fetch_retries", s.fetch_retries >= 0, "must not be negative"),
+    ]
+
+
+def _delivery_checks(s: Settings) -> list[Check]:
+    """How the outbox is drained: batches, workers, attempts, rate and error budget."""
+    return [
         ("batch_size", s.batch_size >= 0, "must not be negative (0 = the provider's maximum)"),
         ("concurrency", s.concurrency >= 1, "must be at least 1"),
         ("max_attempts", s.max_attempts >= 1, "must be at least 1"),
         ("rate_per_second", s.rate_per_second >= 0, "must not be negative (0 = unlimited)"),
         ("error_budget", 0 < s.error_budget <= 1, "must be a fraction between 0 and 1"),
         ("request_timeout", s.request_timeout > 0, "must be positive"),
-        ("size_budget_kb", s.size_budget_kb > 0, "must be positive"),
-        ("fetch_timeout_seconds", s.fetch_timeout_seconds > 0, "must be positive"),
-        ("fetch_max_bytes", s.fetch_max_bytes > 0, "must be positive"),
-        ("fetch_retries", s.fetch_retries >= 0, "must not be negative"),
-        ("link_timeout", s.link_timeout > 0, "must be positive (seconds)"),
-        ("send_time", _is_hhmm(s.send_time), "must be HH:MM, e.g. 09:00"),
-        ("database_url", "://" in s.database_url, "must be a SQLAlchemy URL"),
+    ]
+
+
+def _preview_checks(s: Settings) -> list[Check]:
+    """The editor's preview tools."""
+    return [("link_timeout", s.link_timeout > 0, "must be positive (seconds)")]
+
+
+def _subscription_checks(s: Settings) -> list[Check]:
+    """Confirmation, purging, the IP policy and the subscribe rate limits."""
+    return [
         ("confirm_max_age_days", s.confirm_max_age_days >= 1, "must be at least 1"),
         ("pending_purge_days", s.pending_purge_days >= 1, "must be at least 1"),
         ("store_ip", s.store_ip in ("stored", "truncated", "none"),
@@ -317,25 +360,37 @@ def _validate(s: Settings) -> None:
         ("confirm_limit_per_ip", s.confirm_limit_per_ip >= 1, "must be at least 1"),
         ("rate_limit_window_minutes", s.rate_limit_window_minutes >= 1, "must be at least 1"),
         ("trusted_proxies", s.trusted_proxies >= 0, "must not be negative"),
+    ]
+
+
+def _scheduler_checks(s: Settings) -> list[Check]:
+    """The scheduler's grace for missed runs and its heartbeat."""
+    return [
         ("grace_hours", s.grace_hours > 0, "must be positive"),
         ("heartbeat_seconds", s.heartbeat_seconds >= 1, "must be at least 1"),
     ]
-    for name, ok, problem in checks:
-        if not ok:
-            raise ConfigError(f"setting {name}: {problem}, got {getattr(s, name)!r}")
+
+
+def _check_addresses(s: Settings) -> None:
+    """Every address setting (sender, reply-to, unsubscribe, editors) is an e-mail address."""
     for name in ("from_email", "reply_to", "unsubscribe_mailto", "editors"):
         value = getattr(s, name)
         for address in value if isinstance(value, list) else [value]:
             if not _ADDRESS.fullmatch(address):
                 raise ConfigError(f"setting {name}: not an e-mail address, got {address!r}")
-    if s.now:
-        from mailer.clock import parse_instant
 
-        try:
-            parse_instant(s.now)
-        except ValueError:
-            problem = f"not an ISO 8601 time: {s.now!r}"
-            raise ConfigError(f"setting now (MAILER_NOW): {problem}") from None
+
+def _check_now(s: Settings) -> None:
+    """A fixed clock (MAILER_NOW), when set, is an ISO 8601 time."""
+    if not s.now:
+        return
+    from mailer.clock import parse_instant
+
+    try:
+        parse_instant(s.now)
+    except ValueError:
+        problem = f"not an ISO 8601 time: {s.now!r}"
+        raise ConfigError(f"setting now (MAILER_NOW): {problem}") from None
 
 
 # Just the shape local@domain.tld, nothing a header could be split at: a typo here would
