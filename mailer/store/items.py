@@ -84,52 +84,89 @@ def upsert_items(
     and for events the same start) is skipped: one article is one item. An article without
     a publication date counts as published when first seen, so it is offered once.
     """
-    existing = {
-        row.source_id: row
-        for row in conn.execute(
-            select(items.c.id, items.c.source_id, items.c.content_hash, items.c.status,
-                   items.c.published_at, items.c.starts_at)
-            .where(items.c.source == source)
-        )
-    }
+    existing = _stored_by_source_id(conn, source)
+    rows = {sid: _row(item) for sid, item in _first_per_source_id(fetched).items()}
+    digests = {sid: _row_hash(row) for sid, row in rows.items()}
+    updated = _update_edited(conn, rows, digests, existing, now)
+    new, duplicates = _insert_new(conn, source, rows, digests, existing, now)
+    unchanged = _touch_unchanged(conn, rows, digests, existing, now)
+    gone = [row.id for sid, row in existing.items()
+            if sid not in rows and row.status != ItemStatus.DELETED
+            and (complete or _inside(row, window))]
+    _mark_deleted(conn, gone, now)
+    return UpsertCounts(new, updated, unchanged, len(gone), duplicates)
+
+
+def _stored_by_source_id(conn: Connection, source: str) -> dict:
+    """The source's stored items (id, hash, status, dates) by their id at the source."""
+    query = (select(items.c.id, items.c.source_id, items.c.content_hash, items.c.status,
+                    items.c.published_at, items.c.starts_at)
+             .where(items.c.source == source))
+    return {row.source_id: row for row in conn.execute(query)}
+
+
+def _first_per_source_id(fetched: Iterable[Item]) -> dict[str, Item]:
+    """The fetched items, the first one of each source id (a feed may repeat one)."""
     unique: dict[str, Item] = {}
     for item in fetched:
         unique.setdefault(item.source_id, item)
-    rows = {sid: _row(item) for sid, item in unique.items()}  # canonical URLs once per item
-    taken = _held_elsewhere(conn, source, [rows[sid] for sid in unique if sid not in existing])
-    inserts, touched = [], []
-    updated = duplicates = 0
-    for sid, item in unique.items():
-        row = rows[sid]
-        digest = _row_hash(row)
+    return unique
+
+
+def _is_edited(old, digest: str) -> bool:
+    """Whether a stored item must be rewritten: its content changed, or it came back."""
+    return old.content_hash != digest or old.status == ItemStatus.DELETED
+
+
+def _update_edited(conn: Connection, rows: dict[str, dict], digests: dict[str, str],
+                   existing: dict, now: datetime) -> int:
+    """Rewrite stored items whose content changed in place (same id); return how many."""
+    updated = 0
+    for sid, row in rows.items():
         old = existing.get(sid)
-        if old is None:
-            if _dedupe_key(row) in taken:
-                duplicates += 1
-                continue
-            if row["published_at"] is None and item.kind is ItemKind.MAGAZINE:
-                row["published_at"] = now
-            inserts.append(dict(**row, content_hash=digest, first_seen_at=now, updated_at=now,
-                                last_seen_at=now))
-        elif old.content_hash != digest or old.status == ItemStatus.DELETED:
-            if row["published_at"] is None and old.published_at is not None:
-                row.pop("published_at")  # keep the first-seen stand-in date
-            conn.execute(update(items).where(items.c.id == old.id).values(
-                **row, content_hash=digest, updated_at=now, last_seen_at=now))
-            updated += 1
-        else:
-            touched.append(old.id)
+        if old is None or not _is_edited(old, digests[sid]):
+            continue
+        if row["published_at"] is None and old.published_at is not None:
+            row.pop("published_at")  # keep the first-seen stand-in date
+        conn.execute(update(items).where(items.c.id == old.id).values(
+            **row, content_hash=digests[sid], updated_at=now, last_seen_at=now))
+        updated += 1
+    return updated
+
+
+def _insert_new(conn: Connection, source: str, rows: dict[str, dict], digests: dict[str, str],
+                existing: dict, now: datetime) -> tuple[int, int]:
+    """Insert items not stored yet, skipping those another source holds; (new, skipped)."""
+    fresh = {sid: row for sid, row in rows.items() if sid not in existing}
+    taken = _held_elsewhere(conn, source, list(fresh.values()))
+    inserts = []
+    for sid, row in fresh.items():
+        if _dedupe_key(row) in taken:
+            continue
+        if row["published_at"] is None and row["kind"] == ItemKind.MAGAZINE.value:
+            row["published_at"] = now
+        inserts.append(dict(**row, content_hash=digests[sid], first_seen_at=now,
+                            updated_at=now, last_seen_at=now))
     if inserts:
         conn.execute(items.insert(), inserts)
+    return len(inserts), len(fresh) - len(inserts)
+
+
+def _touch_unchanged(conn: Connection, rows: dict[str, dict], digests: dict[str, str],
+                     existing: dict, now: datetime) -> int:
+    """Record that unchanged stored items were seen again; return how many."""
+    touched = [existing[sid].id for sid in rows
+               if sid in existing and not _is_edited(existing[sid], digests[sid])]
     for chunk in _chunks(touched):
         conn.execute(update(items).where(items.c.id.in_(chunk)).values(last_seen_at=now))
-    gone = [row.id for sid, row in existing.items()
-            if sid not in unique and row.status != ItemStatus.DELETED
-            and (complete or _inside(row, window))]
-    for chunk in _chunks(gone):
+    return len(touched)
+
+
+def _mark_deleted(conn: Connection, ids: list[int], now: datetime) -> None:
+    """Mark stored items deleted (they are gone at the source)."""
+    for chunk in _chunks(ids):
         conn.execute(update(items).where(items.c.id.in_(chunk))
                      .values(status=ItemStatus.DELETED, updated_at=now))
-    return UpsertCounts(len(inserts), updated, len(touched), len(gone), duplicates)
 
 
 def _dedupe_key(row: dict) -> tuple:
