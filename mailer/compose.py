@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
 import unicodedata
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
@@ -18,7 +16,7 @@ from mailer import dutch
 from mailer.clock import AMSTERDAM, Clock, local
 from mailer.errors import ComposeError, ContentError
 from mailer.models import Issue, ItemStatus, StoredItem
-from mailer.sanitize import TEXT_ONLY, sanitize_html, shorten
+from mailer.sanitize import html_to_text, sanitize_html, shorten
 from mailer.settings import Settings
 from mailer.store import issues as issue_store
 from mailer.store import items as item_store
@@ -196,9 +194,7 @@ def _event_count(issue: Issue, events: list[StoredItem]) -> str:
 
 def _teaser(lead: StoredItem) -> str:
     """The only article's summary as plain text: the subject already names its title."""
-    # A space before each block's end, so paragraphs do not run together.
-    spaced = re.sub(r"<(?:/p|/li|br)\b", r" \g<0>", lead.item.summary or "")
-    text = " ".join(html.unescape(TEXT_ONLY.clean(spaced)).split())
+    text = html_to_text(lead.item.summary or "", one_line=True)
     return shorten(text, PREHEADER_MAX) if text else (
         "In dit nummer lees je het nieuwe artikel van de redactie.")
 

@@ -17,13 +17,30 @@ URL_SCHEMES = {"http", "https", "mailto"}
 CLEANER = nh3.Cleaner(tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
                       link_rel=None, strip_comments=True)
 TEXT_ONLY = nh3.Cleaner(tags=set())
+# Block tags that sanitising keeps; they separate words, inline tags (a, em, ...) do not.
+KEPT_BLOCKS = ("p", "br", "ul", "ol", "li")
+# Block tags that sanitising drops while keeping their text: without a space at their place
+# "<h3>Kop</h3><div>Tekst" would read "KopTekst".
+DROPPED_BLOCKS = ("div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr",
+                  "figure", "figcaption", "table", "caption", "thead", "tbody", "tfoot", "tr",
+                  "td", "th", "dl", "dt", "dd", "section", "article", "header", "footer",
+                  "aside", "nav", "main", "address")
+BLOCK_TAGS = frozenset(KEPT_BLOCKS + DROPPED_BLOCKS)
+DROPPED_BLOCK = re.compile(rf"</?(?:{'|'.join(DROPPED_BLOCKS)})\b[^>]*>", re.IGNORECASE)
+BLOCK = re.compile(rf"</?(?:{'|'.join(sorted(BLOCK_TAGS))})\b[^>]*>", re.IGNORECASE)
 
 
 def sanitize_html(fragment: str, max_chars: int | None = None) -> str:
-    """Reduce an HTML fragment to safe paragraphs, emphasis, lists and links."""
+    """Reduce an HTML fragment to safe paragraphs, emphasis, lists and links.
+
+    With max_chars, a fragment whose text is longer becomes one paragraph of plain text,
+    cut at a word boundary."""
     cleaned = CLEANER.clean(fragment).strip()
-    if max_chars and len(html_to_text(cleaned)) > max_chars:
-        return f"<p>{html.escape(shorten(html_to_text(cleaned), max_chars))}</p>"
+    # Text is never longer than its HTML: only a long fragment needs flattening to measure.
+    if max_chars and len(cleaned) > max_chars:
+        text = html_to_text(cleaned, one_line=True)
+        if len(text) > max_chars:
+            return f"<p>{html.escape(shorten(text, max_chars))}</p>"
     return cleaned
 
 
@@ -37,7 +54,7 @@ def shorten(text: str, max_chars: int) -> str:
 
 
 class _TextCollector(HTMLParser):
-    BLOCK = {"p", "br", "li", "ul", "ol", "div", "h1", "h2", "h3", "tr"}
+    """The text part's reading of HTML: blocks on lines of their own, bullets, link targets."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -46,7 +63,7 @@ class _TextCollector(HTMLParser):
         self.lists: list[int] = []  # per open list: 0 for bullets, else the next number
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in self.BLOCK:
+        if tag in BLOCK_TAGS:
             self.parts.append("\n")
         if tag in ("ul", "ol"):
             self.lists.append(1 if tag == "ol" else 0)
@@ -65,7 +82,7 @@ class _TextCollector(HTMLParser):
                 self.parts.append(f" ({target})")
         if tag in ("ul", "ol") and self.lists:
             self.lists.pop()
-        if tag in self.BLOCK:
+        if tag in BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -81,11 +98,26 @@ def _link_target(href: str) -> str:
     return ""
 
 
-def html_to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment: paragraphs kept, links written out after their text."""
+def html_to_text(fragment: str, *, one_line: bool = False) -> str:
+    """Plain text of an HTML fragment, entities decoded.
+
+    By default as the text part of a newsletter reads it: paragraphs and list items on
+    lines of their own, list items with "- " or "1. ", links written out after their text.
+    With one_line, as a title, summary or preheader reads it: tags and the content of
+    script and style dropped, blocks separated by a space, white space collapsed.
+    """
+    if one_line:
+        return _one_line_text(fragment)
     collector = _TextCollector()
     collector.feed(fragment)
     collector.close()
     text = "".join(collector.parts)
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n|\n", text)]
     return "\n\n".join(p for p in paragraphs if p)
+
+
+def _one_line_text(fragment: str) -> str:
+    """The one-line text of html_to_text; plain text (a common title) costs one split."""
+    if "<" in fragment:
+        fragment = TEXT_ONLY.clean(BLOCK.sub(r" \g<0>", fragment))
+    return " ".join((html.unescape(fragment) if "&" in fragment else fragment).split())

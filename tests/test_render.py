@@ -96,6 +96,21 @@ def test_lint_reports_each_problem():
     assert has_errors(findings)
 
 
+def test_lint_reads_the_preheader_as_a_reader_sees_the_page():
+    # The HTML's text is read like a summary's: blocks apart, style sheets unseen. Once
+    # read as the bare run of text nodes, "Nieuw</div><div>nummer" was "Nieuwnummer".
+    def preheader_findings(body: str) -> list[str]:
+        html = (f'<!doctype html><html lang="nl"><head><style>.x{{}}</style></head><body>{body}'
+                '<a href="https://u">afmelden</a><a href="https://p">voorkeuren</a></body></html>')
+        return [f.message for f in lint_message(
+            html, "https://u https://p", preheader="Nieuw nummer", unsubscribe_url="https://u",
+            preferences_url="https://p", budget_kb=90) if f.code == "preheader"]
+
+    assert preheader_findings("<div>Nieuw</div><div>nummer</div>") == []
+    assert preheader_findings("<style>Nieuw nummer</style>") == [
+        "preheader text not found in the HTML"]
+
+
 def test_long_headers_stay_literal_and_lose_no_spaces(preview, issue):
     # Python's folding of long headers splits encoded words at spaces and drops them
     # ("van  ééngezamenlijke"), and it turns a long List-Unsubscribe into encoded words,

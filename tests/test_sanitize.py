@@ -8,13 +8,14 @@ import pytest
 from mailer.sanitize import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_TAGS,
+    BLOCK,
+    TEXT_ONLY,
     URL_SCHEMES,
     html_to_text,
     sanitize_html,
 )
 from mailer.sources.feed import parse_feed
 from mailer.sources.http import Document
-from mailer.sources.remote import plain_text
 from tests.source_helpers import CORPORA
 
 TRICKY = [
@@ -63,12 +64,38 @@ def test_prebuilt_cleaner_equals_nh3_clean_with_the_same_options(fragments):
 
 def test_plain_text_cleaner_equals_nh3_clean_without_tags(fragments):
     for fragment in fragments:
-        if "<" in fragment:
-            assert plain_text(fragment) == plain_text_reference(fragment), fragment
+        assert TEXT_ONLY.clean(fragment) == nh3.clean(fragment, tags=set()), fragment
 
 
-def plain_text_reference(fragment: str) -> str:
-    return " ".join(html.unescape(nh3.clean(fragment, tags=set())).split())
+def test_one_line_text_is_the_tag_free_text_with_blocks_apart(fragments):
+    # What titles, shortened summaries and preheaders were made of before one function
+    # served them all: nh3 without tags, entities decoded, white space collapsed; a block
+    # tag now always leaves a space, so the reference gets one too.
+    for fragment in fragments:
+        spaced = BLOCK.sub(r" \g<0>", fragment)
+        expected = " ".join(html.unescape(nh3.clean(spaced, tags=set())).split())
+        assert html_to_text(fragment, one_line=True) == expected, fragment
+
+
+@pytest.mark.parametrize("fragment, expected", [
+    ("Kop &amp; <em>staart</em>", "Kop & staart"),
+    ("<p>Een.</p><p>Twee.</p>", "Een. Twee."),
+    # An opening block tag separates words too (the preheader teaser used to join them).
+    ("Inleiding<p>Alinea</p>", "Inleiding Alinea"),
+    ("<h3>Kop</h3><div>Tekst</div>", "Kop Tekst"),
+    ('Zie <a href="https://x.example.nl/">het rapport</a>, of de <b>JEP</b>-training',
+     "Zie het rapport, of de JEP-training"),
+    ("<ul><li>Luister</li><li>Vraag</li></ul>", "Luister Vraag"),
+    ("<style>p{}</style><script>x()</script>Tekst", "Tekst"),
+])
+def test_one_line_text_has_no_bullets_urls_or_breaks(fragment, expected):
+    assert html_to_text(fragment, one_line=True) == expected
+
+
+def test_sanitize_html_cuts_a_long_text_at_a_word_and_writes_no_link_targets():
+    fragment = '<p>Lees <a href="https://x.example.nl/lang">het hele verhaal</a> hier.</p>'
+    assert sanitize_html(fragment, max_chars=200) == fragment
+    assert sanitize_html(fragment, max_chars=20) == "<p>Lees het hele…</p>"
 
 
 def test_plain_text_writes_out_the_address_of_a_mail_link():

@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 
+from mailer.sanitize import html_to_text
+
 ERROR, WARNING = "error", "warning"
 LEFTOVER = re.compile(r"\{\{|\{%|%%[a-z_]+%%|\}\}")
 
@@ -29,7 +31,6 @@ class _Collector(HTMLParser):
         self.lang: str | None = None
         self.images: list[dict[str, str | None]] = []
         self.links: list[str] = []
-        self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attributes = dict(attrs)
@@ -39,9 +40,6 @@ class _Collector(HTMLParser):
             self.images.append(attributes)
         elif tag == "a" and attributes.get("href") is not None:
             self.links.append(attributes["href"] or "")
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
 
 
 def lint_message(html: str, text: str, *, preheader: str, unsubscribe_url: str,
@@ -70,7 +68,7 @@ def lint_message(html: str, text: str, *, preheader: str, unsubscribe_url: str,
             context = body[max(match.start() - 30, 0):match.end() + 30]
             findings.append(Finding(ERROR, "template",
                                     f"unrendered template syntax in the {part} part", context))
-    visible = " ".join("".join(page.text).split())
+    visible = html_to_text(html, one_line=True)
     if not preheader.strip():
         findings.append(Finding(ERROR, "preheader", "the issue has no preheader"))
     elif " ".join(preheader.split()) not in visible:

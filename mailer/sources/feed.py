@@ -19,10 +19,11 @@ import feedparser
 
 from mailer.errors import ContentError
 from mailer.models import Item, ItemKind
+from mailer.sanitize import html_to_text
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.plain_feed import read_plain_feed
-from mailer.sources.remote import RemoteSource, plain_text, resolve, summarize
+from mailer.sources.remote import RemoteSource, resolve, summarize
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
@@ -75,7 +76,7 @@ class FeedSource(RemoteSource):
 
     def _item(self, entry: Any, base: str) -> Item | None:
         where = f"entry {entry.get('id') or entry.get('link') or entry.get('title') or '?'}"
-        title = plain_text(entry.get("title", ""))
+        title = html_to_text(entry.get("title", ""), one_line=True)
         link = self.link(entry.get("link"), base)
         if not title:
             self.problem(where, "entry has no title; skipped")

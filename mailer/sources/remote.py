@@ -13,22 +13,13 @@ from urllib.parse import urljoin, urlsplit
 from mailer.clock import Clock, SystemClock
 from mailer.errors import ContentError
 from mailer.models import EVENT_TYPES
-from mailer.sanitize import TEXT_ONLY, sanitize_html, shorten
+from mailer.sanitize import DROPPED_BLOCK, sanitize_html
 from mailer.sources import SourceConfig, Window
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
 
 SUMMARY_CHARS = 400
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
-TAG = re.compile(r"<[^>]*>")
-# The block tags sanitize_html keeps; they separate words, inline tags (a, em, ...) do not.
-BLOCK_TAG = re.compile(r"</?(?:p|br|ul|ol|li)\b[^>]*>")
-# Block tags sanitize_html drops while keeping their text: without a space at their place
-# "<h3>Kop</h3><div>Tekst" would read "KopTekst".
-DROPPED_BLOCK = re.compile(
-    r"</?(?:div|h[1-6]|blockquote|pre|hr|figure|figcaption|table|caption|thead|tbody|tfoot|"
-    r"tr|td|th|dl|dt|dd|section|article|header|footer|aside|nav|main|address)\b[^>]*>",
-    re.IGNORECASE)
 ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
 # A root-relative path that urljoin would only append to the base's scheme and host: no
@@ -127,21 +118,12 @@ def is_online(location: str | None) -> bool:
                                                                                "https://"))))
 
 
-def plain_text(fragment: str) -> str:
-    """Text of a possibly-HTML title: tags dropped, entities decoded, spaces collapsed."""
-    if "<" in fragment:
-        fragment = TEXT_ONLY.clean(fragment)
-    return " ".join((html.unescape(fragment) if "&" in fragment else fragment).split())
-
-
 def summarize(fragment: str, max_chars: int, base: str) -> str:
     """Sanitised summary HTML with absolute links, cut to max_chars of text when longer."""
     if "<" in fragment:
+        # Dropped block tags keep a space at their place: "<h3>Kop</h3><div>Tekst".
         fragment = DROPPED_BLOCK.sub(r" \g<0> ", fragment)
-    cleaned = sanitize_html(fragment) if fragment else ""
-    text = " ".join(html.unescape(TAG.sub("", BLOCK_TAG.sub(" ", cleaned))).split())
-    if max_chars and len(text) > max_chars:
-        return f"<p>{html.escape(shorten(text, max_chars))}</p>"
+    cleaned = sanitize_html(fragment, max_chars) if fragment else ""
     return absolute_links(cleaned, base)
 
 

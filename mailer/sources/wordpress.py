@@ -16,8 +16,9 @@ from requests.utils import parse_header_links
 
 from mailer.errors import ContentError
 from mailer.models import Item, ItemKind
+from mailer.sanitize import html_to_text
 from mailer.sources import register
-from mailer.sources.remote import RemoteSource, plain_text, summarize
+from mailer.sources.remote import RemoteSource, summarize
 
 POSTS_PATH = "/wp-json/wp/v2/posts"
 IMAGE_SIZES = ("medium_large", "large", "full")  # ~768 px suits a 600 px mail best
@@ -96,7 +97,7 @@ class WordPressSource(PagedSource):
             self.problem("post ?", "not a WordPress post object; skipped")
             return None
         where = f"post {post['id']}"
-        title = plain_text(_rendered(post.get("title")))
+        title = html_to_text(_rendered(post.get("title")), one_line=True)
         link = self.link(post.get("link"), self.endpoint())
         if not title or not link:
             self.problem(where, "post without title or link; skipped")

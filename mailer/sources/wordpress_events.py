@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 from mailer.clock import AMSTERDAM, local
 from mailer.models import Item, ItemKind, ItemStatus
+from mailer.sanitize import html_to_text
 from mailer.sources import Window, register
-from mailer.sources.remote import is_online, plain_text, summarize
+from mailer.sources.remote import is_online, summarize
 from mailer.sources.wordpress import PagedSource, parse_wp_time, term_names
 
 EVENTS_PATH = "/wp-json/tribe/events/v1/events"
@@ -56,7 +57,7 @@ class WordPressEventsSource(PagedSource):
             self.problem("event ?", "not an event object; skipped")
             return None
         where = f"event {event['id']}"
-        title = plain_text(str(event.get("title") or ""))
+        title = html_to_text(str(event.get("title") or ""), one_line=True)
         link = self.link(event.get("url"), self.endpoint())
         all_day = bool(event.get("all_day"))
         try:
@@ -116,5 +117,5 @@ def _venue(venue: Any) -> str | None:
     """'Venue, City' from the venue object (an empty list when there is none)."""
     if not isinstance(venue, dict):
         return None
-    parts = [plain_text(str(venue.get(k) or "")) for k in ("venue", "city")]
+    parts = [html_to_text(str(venue.get(k) or ""), one_line=True) for k in ("venue", "city")]
     return ", ".join(dict.fromkeys(p for p in parts if p)) or None
