@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -372,12 +371,30 @@ def _scheduler_checks(s: Settings) -> list[Check]:
 
 
 def _check_addresses(s: Settings) -> None:
-    """Every address setting (sender, reply-to, unsubscribe, editors) is an e-mail address."""
+    """Every address setting (sender, reply-to, unsubscribe, editors) is an e-mail address.
+
+    A typo here would put a broken From, Reply-To or List-Unsubscribe on every message of
+    a send, so each is checked as a subscriber's address is.
+    """
     for name in ("from_email", "reply_to", "unsubscribe_mailto", "editors"):
         value = getattr(s, name)
         for address in value if isinstance(value, list) else [value]:
-            if not _ADDRESS.fullmatch(address):
-                raise ConfigError(f"setting {name}: not an e-mail address, got {address!r}")
+            if problem := _address_problem(address):
+                raise ConfigError(
+                    f"setting {name}: not an e-mail address, got {address!r} ({problem})")
+
+
+def _address_problem(address: str) -> str | None:
+    """Why an address cannot stand in a header, or None: email-validator, no DNS look-up."""
+    from mailer.store.subscribers import InvalidAddress, normalize_email
+
+    if address != address.strip():
+        return "there are spaces around the address"
+    try:
+        normalize_email(address)
+    except InvalidAddress as exc:
+        return str(exc)
+    return None
 
 
 def _check_now(s: Settings) -> None:
@@ -391,11 +408,6 @@ def _check_now(s: Settings) -> None:
     except ValueError:
         problem = f"not an ISO 8601 time: {s.now!r}"
         raise ConfigError(f"setting now (MAILER_NOW): {problem}") from None
-
-
-# Just the shape local@domain.tld, nothing a header could be split at: a typo here would
-# put a broken From, Reply-To or List-Unsubscribe on every message of a send.
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+")
 
 
 def _is_hhmm(text: str) -> bool:

@@ -25,13 +25,25 @@ def test_invalid_value_names_the_setting_and_variable():
         load_settings(REPO / "mailer.toml", environ={"MAILER_BATCH_SIZE": "veel"})
 
 
-@pytest.mark.parametrize("name, value", [
-    ("from_email", "weerbaarnl"), ("reply_to", "redactie platformjep.example.nl"),
-    ("unsubscribe_mailto", "afmelden@"), ("editors", "redactie@x.nl, geen-adres"),
+@pytest.mark.parametrize("name, value, why", [
+    ("from_email", "weerbaarnl", "must have an @-sign"),
+    ("reply_to", "redactie platformjep.example.nl", "must have an @-sign"),
+    ("unsubscribe_mailto", "afmelden@", "something after the @-sign"),
+    ("editors", "redactie@x.nl, geen-adres", "must have an @-sign"),
+    # Checked as subscribers' addresses are (email-validator), not by a shape of its own:
+    ("from_email", "Redactie <redactie@x.nl>", "angle brackets"),
+    ("reply_to", "redactie@platformjep.test", "special-use or reserved name"),
+    ("from_email", "jörg@platformjep.example.nl", "cannot be mailed"),
+    ("from_email", "weerbaarnl@platformjep.example.nl ", "spaces around"),
 ])
-def test_an_address_setting_that_is_no_address_is_refused(name, value):
-    with pytest.raises(ConfigError, match=rf"setting {name}: not an e-mail address"):
+def test_an_address_setting_that_is_no_address_is_refused(name, value, why):
+    with pytest.raises(ConfigError, match=rf"setting {name}: not an e-mail address.*{why}"):
         load_settings(REPO / "mailer.toml", environ={f"MAILER_{name.upper()}": value})
+
+
+def test_address_settings_keep_what_was_configured():
+    s = load_settings(REPO / "mailer.toml", environ={"MAILER_FROM_EMAIL": "Nieuws@Example.ORG"})
+    assert s.from_email == "Nieuws@Example.ORG"
 
 
 def test_secret_in_the_file_is_refused(tmp_path):
