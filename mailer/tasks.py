@@ -16,7 +16,7 @@ from mailer.dutch import long_date, time_of_day
 from mailer.jobs import JobSpec
 from mailer.models import Issue, IssueStatus, ItemStatus
 from mailer.notify import notify_editors
-from mailer.sending import send_issue, send_test, store_issue
+from mailer.sending import SendResult, send_issue, send_test, store_issue
 from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store.jobs import RunStatus
@@ -91,6 +91,14 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
     issue = store_issue(app, moment)
     if issue is None:
         return _too_little(app, when, 0, minimum)
+    refused = _begin_sending(app, issue, when, ctx.spec.id)
+    if refused is not None:
+        return refused
+    return _send_outcome(app, issue, send_issue(app, issue, ctx.stop))
+
+
+def _begin_sending(app: App, issue: Issue, when: str, job_id: str) -> TaskResult | None:
+    """Mark the issue sending; the task's result instead when it is held, sent or stopped."""
     with app.engine.begin() as conn:
         status = issue_control.begin_send(conn, issue.id, app.clock.now())
     if status is IssueStatus.HELD:
@@ -98,7 +106,7 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
             f"Nummer {issue.number} ({issue.subject}) is op {when} niet verstuurd, "
             "omdat het is tegengehouden.",
             f"Versturen kan alsnog: mailer issues release {issue.id} en daarna "
-            f"mailer jobs run {ctx.spec.id}.",
+            f"mailer jobs run {job_id}.",
         ])
         return TaskResult(RunStatus.HELD, f"issue {issue.id} is held; not sent", issue.id)
     if status is IssueStatus.SENT:
@@ -106,7 +114,11 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
     if status is not IssueStatus.SENDING:
         return TaskResult(RunStatus.SKIPPED, f"issue {issue.id} is {status}; not sent "
                           f"(mailer issues resume {issue.id} continues it)", issue.id)
-    result = send_issue(app, issue, ctx.stop)
+    return None
+
+
+def _send_outcome(app: App, issue: Issue, result: SendResult) -> TaskResult:
+    """The task's result for a send: done, interrupted or retries pending; failed if paused."""
     if result.drain.paused:
         raise TaskFailed(f"issue {issue.id} paused: {result.drain.paused}; check it, then "
                          f"mailer issues resume {issue.id}")
