@@ -116,33 +116,52 @@ def read_item(path: Path, kind: ItemKind, source: str,
     if warnings is not None:  # before the checks below: 'titel' explains a missing title
         warnings.extend(ContentError(where, w) for w in _unknown_fields(meta, kind))
     title = _required_text(meta, "title", where)
-    url = _required_text(meta, "url", where)
-    if not url.startswith(("https://", "http://")):
-        raise ContentError(where, f"url must be an absolute http(s) link, got {url!r}")
+    url = _absolute_url(meta, where)
     summary = sanitize_html(md.markdown(post.content or ""))
-    image = meta.get("image")
-    if image and not str(image).startswith(("https://", "http://")):  # no site to resolve it
-        raise ContentError(where, f"image must be an absolute http(s) link, got {image!r}")
-    if image and not meta.get("image_alt"):
-        raise ContentError(where, "image given without image_alt (describe the image)")
-    source_id = str(meta.get("id") or f"{kind.value}-{path.stem}")
-    if len(source_id) > ID_CHARS:
-        raise ContentError(where, f"id is {len(source_id)} characters long; "
-                                  f"at most {ID_CHARS} fit")
+    image_url, image_alt = _image(meta, where)
     common = dict(
         source=source,
-        source_id=source_id,
+        source_id=_source_id(meta, kind, path),
         kind=kind,
         title=title,
         url=url,
         summary=summary,
-        image_url=str(image) if image else None,
-        image_alt=str(meta["image_alt"]) if image else None,
+        image_url=image_url,
+        image_alt=image_alt,
         topics=_topics(meta.get("topics"), themes, where),
     )
     if kind is ItemKind.MAGAZINE:
         return Item(**common, published_at=_instant(meta, "published", where))
     return Item(**common, **_event_fields(meta, where))
+
+
+def _absolute_url(meta: dict, where: str) -> str:
+    """The required `url`, an absolute http(s) link."""
+    url = _required_text(meta, "url", where)
+    if not url.startswith(("https://", "http://")):
+        raise ContentError(where, f"url must be an absolute http(s) link, got {url!r}")
+    return url
+
+
+def _image(meta: dict, where: str) -> tuple[str | None, str | None]:
+    """The optional image's absolute URL and its required description, or (None, None)."""
+    image = meta.get("image")
+    if not image:
+        return None, None
+    if not str(image).startswith(("https://", "http://")):  # no site to resolve it
+        raise ContentError(where, f"image must be an absolute http(s) link, got {image!r}")
+    if not meta.get("image_alt"):
+        raise ContentError(where, "image given without image_alt (describe the image)")
+    return str(image), str(meta["image_alt"])
+
+
+def _source_id(meta: dict, kind: ItemKind, path: Path) -> str:
+    """The item's id: the `id` field, else kind and file name; it must fit the column."""
+    source_id = str(meta.get("id") or f"{kind.value}-{path.stem}")
+    if len(source_id) > ID_CHARS:
+        raise ContentError(str(path), f"id is {len(source_id)} characters long; "
+                                      f"at most {ID_CHARS} fit")
+    return source_id
 
 
 def _load_post(path: Path) -> frontmatter.Post:
