@@ -6,9 +6,9 @@ import html
 import logging
 import uuid
 
+from mailer.addresses import normalize_email
 from mailer.app import App
 from mailer.models import Batch, DeliveryOutcome, Recipient
-from mailer.store.subscribers import normalize_email
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from mailer.addresses import normalize_email
 from mailer.app import App
 from mailer.compose import compose_issue
 from mailer.delivery.dispatcher import DrainReport, MessageTooLarge
@@ -192,7 +193,6 @@ def send_test(app: App, issue: Issue, addresses: list[str],
     for `mailer preview --diff`) is stored. Returns (address, outcome) per address.
     """
     from mailer.preview import sample_recipient
-    from mailer.store.subscribers import normalize_email
 
     segment = app.renderer.render(issue, preferences or Preferences())
     # A Message-ID of its own per proof: Gmail drops a message whose id the mailbox

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from mailer.addresses import InvalidAddress, normalize_email
 from mailer.errors import ConfigError
 
 CONFIG_NAME = "mailer.toml"
@@ -386,8 +387,6 @@ def _check_addresses(s: Settings) -> None:
 
 def _address_problem(address: str) -> str | None:
     """Why an address cannot stand in a header, or None: email-validator, no DNS look-up."""
-    from mailer.store.subscribers import InvalidAddress, normalize_email
-
     if address != address.strip():
         return "there are spaces around the address"
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
+from mailer.addresses import normalize_email
 from mailer.models import SECTIONS, Preferences, SubscriberStatus
 from mailer.store import subscribers as subs
 from mailer.subscriber_mail import MailJob
@@ -64,7 +65,7 @@ NOT_IMPORTED = {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED,
 
 
 def _row(line: int, record: dict[str, str | None], themes: set[str]) -> CsvRow:
-    email = subs.normalize_email(record.get("email") or "")
+    email = normalize_email(record.get("email") or "")
     if (status := (record.get("status") or "").strip().lower()) in NOT_IMPORTED:
         raise ValueError(f"status {status}: not imported")
     sections = _split(record.get("sections")) or set(SECTIONS)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import exists, func, select
 
+from mailer.addresses import InvalidAddress, normalize_email
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state, preview_tools
 from mailer.compose import compose_issue, issue_moment
@@ -19,7 +20,6 @@ from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
 from mailer.sending import SendResult, check_sendable, send_issue, send_test, store_issue
 from mailer.settings import with_overrides
-from mailer.store.subscribers import InvalidAddress, normalize_email
 from mailer.store.tables import outbox, subscribers
 
 date_option = click.option(

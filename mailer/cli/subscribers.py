@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from mailer.addresses import InvalidAddress, normalize_email
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
 from mailer.models import SECTIONS, Preferences, SubscriberStatus
@@ -30,8 +31,8 @@ def subscribers() -> None:
 
 def _address(email: str) -> str:
     try:
-        return subs.normalize_email(email)
-    except subs.InvalidAddress as exc:
+        return normalize_email(email)
+    except InvalidAddress as exc:
         raise click.BadParameter(f"{email!r} is not a valid address: {exc}") from None
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, Dialect, Engine, func, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
@@ -25,30 +24,6 @@ class ConsentContext:
     consent_text_version: str | None = None
     ip: str | None = None
     user_agent: str | None = None
-
-
-class InvalidAddress(ValueError):
-    """An e-mail address that is not valid syntax; the message says why."""
-
-
-class UnmailableAddress(InvalidAddress):
-    """A valid address we cannot mail: its local part is not ASCII."""
-
-
-def normalize_email(address: str) -> str:
-    """Validated, normalised address: IDNA/lower-cased domain, local part kept as typed.
-
-    A non-ASCII local part (jörg@...) is refused: it needs SMTPUTF8 at every hop, which our
-    mails do not use, so the address would be stored and never reached."""
-    try:
-        result = validate_email(address.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidAddress(str(exc)) from None
-    local, _, domain = result.normalized.rpartition("@")
-    if not local.isascii():
-        raise UnmailableAddress("The part before the @-sign has characters other than ASCII "
-                                "(accents, other scripts); such addresses cannot be mailed.")
-    return f"{local}@{(result.ascii_domain or domain).lower()}"
 
 
 def email_hash(address: str) -> str:

@@ -6,13 +6,9 @@ from dataclasses import dataclass, field
 
 from werkzeug.datastructures import MultiDict
 
+from mailer.addresses import InvalidAddress, UnmailableAddress, normalize_email
 from mailer.models import SECTIONS, Preferences
-from mailer.store.subscribers import (
-    InvalidAddress,
-    UnmailableAddress,
-    clean_name,
-    normalize_email,
-)
+from mailer.store.subscribers import clean_name
 
 SECTION_LABELS = {
     "magazine": ("Uit het magazine", "artikelen, interviews en achtergronden"),
