@@ -170,3 +170,31 @@ def test_truncated_calendar_fails_instead_of_importing_half(httpserver):
     whole = fixture("agenda.ics")
     with pytest.raises(ContentError, match="truncated"):
         fetch(httpserver, whole[: len(whole) // 2], utc(2026, 12, 3))
+
+
+def test_html_in_descriptions_is_sanitised_not_shown_as_markup(httpserver):
+    # Google Calendar writes DESCRIPTION as HTML (<br>, <a href>, &nbsp;), Outlook 12 numeric
+    # entities ("Baden-W&#252\;rttemberg"): shown escaped, an editor read "&lt;a href=".
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+        b"BEGIN:VEVENT\r\nUID:google@platformjep.example.nl\r\nSUMMARY:Open avond\r\n"
+        b"DTSTART:20261210T170000Z\r\nDTEND:20261210T190000Z\r\n"
+        b"DESCRIPTION:Iedereen is welkom!<br>Meer op&nbsp;<a href=\"https://www.platformjep.ex\r\n"
+        b" ample.nl/agenda\" target=\"_blank\">de agenda</a><br><br>Tot dan\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:outlook@platformjep.example.nl\r\nSUMMARY:Regio W&#252\\;rzburg\r\n"
+        b"DTSTART;VALUE=DATE:20261211\r\nDESCRIPTION:Baden-W&#252\\;rttemberg\\, Bayern\r\n"
+        b"END:VEVENT\r\nBEGIN:VEVENT\r\nUID:plat@platformjep.example.nl\r\nSUMMARY:Training\r\n"
+        b"DTSTART:20261212T090000Z\r\nDESCRIPTION:Voor 12 < x jaar\\nen R&D-mensen\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, source = fetch(httpserver, calendar, utc(2026, 12, 3), link=LINK)
+    assert source.problems == []
+    google = items["google@platformjep.example.nl"].summary
+    assert "&lt;" not in google and "&amp;nbsp;" not in google and "<br" in google
+    assert '<a href="https://www.platformjep.example.nl/agenda">de agenda</a>' in google
+    assert "Iedereen is welkom!" in google and "Tot dan" in google
+    outlook = items["outlook@platformjep.example.nl"]
+    assert outlook.summary == "<p>Baden-Württemberg, Bayern</p>"
+    assert outlook.title == "Regio Würzburg"
+    # Plain text stays plain text: its < and & are characters, not markup.
+    plain = items["plat@platformjep.example.nl"].summary
+    assert plain == "<p>Voor 12 &lt; x jaar en R&amp;D-mensen</p>"

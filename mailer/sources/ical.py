@@ -26,11 +26,14 @@ from mailer.sanitize import shorten
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
-from mailer.sources.remote import RemoteSource, is_online
+from mailer.sources.remote import RemoteSource, is_online, plain_text, summarize
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
 VALARM = re.compile(rb"BEGIN:VALARM\r?\n.*?END:VALARM\r?\n", re.DOTALL)
 ACCEPT = "text/calendar, application/calendar+json;q=0.5, */*;q=0.1"
+# Google Calendar writes DESCRIPTION as HTML (<br>, <a href>, &nbsp;) although RFC 5545 says
+# plain text; Outlook 12 writes numeric entities. A tag marks a text as HTML.
+HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
 
 
 @register
@@ -73,7 +76,7 @@ class ICalSource(RemoteSource):
 
     def _item(self, event: Any, recurring: set[str], floating: tzinfo, base: str) -> Item | None:
         uid = str(event.get("UID") or "").strip()
-        title = " ".join(str(event.get("SUMMARY") or "").split())
+        title = plain_text(str(event.get("SUMMARY") or ""))
         where = f"event {uid or title or '?'}"
         if not uid or not title:
             self.problem(where, "event without UID or SUMMARY; skipped")
@@ -91,12 +94,12 @@ class ICalSource(RemoteSource):
         if not link:
             self.problem(where, "event has no URL and the source sets no `link`; skipped")
             return None
-        location = " ".join(str(event.get("LOCATION") or "").split()) or None
+        location = plain_text(str(event.get("LOCATION") or "")) or None
         tags = _categories(event)
         cancelled = str(event.get("STATUS") or "").upper() == "CANCELLED"
         return Item(
             source=self.name, source_id=source_id[:500], kind=ItemKind.EVENT, title=title,
-            url=link, summary=_description(event, self.summary_chars()),
+            url=link, summary=_description(event, self.summary_chars(), link),
             starts_at=starts, ends_at=ends, all_day=all_day, location=location,
             online=is_online(location), event_type=self.event_type_for(tags),
             topics=self.topics_for(tags),
@@ -265,10 +268,15 @@ def _categories(event: Any) -> list[str]:
     return [str(c) for v in values for c in getattr(v, "cats", [v])]
 
 
-def _description(event: Any, max_chars: int) -> str:
+def _description(event: Any, max_chars: int, base: str) -> str:
+    """The description as safe HTML: HTML ones sanitised, plain text in one paragraph."""
     text = str(event.get("DESCRIPTION") or "").strip()
     if not text:
         return ""
+    if HTML_TAG.search(text):
+        return summarize(text, max_chars, base)
+    if "&" in text:
+        text = html.unescape(text)
     paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]
     short = shorten(" ".join(paragraphs), max_chars) if max_chars else " ".join(paragraphs)
     return f"<p>{html.escape(short)}</p>"
