@@ -277,7 +277,7 @@ def test_fast_reader_gives_the_same_items_as_feedparser_wherever_it_reads():
     source = make_source("feed", "https://feeds.example.nl/feed")
     handmade = [rss(DUTCH).encode(), rss("x", extra='<media:content url="https://c.nl/a.jpg" '
                                                   'medium="image"/><category>A</category>')
-                .encode()]
+                .encode(), YOUTUBE.encode()]
     documents = [(p.name, p.read_bytes()) for p in sorted((CORPORA / "feeds").iterdir())]
     documents += [(f"handmade-{n}", body) for n, body in enumerate(handmade)]
     accepted = []
@@ -292,3 +292,35 @@ def test_fast_reader_gives_the_same_items_as_feedparser_wherever_it_reads():
         accepted.append(name)
     assert len(accepted) >= 8, accepted  # the fast path is really exercised
     assert "golem-de-iso-8859-1.rss.xml" not in accepted  # not UTF-8: feedparser's job
+
+
+YOUTUBE = """<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" xmlns:media="http://search.yahoo.com/mrss/"
+      xmlns="http://www.w3.org/2005/Atom">
+ <title>Platform JEP</title>
+ <entry>
+  <id>yt:video:q-6oU3jXAho</id><yt:videoId>q-6oU3jXAho</yt:videoId>
+  <title>Webinar: signalen herkennen</title>
+  <link rel="alternate" href="https://www.youtube.com/watch?v=q-6oU3jXAho"/>
+  <published>2026-11-18T19:45:00+00:00</published><updated>2026-11-18T19:45:01+00:00</updated>
+  <media:group>
+   <media:title>Webinar: signalen herkennen</media:title>
+   <media:content url="https://www.youtube.com/v/q-6oU3jXAho?version=3"
+                  type="application/x-shockwave-flash" width="640" height="390"/>
+   <media:thumbnail url="https://i2.ytimg.com/vi/q-6oU3jXAho/hqdefault.jpg" width="480"
+                    height="360"/>
+   <media:description>Hoe herken je signalen van radicalisering? Een gesprek met
+   jongerenwerkers.</media:description>
+  </media:group>
+ </entry>
+</feed>"""
+
+
+def test_youtube_media_description_is_the_summary(httpserver):
+    # A YouTube channel feed (corpus youtube-channel.atom) has no <summary> or <content>:
+    # the video's text is media:description, which feedparser reads as the summary. The
+    # fast reader skipped it, so every video came without a summary.
+    items, _ = fetch(httpserver, YOUTUBE.encode(), "application/atom+xml")
+    assert items[0].summary == ("Hoe herken je signalen van radicalisering? Een gesprek met\n"
+                                "   jongerenwerkers.")
+    assert items[0].image_url == "https://i2.ytimg.com/vi/q-6oU3jXAho/hqdefault.jpg"

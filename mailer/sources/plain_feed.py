@@ -119,6 +119,10 @@ def _atom_entry(node: ET.Element) -> dict[str, Any]:
 
 def _media(entry: dict[str, Any], node: ET.Element) -> None:
     """media:content and media:thumbnail, also inside media:group."""
+    # feedparser reads media:description as the summary, or as the content when a summary
+    # came first (YouTube has nothing else): its document-order rules are its own.
+    if node.find(f".//{MEDIA}description") is not None:
+        raise Unsure
     holders = [node, *node.findall(f"{MEDIA}group")]
     contents = [dict(m.attrib) for h in holders for m in h.findall(f"{MEDIA}content")
                 if m.get("url")]
