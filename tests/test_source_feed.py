@@ -277,7 +277,9 @@ def test_fast_reader_gives_the_same_items_as_feedparser_wherever_it_reads():
     source = make_source("feed", "https://feeds.example.nl/feed")
     handmade = [rss(DUTCH).encode(), rss("x", extra='<media:content url="https://c.nl/a.jpg" '
                                                   'medium="image"/><category>A</category>')
-                .encode(), YOUTUBE.encode()]
+                .encode(), YOUTUBE.encode(), rss("", items=RUTUBE_ITEM).encode(),
+                rss("", items=RUTUBE_ITEM.replace("<pubdate>2026-11-30 09:37:11+01:00</pubdate>",
+                                                  "")).encode()]
     documents = [(p.name, p.read_bytes()) for p in sorted((CORPORA / "feeds").iterdir())]
     documents += [(f"handmade-{n}", body) for n, body in enumerate(handmade)]
     accepted = []
@@ -324,3 +326,20 @@ def test_youtube_media_description_is_the_summary(httpserver):
     assert items[0].summary == ("Hoe herken je signalen van radicalisering? Een gesprek met\n"
                                 "   jongerenwerkers.")
     assert items[0].image_url == "https://i2.ytimg.com/vi/q-6oU3jXAho/hqdefault.jpg"
+
+
+RUTUBE_ITEM = """<item><title>Terugblik roadshow</title>
+      <link>https://www.platformjep.example.nl/video/1</link>
+      <pubdate>2026-11-30 09:37:11+01:00</pubdate>
+      <media:content duration="823"><media:thumbnail url="https://pic.example.nl/1.jpg"
+        width="640" height="360"></media:thumbnail></media:content></item>"""
+
+
+def test_lowercase_pubdate_and_nested_thumbnail_are_read(httpserver):
+    # Rutube (corpus rutube-mediarss-no-dates.rss.xml) writes <pubdate> in lower case and
+    # puts media:thumbnail inside media:content. feedparser reads both (element names are
+    # case-insensitive to it); the fast reader lost the date and the picture.
+    body = rss("", items=RUTUBE_ITEM).encode()
+    items, _ = fetch(httpserver, body)
+    assert items[0].published_at == datetime(2026, 11, 30, 8, 37, 11, tzinfo=UTC)
+    assert items[0].image_url == "https://pic.example.nl/1.jpg"

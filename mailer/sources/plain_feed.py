@@ -36,6 +36,13 @@ RFC822 = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) "
                     r"(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 
 
+# The element names feedparser reads from an RSS item. It lower-cases every name first, so
+# <pubdate> or <Title> mean the same to it; this reader only knows these spellings.
+RSS_NAMES = frozenset({"title", "link", "guid", "pubDate", "description", "category",
+                       "enclosure", "author", "comments", "source"})
+RSS_LOWER = frozenset(name.lower() for name in RSS_NAMES)
+
+
 class Unsure(Exception):
     """Something this reader does not handle exactly like feedparser."""
 
@@ -64,6 +71,9 @@ def read_plain_feed(content: bytes) -> list[dict[str, Any]] | None:
 
 def _rss_item(item: ET.Element) -> dict[str, Any]:
     entry: dict[str, Any] = {}
+    for child in item:
+        if child.tag not in RSS_NAMES and str(child.tag).lower() in RSS_LOWER:
+            raise Unsure  # <pubdate>, <Title>, ...: feedparser reads them, findall would not
     _text(entry, "title", item.findtext("title"))
     guid = item.find("guid")
     if guid is not None and guid.text and guid.text.strip():
@@ -118,16 +128,14 @@ def _atom_entry(node: ET.Element) -> dict[str, Any]:
 
 
 def _media(entry: dict[str, Any], node: ET.Element) -> None:
-    """media:content and media:thumbnail, also inside media:group."""
+    """media:content and media:thumbnail at any depth (media:group, a thumbnail inside
+    media:content), in document order, as feedparser collects them."""
     # feedparser reads media:description as the summary, or as the content when a summary
     # came first (YouTube has nothing else): its document-order rules are its own.
     if node.find(f".//{MEDIA}description") is not None:
         raise Unsure
-    holders = [node, *node.findall(f"{MEDIA}group")]
-    contents = [dict(m.attrib) for h in holders for m in h.findall(f"{MEDIA}content")
-                if m.get("url")]
-    thumbs = [dict(m.attrib) for h in holders for m in h.findall(f"{MEDIA}thumbnail")
-              if m.get("url")]
+    contents = [dict(m.attrib) for m in node.iter(f"{MEDIA}content") if m.get("url")]
+    thumbs = [dict(m.attrib) for m in node.iter(f"{MEDIA}thumbnail") if m.get("url")]
     if contents:
         entry["media_content"] = contents
     if thumbs:
