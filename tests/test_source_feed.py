@@ -343,3 +343,15 @@ def test_lowercase_pubdate_and_nested_thumbnail_are_read(httpserver):
     items, _ = fetch(httpserver, body)
     assert items[0].published_at == datetime(2026, 11, 30, 8, 37, 11, tzinfo=UTC)
     assert items[0].image_url == "https://pic.example.nl/1.jpg"
+
+
+def test_double_encoded_utf8_is_repaired_whichever_reader_reads_the_feed(httpserver):
+    # A feed whose text was UTF-8-encoded twice (corpus wordpress-6.1-rsscom-blog.rss.xml,
+    # "â\x8f\xbaï¸\x8f" for "⏺️") is repaired by feedparser when the whole value allows it,
+    # and C1 control characters are read as windows-1252. The fast reader did neither, so
+    # the same Dutch feed showed "reÃ¼nie" or "reünie" depending on which reader took it.
+    body = rss("Terug naar de reünie in het café").encode().decode("latin-1").encode()
+    body = body.replace(b"Over ", "Over \u0093een\u0094 ".encode())
+    items, _ = fetch(httpserver, body)
+    assert items[0].title == "Terug naar de reünie in het café"
+    assert items[0].summary.startswith("<p>Over “een” ")

@@ -36,6 +36,10 @@ RFC822 = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) "
                     r"(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 
 
+# What feedparser changes in a UTF-8 feed's texts: a value that is UTF-8 read as Latin-1
+# ("cafÃ©") is decoded again, and C1 controls (U+0080-U+009F) are read as windows-1252.
+# Either leaves this mark in the document, which is then feedparser's to read.
+REPAIRED_BY_FEEDPARSER = re.compile("[\u0080-\u009f]|[\u00c2-\u00f4][\u0080-\u00bf]")
 # The element names feedparser reads from an RSS item. It lower-cases every name first, so
 # <pubdate> or <Title> mean the same to it; this reader only knows these spellings.
 RSS_NAMES = frozenset({"title", "link", "guid", "pubDate", "description", "category",
@@ -56,6 +60,8 @@ def read_plain_feed(content: bytes) -> list[dict[str, Any]] | None:
         return None
     try:
         text = content.decode("utf-8")
+        if not text.isascii() and REPAIRED_BY_FEEDPARSER.search(text):
+            return None
         root = ET.fromstring(XML_DECL.sub("", text, count=1).lstrip("\ufeff"))
         if root.tag == "rss" and root.get("version", "") in ("2.0", "0.91", "0.92"):
             channel = root.find("channel")
