@@ -355,3 +355,17 @@ def test_double_encoded_utf8_is_repaired_whichever_reader_reads_the_feed(httpser
     items, _ = fetch(httpserver, body)
     assert items[0].title == "Terug naar de reünie in het café"
     assert items[0].summary.startswith("<p>Over “een” ")
+
+
+def test_slash_dates_are_not_misread(httpserver):
+    # Forum and CMS generators write "2020/1/10 14:33:00" (corpus kc0011-gb2312.rss.xml).
+    # feedparser's ISO 8601 handler read that as 1 November 2020, 00:00: ten months off,
+    # the time lost, and an article dated in the future. Without an offset it is Amsterdam
+    # time, as everywhere else in the mailer.
+    entries = """<item><title>Winter</title><link>https://example.nl/a</link>
+                   <pubDate>2026/1/10 14:33:00</pubDate></item>
+                 <item><title>Zomer</title><link>https://example.nl/b</link>
+                   <pubDate>2026/07/02 9:05</pubDate></item>"""
+    items, _ = fetch(httpserver, rss("", items=entries).encode())
+    assert [i.published_at for i in items] == [datetime(2026, 1, 10, 13, 33, tzinfo=UTC),
+                                               datetime(2026, 7, 2, 7, 5, tzinfo=UTC)]

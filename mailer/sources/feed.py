@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from mailer.clock import AMSTERDAM
 from mailer.errors import ContentError
 from mailer.models import Item, ItemKind
 from mailer.sanitize import html_to_text
@@ -45,6 +46,9 @@ DECORATION_URL = re.compile(
     re.IGNORECASE)
 DECORATION_CLASS = re.compile(r"\b(?:avatar|wp-smiley|emoji)\b", re.IGNORECASE)
 HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+# "2020/1/10 14:33:00" as forum and CMS generators write it; feedparser's ISO 8601 handler
+# takes it for 1 November 2020.
+SLASH_DATE = re.compile(r"\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
 
 
 @register
@@ -94,6 +98,22 @@ class FeedSource(RemoteSource):
             published_at=_when(entry), image_url=image, image_alt=(alt or title) if image else None,
             topics=self.topics_for(tags),
         )
+
+
+def _slash_date(value: str) -> Any:
+    """A 'YYYY/M/D [H:MM[:SS]]' date in Amsterdam time (no offset), as UTC; else None."""
+    found = SLASH_DATE.fullmatch(value)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second = (int(part or 0) for part in found.groups())
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=AMSTERDAM)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).timetuple()
+
+
+feedparser.registerDateHandler(_slash_date)  # tried before feedparser's own handlers
 
 
 def parse_feed(doc: Document) -> Any:
