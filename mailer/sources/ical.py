@@ -22,11 +22,11 @@ import recurring_ical_events
 from mailer.clock import AMSTERDAM
 from mailer.errors import ContentError
 from mailer.models import Item, ItemKind, ItemStatus
-from mailer.sanitize import shorten
+from mailer.sanitize import html_to_text, shorten
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
-from mailer.sources.remote import RemoteSource, is_online, plain_text, summarize
+from mailer.sources.remote import RemoteSource, is_online, summarize
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
 VALARM = re.compile(rb"BEGIN:VALARM\r?\n.*?END:VALARM\r?\n", re.DOTALL)
@@ -76,7 +76,7 @@ class ICalSource(RemoteSource):
 
     def _item(self, event: Any, recurring: set[str], floating: tzinfo, base: str) -> Item | None:
         uid = str(event.get("UID") or "").strip()
-        title = plain_text(str(event.get("SUMMARY") or ""))
+        title = html_to_text(str(event.get("SUMMARY") or ""), one_line=True)
         where = f"event {uid or title or '?'}"
         if not uid or not title:
             self.problem(where, "event without UID or SUMMARY; skipped")
@@ -94,7 +94,7 @@ class ICalSource(RemoteSource):
         if not link:
             self.problem(where, "event has no URL and the source sets no `link`; skipped")
             return None
-        location = plain_text(str(event.get("LOCATION") or "")) or None
+        location = html_to_text(str(event.get("LOCATION") or ""), one_line=True) or None
         tags = _categories(event)
         cancelled = str(event.get("STATUS") or "").upper() == "CANCELLED"
         return Item(
