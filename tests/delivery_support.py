@@ -6,7 +6,9 @@ from datetime import date
 
 from mailer.app import App
 from mailer.compose import issue_moment
+from mailer.models import IssueStatus
 from mailer.sending import store_issue
+from mailer.store import issues as issue_store
 from tests.emulators import EMULATORS, Emulator
 
 HTTP_PROVIDERS = ["postmark", "sendgrid", "mailgun", "brevo"]
@@ -62,3 +64,37 @@ def add_subscribers(engine, count: int, now, prefix: str = "lezer") -> None:
                "token_version", "source", "created_at", "updated_at", "confirmed_at"]
     with engine.begin() as conn:
         conn.execute(insert(subscribers).from_select(columns, source))
+
+
+class PausedMidway:
+    """The provider, while another worker's error budget runs out: the first call made
+    here is answered after that other worker has paused the issue."""
+
+    def __init__(self, app: App, issue_id: int, note: str = "error budget spent"):
+        self.inner, self.app, self.issue_id, self.note, self.calls = (
+            app.provider, app, issue_id, note, 0)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send_batch(self, batch):
+        self.calls += 1
+        if self.calls == 1:
+            with self.app.engine.begin() as conn:
+                issue_store.set_issue_status(conn, self.issue_id, IssueStatus.PAUSED,
+                                             self.app.clock.now(), note=self.note)
+        return self.inner.send_batch(batch)
+
+
+def one_segment(app: App, issue_id: int) -> None:
+    """Put every outbox row of an issue in the segment of its first row, so a claimed
+    batch is one provider call."""
+    from sqlalchemy import select, update
+
+    from mailer.store.tables import outbox
+
+    with app.engine.begin() as conn:
+        first = conn.execute(select(outbox.c.segment_key).where(outbox.c.issue_id == issue_id)
+                             .order_by(outbox.c.id).limit(1)).scalar_one()
+        conn.execute(update(outbox).where(outbox.c.issue_id == issue_id)
+                     .values(segment_key=first))

@@ -11,7 +11,13 @@ from mailer.sending import IssuePaused, enqueue, send_issue
 from mailer.store import subscribers as subs
 from mailer.store.tables import issues, outbox, subscribers, suppressions
 from mailer.subscriptions import forget
-from tests.delivery_support import HTTP_PROVIDERS, app_for, start_emulator, the_issue
+from tests.delivery_support import (
+    HTTP_PROVIDERS,
+    PausedMidway,
+    app_for,
+    start_emulator,
+    the_issue,
+)
 
 
 @pytest.fixture
@@ -203,6 +209,40 @@ def test_error_budget_pauses_the_issue_instead_of_burning_the_list(loaded_app, e
     emu.inactive = set()
     resumed = send_issue(app, issue, resume=True)
     assert resumed.finished and not emu.duplicates()
+
+
+@pytest.mark.parametrize("cause", ["own budget", "paused elsewhere"])
+def test_a_pause_during_a_claimed_batch_sends_none_of_its_other_segments(loaded_app,
+                                                                         emulators, cause):
+    """One claim holds every row, in several segments (one provider call each); the
+    issue is paused during the first call: the other segments' rows go back to queued
+    as they were (no attempt counted, no lease), and a resume sends them once."""
+    emu = emulators("postmark")
+    app = app_for(loaded_app, "postmark", emu, batch_size=50, concurrency=1,
+                  error_budget=0.05, error_budget_window=12)
+    issue = the_issue(app)
+    enqueue(app, issue)
+    by_segment: dict[str, set[str]] = {}
+    for r in rows(app):
+        by_segment.setdefault(r.segment_key, set()).add(r.email.lower())
+    assert len(by_segment) > 1
+    first = by_segment[rows(app)[0].segment_key]
+    refused = {min(first)} if cause == "own budget" else set()
+    if refused:
+        emu.inactive = refused  # one failure spends a budget of 5 % of 12 (and bounces)
+    else:
+        app.__dict__["provider"] = PausedMidway(app, issue.id)
+    result = send_issue(app, issue)
+    assert result.drain.paused and not result.finished
+    assert set(emu.received) == first - refused
+    untouched = [r for r in rows(app) if r.email.lower() not in first]
+    assert {(r.status, r.attempts, r.claimed_by, r.lease_until, r.next_attempt_at)
+            for r in untouched} == {(OutboxStatus.QUEUED.value, 0, None, None, None)}
+    emu.inactive = set()
+    app.__dict__.pop("provider", None)
+    resumed = send_issue(app, issue, resume=True)
+    assert resumed.finished and not emu.duplicates()
+    assert set(emu.received) == set().union(*by_segment.values()) - refused
 
 
 def test_a_refused_key_pauses_at_once_and_keeps_the_rows(loaded_app, emulators):

@@ -19,6 +19,7 @@ from mailer.store import outbox as box
 from mailer.store import workload
 from mailer.store.outbox import Outcome
 from mailer.store.tables import outbox
+from tests.delivery_support import PausedMidway, one_segment
 from tests.polling import wait_for
 
 LEASE = timedelta(minutes=5)
@@ -213,25 +214,6 @@ def test_with_enqueue_only_set_send_issue_queues_and_leaves_it_to_workers(loaded
     assert report.sent == 12 and report.finished_issues == {issue.id}
 
 
-class PausedMidway:
-    """The provider, while another worker's error budget runs out: the first call
-    made here is answered after that other worker has paused the issue."""
-
-    def __init__(self, app, issue_id: int):
-        self.inner, self.app, self.issue_id, self.calls = app.provider, app, issue_id, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def send_batch(self, batch):
-        self.calls += 1
-        if self.calls == 1:
-            with self.app.engine.begin() as conn:
-                issue_store.set_issue_status(conn, self.issue_id, IssueStatus.PAUSED,
-                                             self.app.clock.now(), note="error budget spent")
-        return self.inner.send_batch(batch)
-
-
 @pytest.mark.parametrize("batch_size, sent", [(4, 4), (12, 12)])
 def test_a_pause_by_another_worker_stops_this_one_and_is_kept(loaded_app, batch_size, sent):
     from mailer.settings import with_overrides
@@ -239,6 +221,7 @@ def test_a_pause_by_another_worker_stops_this_one_and_is_kept(loaded_app, batch_
     loaded_app.settings = with_overrides(loaded_app.settings, batch_size=batch_size,
                                          concurrency=1)
     issue = enqueued_issue(loaded_app)
+    one_segment(loaded_app, issue.id)  # a pause between the calls of one claim: test_delivery
     loaded_app.__dict__["provider"] = PausedMidway(loaded_app, issue.id)
     report = Worker(loaded_app, WorkerOptions(once=True)).run()
     with loaded_app.engine.connect() as conn:
@@ -306,6 +289,7 @@ def test_an_issue_paused_by_another_worker_is_not_sent_on_nor_marked_sent(loaded
 
     app = loaded_app.with_settings(concurrency=1, batch_size=3)
     issue = enqueued_issue(app)
+    one_segment(app, issue.id)  # the claimed batch is one provider call
     reason = "paused: 30 of the first 500 recipients failed"
     provider = app.provider
     send_batch = provider.send_batch

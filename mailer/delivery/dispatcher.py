@@ -185,8 +185,7 @@ class Dispatcher:
                     run.halt_with(paused)
                 if not rows:
                     return
-                for segment, group in _by_segment(rows).items():
-                    self._send_group(issue_id, renders[segment], segment, group, run, stop)
+                self._send_claim(issue_id, renders, rows, run, stop)
             except DBAPIError as exc:
                 # The database went away (restart, failover, a dropped connection): nothing
                 # about the issue needs an editor, so it is not paused. Rows sent but not
@@ -199,6 +198,28 @@ class Dispatcher:
                 log.exception("sending a batch failed unexpectedly")
                 run.halt_with(f"unexpected error: {exc}")
                 return
+
+    def _send_claim(self, issue_id: int, renders: dict, rows: list[ClaimedRow], run: _Run,
+                    stop: threading.Event) -> None:
+        """Send a claimed batch, one provider call per segment; once the drain halts (the
+        error budget ran out, the issue was paused elsewhere), the segments not yet sent
+        go back to the queue as they were, for a resume to send."""
+        groups = list(_by_segment(rows).items())
+        for n, (segment, group) in enumerate(groups):
+            if run.halt.is_set() or (n and self._paused_meanwhile(issue_id, run)):
+                with write_transaction(self.engine) as conn:
+                    box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
+                                       self.worker, self.clock.now())
+                return
+            self._send_group(issue_id, renders[segment], segment, group, run, stop)
+
+    def _paused_meanwhile(self, issue_id: int, run: _Run) -> bool:
+        """Whether another worker or an operator paused the issue; halts the drain if so."""
+        with self.engine.connect() as conn:
+            paused = _paused_elsewhere(conn, issue_id)
+        if paused:
+            run.halt_with(paused)
+        return paused is not None
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
                     rows: list[ClaimedRow], run: _Run, stop: threading.Event) -> None:

@@ -382,6 +382,22 @@ def _claim(conn: Connection, rows: Sequence, worker: str, now: datetime, lease: 
                  attempts, _subscriber_status) in rows]
 
 
+def release_unsent(conn: Connection, ids: Sequence[int], worker: str, now: datetime) -> int:
+    """Give claimed rows that never reached the provider back to the queue as they were
+    before the claim (the attempt not counted, no lease); returns how many.
+
+    Only rows still leased to this worker change: one whose lease ran out meanwhile may
+    be another worker's now."""
+    dialect = conn.dialect.name
+    result = conn.execute(
+        update(outbox).where(_id_listed(dialect), outbox.c.claimed_by == worker,
+                             outbox.c.status == OutboxStatus.SENDING.value)
+        .values(status=OutboxStatus.QUEUED.value, claimed_by=None, lease_until=None,
+                attempts=outbox.c.attempts - 1, updated_at=now),
+        {"ids": _id_list(dialect, ids)})
+    return result.rowcount or 0
+
+
 def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedRow]:
     """Outbox rows joined with what personalisation needs, in id order."""
     rows = conn.execute(
