@@ -206,29 +206,26 @@ class Dispatcher:
         go back to the queue as they were, for a resume to send."""
         groups = list(_by_segment(rows).items())
         for n, (segment, group) in enumerate(groups):
-            if run.halt.is_set() or (n and self._paused_meanwhile(issue_id, run)):
+            if run.halt.is_set():
                 with write_transaction(self.engine) as conn:
                     box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
                                        self.worker, self.clock.now())
                 return
-            self._send_group(issue_id, renders[segment], segment, group, run, stop)
-
-    def _paused_meanwhile(self, issue_id: int, run: _Run) -> bool:
-        """Whether another worker or an operator paused the issue; halts the drain if so."""
-        with self.engine.connect() as conn:
-            paused = _paused_elsewhere(conn, issue_id)
-        if paused:
-            run.halt_with(paused)
-        return paused is not None
+            self._send_group(issue_id, renders[segment], segment, group, run, stop,
+                             more=n + 1 < len(groups))
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
-                    rows: list[ClaimedRow], run: _Run, stop: threading.Event) -> None:
+                    rows: list[ClaimedRow], run: _Run, stop: threading.Event, *,
+                    more: bool = False) -> None:
+        """Send and record one segment's rows; with `more` segments of the claim to go,
+        also see (in the same transaction) whether the issue was paused elsewhere."""
         batch = self.batch_for(issue_id, render, segment, rows)
         statuses, pause = self._call(batch, run, stop)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
             erased = self._record(conn, rows, outcomes)
             bounced = self._mark_bounced(conn, rows, statuses)
+            pause = pause or (_paused_elsewhere(conn, issue_id) if more else None)
         self._erase_copies(erased)
         run.account(outcomes, statuses, bounced)
         if pause:
