@@ -61,9 +61,9 @@ class App:
     @property
     def sender(self) -> str:
         """The From header: the organisation's name and a monitored address."""
-        from email.utils import formataddr
+        from mailer.message import format_address
 
-        return formataddr((self.settings.from_name, self.settings.from_email))
+        return format_address(self.settings.from_name, self.settings.from_email)
 
     @property
     def message_domain(self) -> str:

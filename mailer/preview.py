@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.app import App
+from mailer.message import list_headers, list_id_value
 from mailer.models import Batch, Issue, Preferences, Recipient
 from mailer.providers.mime import mime_for
 from mailer.render.lint import Finding, lint_message
@@ -28,8 +29,6 @@ class Preview:
 
 def sample_recipient(app: App, name: str = "") -> Recipient:
     """A recipient with working-looking but unusable links, for previews and tests."""
-    from mailer.message import list_headers
-
     unsubscribe = app.links.unsubscribe_url(SAMPLE_ID, 0)
     headers = list_headers(app.settings.list_id, app.settings.list_name, unsubscribe,
                            app.settings.unsubscribe_mailto)
@@ -50,7 +49,7 @@ def build_preview(app: App, issue: Issue, preferences: Preferences | None = None
     batch = Batch(issue_id=issue.id or 0, segment_key=segment.segment_key,
                   subject=segment.subject, html=segment.html, text=segment.text,
                   recipients=(recipient,),
-                  headers={"List-Id": f"{app.settings.list_name} <{app.settings.list_id}>"})
+                  headers={"List-Id": list_id_value(app.settings.list_name, app.settings.list_id)})
     html = batch.html_template.fill(recipient.values)
     text = batch.text_template.fill(recipient.values)
     message = mime_for(batch, recipient, app.sender, app.settings.reply_to, app.clock.now())

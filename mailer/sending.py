@@ -18,6 +18,7 @@ from mailer.compose import compose_issue
 from mailer.delivery.dispatcher import DrainReport, MessageTooLarge
 from mailer.errors import MailerError
 from mailer.liveness import owner_is_dead
+from mailer.message import list_id_value
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
@@ -209,7 +210,7 @@ def send_test(app: App, issue: Issue, addresses: list[str],
     batch = Batch(issue_id=issue.id or 0, segment_key=segment.segment_key,
                   subject=segment.subject, html=segment.html, text=segment.text,
                   recipients=recipients, test=True,
-                  headers={"List-Id": f"{app.settings.list_name} <{app.settings.list_id}>"})
+                  headers={"List-Id": list_id_value(app.settings.list_name, app.settings.list_id)})
     statuses = app.provider.send_batch(batch)
     with app.engine.begin() as conn:
         record_proof(conn, issue, segment_key=segment.segment_key, html=segment.html,

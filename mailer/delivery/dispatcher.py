@@ -33,7 +33,7 @@ from mailer.delivery.pacing import RateLimiter, retry_delay
 from mailer.errors import MailerError, ProviderError
 from mailer.links import Links
 from mailer.liveness import owner_is_dead
-from mailer.message import unsubscribe_headers
+from mailer.message import list_id_value, unsubscribe_headers
 from mailer.models import (
     Batch,
     DeliveryOutcome,
@@ -319,7 +319,7 @@ class Dispatcher:
             issue_id=issue_id, segment_key=segment, subject=subject, html=html, text=text,
             recipients=tuple(map(self._recipient, rows, self.links.personal_urls_of(
                 [(r.subscriber_id, r.token_version) for r in rows]))),
-            headers={"List-Id": f"{self.identity.list_name} <{self.identity.list_id}>"},
+            headers={"List-Id": list_id_value(self.identity.list_name, self.identity.list_id)},
             metadata=metadata, test=test,
         )
 

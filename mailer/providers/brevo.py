@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import requests
 
 from mailer.errors import ProviderError
+from mailer.message import sender_parts
 from mailer.models import Batch, DeliveryEvent, DeliveryOutcome, Recipient, RecipientStatus
 from mailer.providers import register
 from mailer.providers.http import (
@@ -27,7 +28,6 @@ from mailer.providers.http import (
     json_with_entries,
     quoted,
     retry_after_seconds,
-    sender_parts,
     split_header_objects,
     subject_of,
 )

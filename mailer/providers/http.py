@@ -16,8 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from json.encoder import encode_basestring
 from typing import Any, ClassVar
 
@@ -246,14 +245,6 @@ def split_header_objects(batch: Batch) -> tuple[dict[str, str], list[str]]:
         texts = [slots % tuple(map(quoted, (r.message_id, *map(r.headers.__getitem__, names))))
                  for r in batch.recipients]
     return {**batch.headers, **shared}, texts
-
-
-def sender_parts(sender: str) -> tuple[str, str]:
-    """The display name and address of a From value, the name as text: the sender is kept
-    as a header value (formataddr), where a non-ASCII name is an RFC 2047 encoded word,
-    but a JSON API's name field takes the name itself."""
-    name, address = parseaddr(sender)
-    return str(make_header(decode_header(name))) if name else "", address
 
 
 def subject_of(batch: Batch) -> str:

@@ -52,7 +52,7 @@ class SendGridProvider(HttpProvider):
         html, text, values = body_once_json(batch, marker, name=marker)  # substitution keys
         shared, personal = split_header_objects(batch)
         # "from must be ASCII" (the reference): a non-ASCII name stays the RFC 2047
-        # encoded word the sender is kept as, rather than the text Brevo gets.
+        # encoded words the sender is kept as, rather than the text Brevo gets.
         name, address = parseaddr(self.sender)
         payload: dict[str, Any] = {
             "from": {"email": address, **({"name": name} if name else {})},

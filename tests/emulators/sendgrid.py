@@ -152,8 +152,8 @@ def _content_problem(p: dict) -> Problem | None:
 
 def _from_problem(sender: dict | None, at: str) -> Problem | None:
     """`from` must be ASCII. The doc does not say whether that includes the name: held to
-    it too (formataddr, which makes our sender, writes a non-ASCII name as an ASCII RFC 2047
-    encoded word)."""
+    it too (format_address, which makes our sender, writes a non-ASCII name as ASCII RFC 2047
+    encoded words)."""
     if sender and not f"{sender.get('email') or ''}{sender.get('name') or ''}".isascii():
         return "Unicode is not supported in the from field.", at
     return None
