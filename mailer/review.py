@@ -25,7 +25,9 @@ class ReviewOptions:
 
     check_links: bool = False  # online: link reachability and image files
     spam: bool = True  # SpamAssassin takes a few seconds
-    mjml_boilerplate: bool = False  # also caniemail findings that only MJML's own markup causes
+    # Also the caniemail findings hidden by default: those only MJML's own markup or the
+    # template's progressive enhancements cause.
+    hidden_support: bool = False
 
 
 def review(app: App, issue: Issue, preview: Preview,
@@ -38,7 +40,7 @@ def review(app: App, issue: Issue, preview: Preview,
     findings += check_images(root)
     findings += check_contrast(root)
     findings += check_text_links(root, preview.text)
-    findings += client_support(app, preview.html, root, boilerplate=options.mjml_boilerplate)
+    findings += client_support(app, preview.html, root, show_hidden=options.hidden_support)
     if options.spam:
         from mailer.spam import check_spam
 
@@ -58,7 +60,7 @@ def unpublished_urls(app: App, issue: Issue) -> list[str]:
             app.links.web_version_url(issue.period)]
 
 
-def client_support(app: App, html: str, root, *, boilerplate: bool = False) -> list[Finding]:
+def client_support(app: App, html: str, root, *, show_hidden: bool = False) -> list[Finding]:
     """caniemail findings for the configured clients; a warning when the data is missing."""
     s = app.settings
     try:
@@ -69,4 +71,4 @@ def client_support(app: App, html: str, root, *, boilerplate: bool = False) -> l
     if unknown:
         raise ConfigError(f"setting lint_clients: unknown client(s) {', '.join(unknown)}; use "
                           "family.platform names from caniemail.com, e.g. outlook.windows")
-    return check_support(html, root, data, tuple(s.lint_clients), boilerplate=boilerplate)
+    return check_support(html, root, data, tuple(s.lint_clients), show_hidden=show_hidden)

@@ -88,7 +88,7 @@ def test_what_mjml_writes_into_every_message_is_left_out_unless_asked(support):
     # Was ten warnings on every issue (doctype, the preview's hiding styles, the reset's
     # outline, the body's word-spacing) that neither an editor nor a template can change.
     assert check_support(html, parse_html(html), support, CLIENTS) == []
-    everything = check_support(html, parse_html(html), support, CLIENTS, boilerplate=True)
+    everything = check_support(html, parse_html(html), support, CLIENTS, show_hidden=True)
     titles = {f.message.split(" is not supported")[0] for f in everything}
     assert {"HTML5 doctype", "outline", "word-spacing", "opacity", "overflow"} <= titles
     assert all(f.message.endswith("MJML writes this into every message") for f in everything)
@@ -206,8 +206,44 @@ def test_sample_issue_has_no_errors_with_every_offline_check(lint_app):
     issue = the_issue(lint_app)
     findings = review(lint_app, issue, build_preview(lint_app, issue))
     assert [f for f in findings if f.level == ERROR] == []
-    # The checks did run: caniemail reports the template's media query for Outlook on Windows.
-    assert any(f.code == "caniemail" and "Outlook (Windows)" in f.message for f in findings)
+    # Nothing an editor cannot act on: what the template does on purpose is left out...
+    assert [f for f in findings if f.code == "caniemail"] == []
+    # ...but the checks did run: `--all` shows the template's enhancements.
+    everything = review(lint_app, issue, build_preview(lint_app, issue),
+                        ReviewOptions(spam=False, hidden_support=True))
+    enhancements = {f.message.split(" is not supported")[0] for f in everything
+                    if f.message.endswith("progressive enhancement that degrades safely")}
+    assert enhancements == {"@media", "color-scheme CSS property"}
+
+
+def test_the_sample_keeps_a_light_colour_scheme_in_a_stylesheet(lint_app):
+    # Apple Mail on iOS and Samsung Email read the color-scheme property, not the meta tag.
+    html = build_preview(lint_app, the_issue(lint_app)).html
+    root = parse_html(html)
+    assert any("color-scheme: light only" in (s.text or "") for s in root.iter("style"))
+    assert not root.xpath("//meta[@name='color-scheme']")
+    assert "color-scheme" not in (root.get("style") or "")  # premailer left it a rule
+
+
+MEDIA, SCHEME = "@media", "color-scheme CSS property"
+
+
+@pytest.mark.parametrize("css, reported, hidden", [
+    ("@media only screen and (max-width: 479px) { h1 { font-size: 28px !important; } }",
+     [], [MEDIA]),
+    ("@media screen and (min-width: 480px) { h1 { font-size: 40px; } }", [MEDIA], []),
+    ("@media print { h1 { color: #000; } }", [MEDIA], []),
+    (":root { color-scheme: light only; }", [], [SCHEME]),
+    ("html { color-scheme: light; }", [], [SCHEME]),
+    (":root { color-scheme: dark; }", [SCHEME], []),
+    ("@media (max-width: 479px) { h1 { display: flex; } }", ["display:flex"], [MEDIA]),
+])
+def test_safe_progressive_enhancements_are_hidden_unless_asked(support, css, reported, hidden):
+    html = page("<h1>x</h1>", f"<style>{css}</style>")
+    assert sorted(caniemail(html, support)) == reported
+    everything = check_support(html, parse_html(html), support, CLIENTS, show_hidden=True)
+    assert [f.message.split(" is not supported")[0] for f in everything
+            if f.message.endswith("a progressive enhancement that degrades safely")] == hidden
 
 
 def test_spamassassin_scores_the_sample_below_a_spammy_message(lint_app):
@@ -276,11 +312,13 @@ def test_lint_json_for_machines(tmp_path, sqlite_url):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["errors"] == 0 and report["issue"]["period"] == "2026-W49"
-    assert report["warnings"] == len(report["findings"]) > 0
-    assert set(report["findings"][0]) == {"level", "code", "message", "element"}
-    assert not [f for f in report["findings"] if "MJML writes this" in f["message"]]
+    assert report["warnings"] == len(report["findings"])
+    assert not [f for f in report["findings"] if f["code"] == "caniemail"]
     result = runner.invoke(main, [*config, "lint", "--json", "--all"], env=env)
-    mjml = [f for f in json.loads(result.output)["findings"] if "MJML writes" in f["message"]]
+    everything = json.loads(result.output)
+    assert everything["warnings"] == len(everything["findings"]) > report["warnings"]
+    assert set(everything["findings"][0]) == {"level", "code", "message", "element"}
+    mjml = [f for f in everything["findings"] if "MJML writes" in f["message"]]
     assert {f["element"] for f in mjml} >= {"<!doctype>"}
 
 

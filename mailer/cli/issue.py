@@ -101,7 +101,8 @@ def preview(state: CliState, on: datetime | None, out: Path | None, open_browser
               help="Also fetch every link and image (online; uses link_timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--all", "show_all", is_flag=True,
-              help="Also the client support findings that only MJML's own markup causes.")
+              help="Also the client support findings that only MJML's own markup or the "
+                   "template's progressive enhancements cause.")
 @pass_state
 def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool,
          show_all: bool) -> None:
@@ -112,7 +113,7 @@ def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool,
         return preview_tools.echo_findings_json(None, [])
     if issue is None:
         return nothing_new(app, _day(on))
-    options = ReviewOptions(check_links=check_links, mjml_boilerplate=show_all)
+    options = ReviewOptions(check_links=check_links, hidden_support=show_all)
     findings = review(app, issue, build_preview(app, issue), options)
     if as_json:
         preview_tools.echo_findings_json(issue, findings)

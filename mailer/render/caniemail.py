@@ -9,6 +9,7 @@ that uses them; partial support (`a`) is not reported, its notes are on the feat
 What mjml2html itself writes into every message (the doctype, its reset and column
 styles, the hidden preview text) is left out unless asked for: neither an editor nor the
 template can change it, and warnings nobody can act on teach editors to skip warnings.
+So are the progressive enhancements below, in the one form in which they degrade safely.
 """
 
 from __future__ import annotations
@@ -44,6 +45,18 @@ AT_RULE = re.compile(r"@([a-z-]+)")
 MEDIA_FEATURES = ("prefers-color-scheme", "prefers-reduced-motion", "orientation", "hover",
                   "device-pixel-ratio")
 PSEUDO = re.compile(r"(::?)([a-z-]+)")
+# Progressive enhancements our template uses on purpose, recognised by the one form that
+# degrades safely; the same feature in any other form is reported as usual.
+# - @media on max-width only (a smaller masthead heading on phones): it only ever applies
+#   to small screens, and the one target client without @media, Outlook for Windows, is a
+#   desktop client, where the desktop styles are what it should show anyway.
+# - color-scheme: light (only), asking clients not to darken the mail: a client that
+#   ignores it behaves as if it were not there, its own dark mode or none, and every part
+#   of the mail sets its own background and text colours.
+SMALL_SCREEN_MEDIA = re.compile(
+    r"@media\s+(?:only\s+)?(?:screen\s+and\s+)?\(\s*max-width\s*:\s*[\d.]+px\s*\)\s*\{", re.I)
+LIGHT_SCHEME = re.compile(
+    r"(?<![\w-])color-scheme\s*:\s*(?:only\s+)?light(?:\s+only)?\s*(?:;|(?=\}))", re.I)
 IMAGE_EXT = re.compile(r"\.([a-z0-9]+)(?:[?#].*)?$")
 # The smallest document that makes mjml2html write what it adds to every message: the
 # doctype, the head's reset and column styles, the image styles and the preview <div>.
@@ -152,35 +165,42 @@ def _squeeze(style: str | None) -> str:
 
 
 def check_support(html: str, root: HtmlElement, data: SupportData, clients: tuple[str, ...],
-                  *, boilerplate: bool = False) -> list[Finding]:
+                  *, show_hidden: bool = False) -> list[Finding]:
     """A finding per used feature that some target client does not support.
 
-    Features only MJML's boilerplate uses are logged (debug) and left out, unless
-    `boilerplate` asks for them; the others name the first element of ours that uses them.
+    Features only MJML's boilerplate or our progressive enhancements use are logged
+    (debug) and left out, unless `show_hidden` asks for them; the others name the first
+    element of ours that uses them.
     """
     findings = []
-    ours = used_features(html, root, set(data.features), skip=mjml_boilerplate())
-    for slug, where in used_features(html, root, set(data.features)).items():
+    known = set(data.features)
+    ours = used_features(html, root, known, skip=mjml_boilerplate())
+    essential = used_features(html, root, known, skip=mjml_boilerplate(), enhancements=False)
+    for slug, where in used_features(html, root, known).items():
         missing = [c for c in clients if data.support(slug, c) == "n"]
         if not missing:
             continue
         feature = data.features[slug]
         names = ", ".join(data.client_name(c) for c in missing)
         message = f"{feature.title} is not supported by {names} ({feature.url})"
-        if slug not in ours:
-            log.debug("caniemail, MJML's own markup: %s [%s]", message, where)
-            if not boilerplate:
+        if slug not in essential:
+            why = ("the template uses it as a progressive enhancement that degrades safely"
+                   if slug in ours else "MJML writes this into every message")
+            log.debug("caniemail, hidden: %s [%s]; %s", message, where, why)
+            if not show_hidden:
                 continue
-            message += "; MJML writes this into every message"
+            message += f"; {why}"
         findings.append(Finding(ERROR if slug in BREAKING else WARNING, "caniemail", message,
-                                ours.get(slug, where)))
+                                essential.get(slug, ours.get(slug, where))))
     return findings
 
 
 def used_features(html: str, root: HtmlElement, known: set[str],
-                  skip: Boilerplate | None = None) -> dict[str, str]:
+                  skip: Boilerplate | None = None, *, enhancements: bool = True
+                  ) -> dict[str, str]:
     """Every caniemail feature slug the HTML uses, with the first element that uses it;
-    with `skip`, what MJML writes into every message does not count."""
+    with `skip`, what MJML writes into every message does not count, and without
+    `enhancements`, neither do the progressive enhancements in their safe form."""
     found: dict[str, str] = {}
 
     def add(slugs: list[str], where: str) -> None:
@@ -198,8 +218,16 @@ def used_features(html: str, root: HtmlElement, known: set[str],
         add(css_declaration_slugs(skip.own_declarations(el) if skip else inline_style(el)),
             label)
         if el.tag == "style" and not (skip and skip.owns_style(el.text or "")):
-            add(stylesheet_slugs(el.text or ""), "<style>")
+            css = el.text or ""
+            add(stylesheet_slugs(css if enhancements else without_enhancements(css)),
+                "<style>")
     return found
+
+
+def without_enhancements(css: str) -> str:
+    """A stylesheet without the progressive enhancements' safe forms: the rules inside a
+    small-screen @media stay (their features still count), the @media itself goes."""
+    return LIGHT_SCHEME.sub("", SMALL_SCREEN_MEDIA.sub("", css))
 
 
 def element_slugs(el: HtmlElement) -> list[str]:
