@@ -231,10 +231,10 @@ def test_who_is_erased_while_their_batch_is_in_flight_leaves_no_trace(loaded_app
     assert not [p for p in copies if name in p.name.lower() or name in p.read_text().lower()]
 
 
-def test_forget_also_erases_a_row_merged_away_by_migration_0012(app):
+def merged_away_by_migration_0012(app) -> tuple[int, int]:
     """Before addresses were matched in any case, one person could be two rows; migration
     0012 unsubscribed the second under a placeholder address but kept its name, ledger
-    (IPs, user agents) and outbox rows. Erasing the person must reach that row too."""
+    (IPs, user agents) and outbox rows. Returns (merged row, kept row)."""
     from sqlalchemy import update
 
     from mailer.store.tables import subscribers
@@ -251,13 +251,46 @@ def test_forget_also_erases_a_row_merged_away_by_migration_0012(app):
         subs.record_consent(conn, old.subscriber_id, "Anna@Example.org", "merged",
                             app.clock.now(), "migration:0012", details={"into": 99})
     kept = subscribe(app, "anna@example.org", "Anna", PREFS, ctx(app)).mail.subscriber_id
+    return old.subscriber_id, kept
+
+
+def test_access_shows_a_row_merged_away_by_migration_0012(app):
+    """A GDPR access request shows all data held: the merged row's name, preferences,
+    dates and mailings too, not only its ledger entries."""
+    import json
+
+    from tests.test_cli import invoke
+
+    merged_id, _ = merged_away_by_migration_0012(app)
+    with app.engine.connect() as conn:
+        held = privacy.data_held(conn, "ANNA@example.org")
+    assert held["subscriber"]["name"] == "Anna"
+    [merged] = held["merged_records"]
+    assert merged["merged_by"] == "migration:0012"
+    assert merged["record"]["name"] == "Anna de Vries"
+    assert merged["record"]["email"] == f"merged-{merged_id}@merged.invalid"
+    assert merged["record"]["confirmed_at"] and merged["record"]["sections"] == ["magazine"]
+    assert [m["status"] for m in merged["mailings"]] == ["sent"]
+    env = {"MAILER_DATABASE_URL": app.settings.database_url, "MAILER_SECRET_KEY": "k" * 32}
+    shown = invoke(["subscribers", "show", "anna@example.org", "--json"], env)
+    assert json.loads(shown.output)["merged_records"] == held["merged_records"]
+    human = invoke(["subscribers", "show", "anna@example.org"], env).output
+    assert "Anna de Vries" in human and "migration:0012" in human
+    assert forget(app, "anna@example.org", "admin:test") is True
+    with app.engine.connect() as conn:  # erased: nothing personal left to show
+        assert privacy.data_held(conn, "anna@example.org")["merged_records"] == []
+
+
+def test_forget_also_erases_a_row_merged_away_by_migration_0012(app):
+    """Erasing the person must reach the row migration 0012 merged away too."""
+    merged_id, kept = merged_away_by_migration_0012(app)
     assert forget(app, "anna@example.org", "admin:test") is True
     with app.engine.connect() as conn:
-        merged = subs.subscriber_row(conn, old.subscriber_id)
+        merged = subs.subscriber_row(conn, merged_id)
         addresses = conn.execute(select(outbox.c.email)).scalars().all()
     assert merged.status == "erased" and merged.name == ""
-    assert addresses == [privacy.erased_address(old.subscriber_id)]
-    for sid in (old.subscriber_id, kept):
+    assert addresses == [privacy.erased_address(merged_id)]
+    for sid in (merged_id, kept):
         assert all(e.ip is None and e.user_agent is None for e in ledger(app, sid))
 
 

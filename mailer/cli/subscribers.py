@@ -218,6 +218,12 @@ def show(state: CliState, email: str, as_json: bool) -> None:
         click.echo(f"  {e['occurred_at']}  {e['event']:16} {e['source']}"
                    f"  text {e['consent_text_version'] or '-'}  ip {e['ip'] or '-'}")
     click.echo(f"mailings: {len(data['mailings'])}")
+    for merged in data["merged_records"]:
+        click.echo(f"merged record, a second subscription of this address in another letter "
+                   f"case, merged on {merged['merged_at']} ({merged['merged_by']}):")
+        for key, value in merged["record"].items():
+            click.echo(f"  {key:16} {value}")
+        click.echo(f"  mailings: {len(merged['mailings'])}")
 
 
 @subscribers.command("forget")

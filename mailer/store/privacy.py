@@ -110,12 +110,14 @@ def stale_pending_ids(conn: Connection, before: datetime) -> list[int]:
 
 
 def data_held(conn: Connection, address: str) -> dict | None:
-    """Everything held about an address: profile, consent history, suppression, mailings."""
+    """Everything held about an address: profile, consent history, suppression, mailings,
+    and the records merged into it."""
     row = conn.execute(select(subscribers).where(same_address(address))).first()
     hashed = email_hash(address)
     suppression = conn.execute(
         select(suppressions).where(suppressions.c.email_hash == hashed)).first()
-    if row is None and suppression is None:
+    merged = _merged_records(conn, hashed)
+    if row is None and suppression is None and not merged:
         return None
     ledger = conn.execute(
         select(consent_events).where(or_(
@@ -131,7 +133,23 @@ def data_held(conn: Connection, address: str) -> dict | None:
         "suppression": {"reason": suppression.reason,
                         "since": suppression.created_at.isoformat()} if suppression else None,
         "mailings": _mailings(conn, row.id) if row else [],
+        "merged_records": merged,
     }
+
+
+def _merged_records(conn: Connection, hashed: str) -> list[dict]:
+    """The rows migration 0012 merged away: a second subscription to the address in another
+    letter case, unsubscribed under a placeholder address but with its name, preferences,
+    dates and mailings kept (its consent history is in the address's own)."""
+    merges = conn.execute(
+        select(subscribers, consent_events.c.occurred_at.label("merged_at"),
+               consent_events.c.source.label("merged_by"))
+        .join(consent_events, consent_events.c.subscriber_id == subscribers.c.id)
+        .where(consent_events.c.email_hash == hashed, consent_events.c.event == "merged",
+               subscribers.c.status != SubscriberStatus.ERASED.value)
+        .order_by(subscribers.c.id)).all()
+    return [{"merged_at": m.merged_at.isoformat(), "merged_by": m.merged_by,
+             "record": _profile(m), "mailings": _mailings(conn, m.id)} for m in merges]
 
 
 def _profile(row) -> dict:
