@@ -293,6 +293,18 @@ def test_unknown_fields_are_named_and_the_item_still_syncs(engine, tmp_path):
     ]
 
 
+def test_an_http_url_syncs_with_a_warning_naming_the_file(engine, tmp_path):
+    # `mailer lint` flags every link that is not https, so the editor hears it at sync.
+    write(tmp_path, "oud.md", article(title="Oud").replace(b"https://", b"http://"))
+    write(tmp_path, "goed.md", article(title="Goed"))
+    report, ledger = sync(engine, tmp_path)
+    assert report.ok and report.problems == []
+    assert ledger == {"magazine-oud": "active", "magazine-goed": "active"}
+    assert [w.replace(f"{tmp_path}/magazine/", "") for w in report.warnings] == [
+        "oud.md: url 'http://x.nl/Oud' is not https; `mailer lint` reports it as an error: "
+        "use the https:// address"]
+
+
 def test_a_misspelt_required_field_gets_a_suggestion_too(tmp_path):
     write(tmp_path, "titel.md", b"---\ntitel: T\nurl: https://x.nl/a\npublished: 2026-11-20\n"
                                 b"---\nx\n")

@@ -117,6 +117,9 @@ def read_item(path: Path, kind: ItemKind, source: str,
         warnings.extend(ContentError(where, w) for w in _unknown_fields(meta, kind))
     title = _required_text(meta, "title", where)
     url = _absolute_url(meta, where)
+    if url.startswith("http://") and warnings is not None:  # synced, as sites still have them
+        warnings.append(ContentError(where, f"url {url!r} is not https; `mailer lint` reports "
+                                            "it as an error: use the https:// address"))
     summary = sanitize_html(md.markdown(post.content or ""))
     image_url, image_alt = _image(meta, where)
     common = dict(
