@@ -64,17 +64,17 @@ def store_issue(app: App, moment: datetime) -> Issue | None:
 def enqueue(app: App, issue: Issue) -> int:
     """Mark the issue sending, add every active subscriber to its outbox, render segments.
 
-    The outbox is filled range by range (`fill_outbox`), then marked complete: workers
-    drain only complete issues, so none can find a half-filled outbox empty and mark the
-    issue sent. A crash part-way leaves the issue sending but not enqueued; sending it
-    again (or the scheduler's retry job) adds only the rows still missing.
+    The outbox is filled range by range (`fill_outbox`), its segments rendered, then it is
+    marked complete: workers drain only complete issues, so none can find a half-filled
+    outbox empty and mark the issue sent. A crash part-way leaves the issue sending but
+    not enqueued; sending it again (or the scheduler's retry job) adds only the rows
+    still missing and renders only the segments still missing.
     """
     now = app.clock.now()
     with app.engine.begin() as conn:
         issue_store.set_issue_status(conn, issue.id, IssueStatus.SENDING, now)
     added = fill_outbox(app, issue.id, now)
-    with app.engine.begin() as conn:
-        issue_store.mark_enqueued(conn, issue.id, now)
+    with app.engine.connect() as conn:
         missing = box.unrendered_segments(conn, issue.id)
     for key in missing:
         segment = app.renderer.render(issue, Preferences.from_key(key))
@@ -83,6 +83,9 @@ def enqueue(app: App, issue: Issue) -> int:
                             segment.item_count, now)
     with app.engine.begin() as conn:
         box.skip_empty_segments(conn, issue.id, now)
+        # Last: a worker that found a row without its rendering, or a row about to be
+        # skipped, would fail or send it.
+        issue_store.mark_enqueued(conn, issue.id, now)
     return added
 
 

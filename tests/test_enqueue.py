@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from population import add_subscribers
 from sqlalchemy import delete, select, update
 
@@ -139,3 +140,26 @@ def test_two_sends_rendering_the_same_segments_at_once_both_go_on(loaded_app, mo
     with loaded_app.engine.connect() as conn:
         assert box.unrendered_segments(conn, issue.id) == []
     assert Worker(loaded_app, WorkerOptions(once=True)).run().sent == 12
+
+
+def test_workers_do_not_drain_an_issue_before_its_segments_are_rendered(loaded_app,
+                                                                        monkeypatch):
+    """Workers drain only enqueued issues; an issue was marked enqueued before its
+    segments were rendered (and empty ones skipped), so a worker could find a row without
+    a rendering, or send a row that was about to be skipped."""
+    issue = stored_issue(loaded_app)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the process dies while rendering")
+
+    monkeypatch.setattr(loaded_app.renderer, "render", crash)
+    with loaded_app.engine.begin() as conn:
+        issue_control.begin_send(conn, issue.id, loaded_app.clock.now())
+    with pytest.raises(RuntimeError):
+        enqueue(loaded_app, issue)
+    with loaded_app.engine.connect() as conn:
+        assert workload.sending_issue_ids(conn) == []
+    monkeypatch.undo()
+    enqueue(loaded_app, issue)  # sending again renders the rest, then lets the workers in
+    with loaded_app.engine.connect() as conn:
+        assert workload.sending_issue_ids(conn) == [issue.id]
