@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -72,6 +73,18 @@ def compose_issue(conn: Connection, settings: Settings, moment: datetime) -> Iss
         number=number, id=own_id, announced=frozenset(announced & {e.id for e in events}),
     )
     return _with_texts(issue, settings)
+
+
+def news_in(issue: Issue, items: Iterable[StoredItem]) -> list[StoredItem]:
+    """The items that are news: on (not cancelled) and carried by no earlier issue.
+
+    An article is never in two issues, so every article is news. An event stays in the
+    agenda until it takes place, but is news only in the first issue that carries it; a
+    later move or cancellation is shown in the agenda of the next issue that goes out
+    (as the source now has it) but is not news by itself: only cancellations are left
+    out of a segment's agenda altogether (see render.newsletter.select_for).
+    """
+    return [s for s in items if s.item.status is ItemStatus.ACTIVE and issue.is_new(s)]
 
 
 def _with_texts(issue: Issue, settings: Settings) -> Issue:
@@ -206,5 +219,4 @@ def _sentence(text: str) -> str:
 
 def _first_new(issue: Issue) -> StoredItem | None:
     """The first event that is on and that no earlier issue carried."""
-    return next((e for e in issue.events
-                 if e.item.status is ItemStatus.ACTIVE and issue.is_new(e)), None)
+    return next(iter(news_in(issue, issue.events)), None)

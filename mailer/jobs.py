@@ -36,6 +36,7 @@ OPTIONS: dict[str, dict[str, tuple[type, Any, Callable[[Any], bool], str]]] = {
     "newsletter": {
         "min_items": (int, 1, lambda v: v >= 1, "at least 1"),
         "event_horizon_weeks": (int, None, lambda v: v >= 1, "at least 1"),
+        "even_without_news": (bool, False, lambda v: True, "true or false"),
     },
     "proof": {"newsletter_job": (str, "newsletter", bool, "a job id")},
     "sync-content": {},
@@ -202,8 +203,10 @@ def _options(task: str, given: Any, problem: _Problem) -> dict[str, Any]:
     values = {}
     for name, (kind, default, check, requirement) in known.items():
         value = given.get(name, default)
+        # TOML's true is an int to Python: a count must not take it.
         if value is not None and name in given and (
-                isinstance(value, bool) or not isinstance(value, kind) or not check(value)):
+                isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind)
+                or not check(value)):
             raise problem(f"options.{name}", f"must be {requirement}, got {value!r}")
         values[name] = value
     return values

@@ -20,8 +20,10 @@ from mailer.errors import MailerError
 from mailer.liveness import owner_is_dead
 from mailer.message import list_id_value
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
+from mailer.render.newsletter import segment_counts
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
+from mailer.store import subscribers as subscriber_store
 from mailer.store.proofs import record_proof
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,61 @@ def store_issue(app: App, moment: datetime) -> Issue | None:
     raise RuntimeError("could not store the issue after a concurrent insert")
 
 
-def enqueue(app: App, issue: Issue) -> int:
-    """Mark the issue sending, add every active subscriber to its outbox, render segments.
+@dataclass(frozen=True)
+class SegmentPlan:
+    """One segment of the active subscribers: how many, what they get of an issue, and
+    why a send skips them (None: it reaches them)."""
+
+    key: str
+    subscribers: int
+    items: int
+    new: int
+    skip_reason: str | None
+
+
+def segment_plans(app: App, issue: Issue, even_without_news: bool = False
+                  ) -> list[SegmentPlan]:
+    """Per segment of the active subscribers, largest first: whether a send reaches it.
+
+    Counted without rendering; the rendering stores the same counts, from which the send
+    marks the rows of skipped segments (`box.skip_segments_without_news`)."""
+    with app.engine.connect() as conn:
+        segments = subscriber_store.active_segments(conn)
+    plans = []
+    for key, subscribers in segments:
+        items, new = segment_counts(issue, Preferences.from_key(key))
+        reason = (box.NOTHING_FOR_SEGMENT if not items else
+                  box.NOTHING_NEW_FOR_SEGMENT if not new and not even_without_news else None)
+        plans.append(SegmentPlan(key, subscribers, items, new, reason))
+    return plans
+
+
+class NothingNewForAnyone(MailerError):
+    """No active subscriber's segment gets anything new in the issue: it is not sent."""
+
+
+def require_news(app: App, issue: Issue, *, even_without_news: bool = False
+                 ) -> list[SegmentPlan]:
+    """The issue's segment plans; NothingNewForAnyone when its send has not begun and no
+    segment of the active subscribers gets anything new.
+
+    Then a send would reach nobody, yet use up the issue's number and period. A send that
+    has begun goes on as it began (also with the even-without-news choice stored then)."""
+    with app.engine.connect() as conn:
+        record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
+    even_without_news = even_without_news or bool(record and record.even_without_news)
+    plans = segment_plans(app, issue, even_without_news)
+    begun = record is not None and record.frozen
+    if plans and not begun and not even_without_news and not any(p.new for p in plans):
+        raise NothingNewForAnyone(
+            f"nothing new for any subscriber in nr. {issue.number} ({issue.period}): each "
+            "segment would get only what an earlier issue carried")
+    return plans
+
+
+def enqueue(app: App, issue: Issue, *, even_without_news: bool = False) -> int:
+    """Mark the issue sending, add every active subscriber to its outbox, render segments,
+    skip the rows of segments with nothing (new) for them.
 
     The outbox is filled range by range (`fill_outbox`), its segments rendered, then it is
     marked complete: workers drain only complete issues, so none can find a half-filled
@@ -73,6 +128,8 @@ def enqueue(app: App, issue: Issue) -> int:
     now = app.clock.now()
     with app.engine.begin() as conn:
         issue_store.set_issue_status(conn, issue.id, IssueStatus.SENDING, now)
+        if even_without_news:
+            issue_store.send_even_without_news(conn, issue.id)
     added = fill_outbox(app, issue.id, now)
     with app.engine.connect() as conn:
         missing = box.unrendered_segments(conn, issue.id)
@@ -80,9 +137,9 @@ def enqueue(app: App, issue: Issue) -> int:
         segment = app.renderer.render(issue, Preferences.from_key(key))
         with app.engine.begin() as conn:
             box.save_render(conn, issue.id, key, segment.subject, segment.html, segment.text,
-                            segment.item_count, now)
+                            (segment.item_count, segment.new_count), now)
     with app.engine.begin() as conn:
-        box.skip_empty_segments(conn, issue.id, now)
+        box.skip_segments_without_news(conn, issue.id, now)
         # Last: a worker that found a row without its rendering, or a row about to be
         # skipped, would fail or send it.
         issue_store.mark_enqueued(conn, issue.id, now)
@@ -141,15 +198,19 @@ def check_sendable(app: App, issue: Issue, *, resume: bool = False
 
 def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
                on_progress: Callable[[DrainReport], None] | None = None, *,
-               resume: bool = False) -> SendResult:
+               resume: bool = False, even_without_news: bool = False) -> SendResult:
     """Send (or resume) an issue until its outbox is drained; marks it sent when done.
 
-    A paused issue is only sent on with `resume=True` (`mailer issues resume N`)."""
+    A paused issue is only sent on with `resume=True` (`mailer issues resume N`). Segments
+    with nothing new are skipped unless `even_without_news`; an issue with nothing new
+    for anyone is refused (NothingNewForAnyone) before its send begins."""
     record = check_sendable(app, issue, resume=resume)
     if record and record.status is IssueStatus.PAUSED:  # resumed: the cause is fixed, go now
         with app.engine.begin() as conn:
             box.make_waiting_rows_due(conn, issue.id, app.clock.now())
-    enqueued = enqueue(app, issue)
+    if not (record and record.frozen):
+        require_news(app, issue, even_without_news=even_without_news)
+    enqueued = enqueue(app, issue, even_without_news=even_without_news)
     if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)
         return SendResult(issue, enqueued, DrainReport(), *finish_if_done(app, issue.id))
     dispatcher = app.dispatcher()

@@ -8,15 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
-
 from mailer.app import App
-from mailer.compose import compose_issue, period_of
+from mailer.compose import compose_issue, news_in, period_of
 from mailer.dutch import long_date, time_of_day
 from mailer.jobs import JobSpec
-from mailer.models import Issue, IssueStatus, ItemStatus
+from mailer.models import Issue, IssueStatus
 from mailer.notify import notify_editors
-from mailer.sending import SendResult, send_issue, send_test, store_issue
+from mailer.sending import (
+    NothingNewForAnyone,
+    SendResult,
+    require_news,
+    send_issue,
+    send_test,
+    store_issue,
+)
 from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store.jobs import RunStatus
@@ -61,12 +66,9 @@ def newsletter_app(app: App, spec: JobSpec) -> App:
     return app.with_settings(event_horizon_weeks=horizon) if horizon else app
 
 
-def new_item_count(conn: Connection, issue: Issue) -> int:
+def new_item_count(issue: Issue) -> int:
     """Magazine items plus events no earlier issue announced: what is new in an issue."""
-    announced = issue_store.announced_item_ids(conn, issue.list_id, issue.id)
-    fresh = [e for e in issue.events
-             if e.id not in announced and e.item.status is ItemStatus.ACTIVE]
-    return len(issue.magazine) + len(fresh)
+    return len(news_in(issue, issue.magazine + issue.events))
 
 
 def enough_content(app: App, moment: datetime, minimum: int) -> tuple[bool, int]:
@@ -76,7 +78,7 @@ def enough_content(app: App, moment: datetime, minimum: int) -> tuple[bool, int]
         if record is not None and record.frozen:
             return True, -1  # sending has begun: it is finished whatever the content
         draft = compose_issue(conn, app.settings, moment)
-        count = new_item_count(conn, draft) if draft else 0
+        count = new_item_count(draft) if draft else 0
     return count >= minimum, count
 
 
@@ -91,10 +93,16 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
     issue = store_issue(app, moment)
     if issue is None:
         return _too_little(app, when, 0, minimum)
+    even_without_news = ctx.spec.options["even_without_news"]
+    try:  # before the send begins: a week with news for nobody keeps its number unused
+        require_news(app, issue, even_without_news=even_without_news)
+    except NothingNewForAnyone:
+        return _no_news_for_anyone(app, when, issue)
     refused = _begin_sending(app, issue, when, ctx.spec.id)
     if refused is not None:
         return refused
-    return _send_outcome(app, issue, send_issue(app, issue, ctx.stop))
+    return _send_outcome(app, issue, send_issue(app, issue, ctx.stop,
+                                                even_without_news=even_without_news))
 
 
 def _begin_sending(app: App, issue: Issue, when: str, job_id: str) -> TaskResult | None:
@@ -156,6 +164,29 @@ def _too_little(app: App, when: str, count: int, minimum: int) -> TaskResult:
     return TaskResult(RunStatus.SKIPPED, detail)
 
 
+def _no_news_for_anyone(app: App, when: str, issue: Issue) -> TaskResult:
+    """No issue this period: it holds news, but for no active subscriber's choices."""
+    notify_editors(app, f"Geen nieuwsbrief op {when}", [
+        f"De nieuwsbrief van {when} is niet verstuurd.",
+        "Er is wel nieuwe inhoud, maar niet voor de onderdelen en thema's die de abonnees "
+        "hebben gekozen: iedereen zou alleen krijgen wat al in een eerder nummer stond.",
+        f"Toch versturen kan met: mailer send --date {issue.issue_date.isoformat()} "
+        "--even-without-news",
+    ])
+    log.info("newsletter for %s not sent: nothing new for any subscriber's segment", when)
+    return TaskResult(RunStatus.SKIPPED, "nothing new for any subscriber's segment: no issue",
+                      issue.id)
+
+
+def reaches_nobody_new(app: App, issue: Issue, even_without_news: bool) -> bool:
+    """Whether a send of the issue would find nothing new for any active subscriber."""
+    try:
+        require_news(app, issue, even_without_news=even_without_news)
+    except NothingNewForAnyone:
+        return True
+    return False
+
+
 def run_proof(ctx: TaskContext) -> TaskResult:
     """Mail the editors a proof of the issue the newsletter job will send next."""
     target = ctx.specs[ctx.spec.options["newsletter_job"]]
@@ -178,6 +209,10 @@ def run_proof(ctx: TaskContext) -> TaskResult:
     if not ok:
         lines.append(f"Let op: {new_items(count)}, minder dan het minimum van {minimum}; "
                      "zonder meer inhoud gaat dit nummer niet uit.")
+    if reaches_nobody_new(app, issue, target.options["even_without_news"]):
+        lines.append("Let op: geen abonnee krijgt hierin iets nieuws (wat bij hun onderdelen "
+                     "en thema's past, stond al in een eerder nummer); zo gaat dit nummer "
+                     "niet uit.")
     notify_editors(app, f"Proef van nummer {issue.number} verstuurd", lines)
     detail = ", ".join(f"{address}: {outcome}" for address, outcome in outcomes)
     return TaskResult(RunStatus.DONE, f"proof of issue {issue.id} for {moment.isoformat()}: "

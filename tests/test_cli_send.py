@@ -218,6 +218,7 @@ def test_the_confirmation_counts_only_who_has_not_had_the_issue_yet(setup):
     ["--dry-run", "--test", "redactie@example.org"],
     ["--dry-run", "--enqueue-only"],
     ["--test", "redactie@example.org", "--enqueue-only"],
+    ["--test", "redactie@example.org", "--even-without-news"],
 ])
 def test_send_modes_that_exclude_each_other_are_refused(setup, args):
     app, emulator, env = setup
@@ -242,3 +243,75 @@ def test_send_refuses_a_held_or_paused_issue_before_asking(setup, status, says):
     assert result.exit_code == 1
     assert "Send nr." not in result.output  # nobody is asked to confirm what will not happen
     assert says in result.output and emulator.send_calls == 0
+
+
+def in_week_50(setup) -> dict:
+    """Issue 1 sent to everyone; the environment of the next week, whose only news is an
+    event for some themes (see test_nothing_new.py)."""
+    app, emulator, env = setup
+    assert invoke(["send", "--yes"], env).exit_code == 0
+    return {**env, "MAILER_NOW": "2026-12-10T09:00"}
+
+
+MANAGERS = "s=agenda;t=bestuurders,gemeente-en-veiligheid"
+
+
+def test_a_dry_run_shows_the_segments_with_nothing_new_as_skipped(setup):
+    app, emulator, env = setup
+    env = in_week_50(setup)
+    dry = invoke(["send", "--dry-run"], env)
+    assert dry.exit_code == 0, dry.output
+    [managers] = [line for line in dry.output.splitlines() if MANAGERS in line]
+    assert managers.endswith("items, none new: skipped (all of it was in an earlier issue))")
+    assert "Would send to 7 of 12 active subscribers." in dry.output
+    anyway = invoke(["send", "--dry-run", "--even-without-news"], env)
+    [managers] = [line for line in anyway.output.splitlines() if MANAGERS in line]
+    assert managers.endswith("items, none new: sent anyway (--even-without-news))")
+    assert "Would send to 10 of 12 active subscribers." in anyway.output
+    assert count(app, issues) == 1
+
+
+def test_the_confirmation_names_the_skipped_segments_and_issues_show_counts_them(setup):
+    app, emulator, env = setup
+    env = in_week_50(setup)
+    declined = invoke(["send"], env, input="n\n")
+    assert re.search(rf"^\s+1  {re.escape(MANAGERS)}  \(skipped: nothing new", declined.output,
+                     re.MULTILINE)
+    assert "to 7 of 12 active subscribers (5 skipped: nothing or nothing new for them)?" \
+        in declined.output
+    sent = invoke(["send", "--yes"], env)
+    assert sent.exit_code == 0, sent.output
+    assert "sent 7, failed 0, skipped 5" in sent.output and len(emulator.received) == 12
+    shown = invoke(["issues", "show", "2"], env)
+    assert ("       3 x niet verstuurd: niets nieuws voor de gekozen onderdelen en thema's "
+            "(alles stond al in een eerder nummer)") in shown.output
+    status = json.loads(invoke(["issues", "status", "2", "--json"], env).output)
+    assert status["counts"]["skipped"] == 5
+    assert status["skipped"] == [
+        {"reason": "niet verstuurd: niets nieuws voor de gekozen onderdelen en thema's "
+                   "(alles stond al in een eerder nummer)", "rows": 3},
+        {"reason": "niet verstuurd: niets in dit nummer voor de gekozen onderdelen en thema's",
+         "rows": 2}]
+
+
+def test_an_issue_with_nothing_new_for_anyone_is_sent_only_when_asked(setup):
+    from sqlalchemy import update
+
+    from mailer.store.tables import subscribers
+
+    app, emulator, env = setup
+    env = in_week_50(setup)
+    with app.engine.begin() as conn:
+        conn.execute(update(subscribers).where(subscribers.c.email != "r.vandijk@example.org")
+                     .values(status="unsubscribed"))
+    refused = invoke(["send", "--yes"], env)
+    assert refused.exit_code == 0, refused.output
+    assert "Nothing new for any subscriber in nr. 2 (2026-W50): not sent." in refused.output
+    assert "mailer send --even-without-news" in refused.output
+    with app.engine.connect() as conn:
+        assert conn.execute(select(issues.c.status).where(issues.c.id == 2)).scalar() == "draft"
+    assert sum(emulator.received.values()) == 12
+    anyway = invoke(["send", "--yes", "--even-without-news"], env)
+    assert anyway.exit_code == 0, anyway.output
+    assert "sent 1, failed 0" in anyway.output
+    assert emulator.received["r.vandijk@example.org"] == 2

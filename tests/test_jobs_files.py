@@ -59,6 +59,9 @@ GOOD = 'task = "newsletter"\n[trigger]\ntype = "cron"\nday_of_week = "thu"\nhour
     (GOOD.replace('task', 'schedule = 1\ntask'), "field schedule"),
     (GOOD + '[options]\nmin_items = 0\n', "field options.min_items"),
     (GOOD + '[options]\nmin_items = "3"\n', "field options.min_items"),
+    (GOOD + '[options]\nmin_items = true\n', "field options.min_items"),
+    (GOOD + '[options]\neven_without_news = 1\n', "field options.even_without_news"),
+    (GOOD + '[options]\neven_without_news = "ja"\n', "field options.even_without_news"),
     (GOOD + '[options]\nmax_age_hours = 3\n', "field options.max_age_hours"),
     ('task = "newsletter"\n[trigger\n', "not valid TOML"),
 ])
@@ -67,6 +70,12 @@ def test_an_invalid_job_file_names_the_file_and_the_field(tmp_path, text, field)
     with pytest.raises(ConfigError) as caught:
         load_job(path)
     assert str(path) in str(caught.value) and field in str(caught.value)
+
+
+def test_a_newsletter_job_can_send_even_without_news(tmp_path):
+    assert shipped()["newsletter"].options["even_without_news"] is False
+    spec = load_job(write_job(tmp_path, "weekly", GOOD + "[options]\neven_without_news = true\n"))
+    assert spec.options["even_without_news"] is True
 
 
 @pytest.mark.parametrize("text, message", [

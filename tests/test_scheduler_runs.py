@@ -75,8 +75,8 @@ def test_the_newsletter_runs_once_per_iso_week(loaded_app):
 
 def test_too_few_new_items_sends_nothing_and_tells_the_editors(loaded_app):
     runner = runner_at(loaded_app, THURSDAY_NINE)
-    job = replace(spec(runner, "newsletter"), options={"min_items": 50,
-                                                       "event_horizon_weeks": None})
+    job = replace(spec(runner, "newsletter"),
+                  options={**spec(runner, "newsletter").options, "min_items": 50})
     outcome = runner.run(job, THURSDAY_NINE)
     assert outcome.status is RunStatus.SKIPPED and "fewer than the minimum of 50" in outcome.detail
     assert sent_rows(loaded_app) == 0 and issue_count(loaded_app) == 0
@@ -329,8 +329,8 @@ def test_a_week_that_was_proofed_but_not_sent_leaves_no_gap_in_the_numbering(loa
     # Week 51 goes out (no minimum): subscribers got nr. 1, so this is nr. 2, not nr. 3.
     next_week = THURSDAY_NINE + timedelta(weeks=2)
     runner = runner_at(loaded_app, next_week)
-    job = replace(spec(runner, "newsletter"), options={"min_items": 1,
-                                                       "event_horizon_weeks": None})
+    job = replace(spec(runner, "newsletter"),
+                  options={**spec(runner, "newsletter").options, "min_items": 1})
     outcome = runner.run(job, next_week)
     assert outcome.status is RunStatus.DONE, outcome.detail
     with loaded_app.engine.connect() as conn:

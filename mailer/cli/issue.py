@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import webbrowser
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,12 +15,23 @@ from mailer.addresses import InvalidAddress, normalize_email
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state, preview_tools
 from mailer.compose import compose_issue, issue_moment
-from mailer.models import Issue, IssueStatus, OutboxStatus, Preferences, SubscriberStatus
+from mailer.models import Issue, IssueStatus, OutboxStatus, SubscriberStatus
 from mailer.preview import build_preview, write_preview
 from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
-from mailer.sending import SendResult, check_sendable, send_issue, send_test, store_issue
+from mailer.sending import (
+    NothingNewForAnyone,
+    SegmentPlan,
+    SendResult,
+    check_sendable,
+    require_news,
+    segment_plans,
+    send_issue,
+    send_test,
+    store_issue,
+)
 from mailer.settings import with_overrides
+from mailer.store import outbox as box
 from mailer.store.tables import outbox, subscribers
 
 date_option = click.option(
@@ -143,13 +155,20 @@ def echo_findings(findings: list[Finding]) -> None:
 @click.option("--enqueue-only", is_flag=True,
               help="Queue and render the issue, mark it sending, and leave the sending to "
                    "`mailer worker`s (also: setting enqueue_only).")
+@click.option("--even-without-news", is_flag=True,
+              help="Send also to segments that get nothing new (everything in it for them "
+                   "was in an earlier issue), and send an issue with nothing new for anyone.")
 @pass_state
 def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
-         test_addresses: tuple[str, ...], enqueue_only: bool) -> None:
-    """Compose and send the issue to every active subscriber (resumes a partial send)."""
+         test_addresses: tuple[str, ...], enqueue_only: bool, even_without_news: bool) -> None:
+    """Compose and send the issue to every active subscriber (resumes a partial send).
+
+    Segments with nothing new for them are skipped unless --even-without-news."""
     modes = [name for name, given in (("--dry-run", dry_run),
                                       ("--test", bool(test_addresses)),
                                       ("--enqueue-only", enqueue_only)) if given]
+    if test_addresses and even_without_news:  # a test copy goes out whatever it holds
+        modes.append("--even-without-news")
     if len(modes) > 1:  # each would silently win over the other
         raise click.UsageError(f"{', '.join(modes)} cannot be combined")
     app = state.app()
@@ -159,20 +178,48 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
         issue = compose_for(app, _day(on))
         if issue is None:
             return nothing_new(app, _day(on))
-        return dry_run_report(app, issue) if dry_run else test_send(app, issue, test_addresses)
+        if dry_run:
+            return dry_run_report(app, issue, even_without_news)
+        return test_send(app, issue, test_addresses)
     issue = store_issue(app, issue_moment(app.settings, app.clock, _day(on)))
     if issue is None:
         return nothing_new(app, _day(on))
     check_sendable(app, issue)  # refuse a held or paused issue before asking to send it
+    try:
+        plans = require_news(app, issue, even_without_news=even_without_news)
+    except NothingNewForAnyone:
+        return nothing_new_for_anyone(issue)
+    skipped = echo_skipped(plans)
     if not yes:
+        to_send, left = still_to_send(app, issue, skipped), still_to_send(app, issue)
         click.confirm(f"Send nr. {issue.number} '{issue.subject}' to "
-                      f"{audience(active_count(app), still_to_send(app, issue))}?", abort=True)
+                      f"{audience(active_count(app), to_send, left - to_send)}?", abort=True)
     if enqueue_only or app.settings.enqueue_only:
         app.settings = with_overrides(app.settings, enqueue_only=True)
-        return echo_enqueued(send_issue(app, issue))
-    result = send_with_progress(app, issue)
+        return echo_enqueued(send_issue(app, issue, even_without_news=even_without_news))
+    result = send_with_progress(app, issue, even_without_news=even_without_news)
     echo_result(result)
     exit_for(result)
+
+
+def nothing_new_for_anyone(issue: Issue) -> None:
+    """Say that the issue is not sent: no segment of the active subscribers gets news."""
+    click.echo(f"Nothing new for any subscriber in nr. {issue.number} ({issue.period}): not "
+               "sent. Each segment would get only what an earlier issue carried; "
+               "`mailer send --even-without-news` sends it anyway.")
+
+
+# Why a segment is skipped, as the command line says it (the outbox rows say it in Dutch).
+SKIPPED_BECAUSE = {box.NOTHING_FOR_SEGMENT: "nothing for this segment",
+                   box.NOTHING_NEW_FOR_SEGMENT: "nothing new (all of it was in an earlier issue)"}
+
+
+def echo_skipped(plans: list[SegmentPlan]) -> list[str]:
+    """List the segments a send skips, and why; returns their keys."""
+    skipped = [p for p in plans if p.skip_reason]
+    for p in skipped:
+        click.echo(f"  {p.subscribers:6}  {p.key}  (skipped: {SKIPPED_BECAUSE[p.skip_reason]})")
+    return [p.key for p in skipped]
 
 
 # `mailer send` and `mailer issues resume|retry-failed` exit with this when they end
@@ -204,38 +251,48 @@ def echo_enqueued(result: SendResult) -> None:
                "Workers (`mailer worker`) send it.")
 
 
-def send_with_progress(app: App, issue: Issue, *, resume: bool = False) -> SendResult:
+def send_with_progress(app: App, issue: Issue, *, resume: bool = False,
+                       even_without_news: bool = False) -> SendResult:
     """Send with a progress bar; SIGTERM/Ctrl-C stop after the batches in flight."""
     from mailer.cli.progress import graceful_stop, progress_bar
 
     total = still_to_send(app, issue)
     with graceful_stop() as stop, progress_bar(total, sys.stderr.isatty()) as update:
-        return send_issue(app, issue, stop, update, resume=resume)
+        return send_issue(app, issue, stop, update, resume=resume,
+                          even_without_news=even_without_news)
 
 
-def dry_run_report(app: App, issue: Issue) -> None:
+def dry_run_report(app: App, issue: Issue, even_without_news: bool = False) -> None:
     """Recipients per segment and a sample message; nothing is stored or sent."""
     from mailer.preview import build_preview
 
     click.echo(f"Dry run: nr. {issue.number} ({issue.period}) '{issue.subject}'; "
                f"provider {app.settings.provider}. Nothing is sent.")
-    with app.engine.connect() as conn:
-        rows = conn.execute(
-            select(subscribers.c.segment_key, func.count())
-            .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
-            .group_by(subscribers.c.segment_key).order_by(func.count().desc())).all()
-    total = 0
-    for key, count in rows:
-        items = app.renderer.render(issue, Preferences.from_key(key)).item_count
-        note = f"{items} items" if items else "nothing for this segment: skipped"
-        total += count if items else 0
-        click.echo(f"  {count:6}  {key}  ({note})")
-    click.echo(f"Would send to {total} of {sum(c for _, c in rows)} active subscribers.")
+    plans = segment_plans(app, issue, even_without_news)
+    for p in plans:
+        click.echo(f"  {p.subscribers:6}  {p.key}  ({plan_note(p, even_without_news)})")
+    total = sum(p.subscribers for p in plans if not p.skip_reason)
+    click.echo(f"Would send to {total} of {sum(p.subscribers for p in plans)} active "
+               "subscribers.")
+    if plans and not any(p.new for p in plans) and not even_without_news:
+        click.echo("Nothing new for any subscriber: `mailer send` would send nothing "
+                   "(--even-without-news sends it anyway).")
     sample = build_preview(app, issue)
     click.echo("--- sample message (text part) ---")
     click.echo(f"Subject: {sample.segment.subject}")
     click.echo("\n".join(sample.text.splitlines()[:25]))
     echo_findings(review(app, issue, sample))  # every check of `mailer lint`, not a subset
+
+
+def plan_note(plan: SegmentPlan, even_without_news: bool) -> str:
+    """'8 items, 1 new', or why the segment is skipped (or sent anyway)."""
+    if not plan.items:
+        return "nothing for this segment: skipped"
+    if plan.new:
+        return f"{plan.items} items, {plan.new} new"
+    if even_without_news:
+        return f"{plan.items} items, none new: sent anyway (--even-without-news)"
+    return f"{plan.items} items, none new: skipped (all of it was in an earlier issue)"
 
 
 def test_send(app: App, issue: Issue, addresses: tuple[str, ...]) -> None:
@@ -244,23 +301,28 @@ def test_send(app: App, issue: Issue, addresses: tuple[str, ...]) -> None:
         click.echo(f"  {address}: {outcome}")
 
 
-def audience(active: int, to_send: int) -> str:
+def audience(active: int, to_send: int, skipped: int = 0) -> str:
     """Whom a send reaches, as the confirmation puts it."""
     if to_send == active:
         return f"{active} active subscribers"
-    return f"{to_send} of {active} active subscribers ({active - to_send} already done)"
+    done = active - to_send - skipped
+    why = ([f"{skipped} skipped: nothing or nothing new for them"] if skipped else []) + (
+        [f"{done} already done"] if done else [])
+    return f"{to_send} of {active} active subscribers ({'; '.join(why)})"
 
 
-def still_to_send(app: App, issue: Issue) -> int:
+def still_to_send(app: App, issue: Issue, skipped_segments: Sequence[str] = ()) -> int:
     """Active subscribers a send of this issue would still reach: those not yet in its
-    outbox and those whose row is queued or in flight (a rerun or resume sends nobody twice).
+    outbox and those whose row is queued or in flight (a rerun or resume sends nobody twice),
+    leaving out the segments it skips.
     """
     done = exists().where(
         outbox.c.issue_id == issue.id, outbox.c.subscriber_id == subscribers.c.id,
         outbox.c.status.not_in([OutboxStatus.QUEUED.value, OutboxStatus.SENDING.value]))
     with app.engine.connect() as conn:
         return conn.execute(select(func.count()).where(
-            subscribers.c.status == SubscriberStatus.ACTIVE.value, ~done)).scalar() or 0
+            subscribers.c.status == SubscriberStatus.ACTIVE.value, ~done,
+            subscribers.c.segment_key.not_in(list(skipped_segments)))).scalar() or 0
 
 
 def active_count(app: App) -> int:

@@ -24,13 +24,17 @@ def issues() -> None:
 
 
 def issue_summary(app: App, record: IssueRecord) -> dict:
-    """One issue as plain data: id, period, subject, status and outbox counts."""
+    """One issue as plain data: id, period, subject, status, outbox counts and why rows
+    were skipped."""
     with app.engine.connect() as conn:
         counts = box.status_counts(conn, record.id)
+        skipped = box.skip_reasons(conn, record.id)
     return {"id": record.id, "number": record.number, "period": record.period,
             "subject": record.subject, "status": record.status.value,
             "note": record.status_note, "sent_at": record.sent_at.isoformat()
-            if record.sent_at else None, "counts": counts}
+            if record.sent_at else None, "counts": counts,
+            "even_without_news": record.even_without_news,
+            "skipped": [{"reason": reason, "rows": n} for reason, n in skipped.items()]}
 
 
 def load_record(app: App, issue_id: int) -> IssueRecord:
@@ -108,6 +112,12 @@ def echo_status(s: dict) -> None:
     click.echo(f"  sent {c['sent']}, failed {c['failed']}, skipped {c['skipped']}, queued "
                f"{c['queued']}, in flight {c['sending']}, possible duplicates "
                f"{c['possible_duplicates']}")
+    if s["even_without_news"]:
+        click.echo("  sent also to segments with nothing new (--even-without-news)")
+    if s["skipped"]:
+        click.echo("  skipped:")
+    for skip in s["skipped"]:
+        click.echo(f"  {skip['rows']:6} x {skip['reason']}")
 
 
 @issues.command("resume")

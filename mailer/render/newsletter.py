@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import jinja2
 import mjml
@@ -14,7 +15,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mailer import dutch
-from mailer.compose import derive_preheader, derive_subject
+from mailer.compose import derive_preheader, derive_subject, news_in
 from mailer.links import Links
 from mailer.models import EVENT_TYPES, Issue, ItemStatus, Preferences, StoredItem
 from mailer.render.personalize import PersonalTemplate, marker
@@ -39,6 +40,7 @@ class RenderedSegment:
     html: str
     text: str
     item_count: int
+    new_count: int  # of those, the ones no earlier issue carried (see compose.news_in)
 
     @cached_property
     def html_template(self) -> PersonalTemplate:
@@ -79,9 +81,10 @@ class NewsletterRenderer:
         mjml_source = self.html_env.get_template(HTML_TEMPLATE).render(context)
         html = inline_css(compile_mjml(mjml_source))
         text = self.text_env.get_template(TEXT_TEMPLATE).render(context)
+        counts = segment_counts(issue, preferences)
         return RenderedSegment(
             segment_key=preferences.key(), subject=issue.subject, html=html, text=text,
-            item_count=len(magazine) + len(agenda), preheader=issue.preheader,
+            item_count=counts.item_count, new_count=counts.new_count, preheader=issue.preheader,
         )
 
     def context(
@@ -154,6 +157,23 @@ def select_for(issue: Issue, preferences: Preferences) -> tuple[list[StoredItem]
     if not any(e.item.status is ItemStatus.ACTIVE for e in agenda) and not magazine:
         agenda = []  # only cancellations left: nothing worth a mail
     return magazine, agenda
+
+
+class SegmentCounts(NamedTuple):
+    """How many items of an issue a segment gets, and how many of them are news."""
+
+    item_count: int
+    new_count: int
+
+
+def segment_counts(issue: Issue, preferences: Preferences) -> SegmentCounts:
+    """What a preference set gets of an issue, counted: all its items and the new ones.
+
+    Cheap (no rendering): a send decides with it which segments have nothing new for
+    them, and the rendering stores the same counts.
+    """
+    magazine, agenda = select_for(issue, preferences)
+    return SegmentCounts(len(magazine) + len(agenda), len(news_in(issue, magazine + agenda)))
 
 
 def segment_texts(issue: Issue, magazine: list[StoredItem], agenda: list[StoredItem],

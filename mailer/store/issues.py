@@ -31,6 +31,7 @@ class IssueRecord:
     created_at: datetime
     sent_at: datetime | None
     status_note: str | None
+    even_without_news: bool = False  # also to segments with nothing new for them
 
     @property
     def frozen(self) -> bool:
@@ -44,6 +45,7 @@ def _record(row) -> IssueRecord:
         issue_date=row.issue_date, moment=row.moment, subject=row.subject,
         preheader=row.preheader, intro=row.intro, status=IssueStatus(row.status),
         created_at=row.created_at, sent_at=row.sent_at, status_note=row.status_note,
+        even_without_news=row.even_without_news,
     )
 
 
@@ -153,6 +155,13 @@ def mark_sent(conn: Connection, issue_id: int, now: datetime) -> bool:
             [IssueStatus.SENDING.value, IssueStatus.SENT.value]))
         .values(status=IssueStatus.SENT.value, status_note=None, sent_at=now)
     ).rowcount == 1
+
+
+def send_even_without_news(conn: Connection, issue_id: int) -> None:
+    """Record that the issue goes also to segments with nothing new for them.
+
+    Kept for good: a resumed send (or the retry job) decides the same way as the first."""
+    conn.execute(update(issues).where(issues.c.id == issue_id).values(even_without_news=True))
 
 
 def mark_enqueued(conn: Connection, issue_id: int, now: datetime) -> None:

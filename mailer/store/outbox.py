@@ -296,14 +296,16 @@ def unrendered_segments(conn: Connection, issue_id: int) -> list[str]:
 
 
 def save_render(conn: Connection, issue_id: int, segment_key: str, subject: str, html: str,
-                text: str, item_count: int, now: datetime) -> None:
-    """Store the rendering every recipient of a segment will get.
+                text: str, counts: tuple[int, int], now: datetime) -> None:
+    """Store the rendering every recipient of a segment will get, with its (item count,
+    new item count).
 
     Two sends of one issue at once may both render a segment: the one that comes second
     keeps the stored rendering (of the same stored issue), rather than failing."""
+    item_count, new_count = counts
     conn.execute(_dialect_insert(conn, issue_renders).values(
         issue_id=issue_id, segment_key=segment_key, subject=subject, html=html, text=text,
-        item_count=item_count, created_at=now,
+        item_count=item_count, new_count=new_count, created_at=now,
     ).on_conflict_do_nothing(index_elements=["issue_id", "segment_key"]))
 
 
@@ -313,18 +315,40 @@ def load_renders(conn: Connection, issue_id: int) -> dict[str, tuple[str, str, s
     return {r.segment_key: (r.subject, r.html, r.text) for r in rows}
 
 
-def skip_empty_segments(conn: Connection, issue_id: int, now: datetime) -> int:
-    """Mark queued rows skipped whose segment has nothing in this issue."""
-    empty = select(issue_renders.c.segment_key).where(
-        issue_renders.c.issue_id == issue_id, issue_renders.c.item_count == 0)
-    result = conn.execute(
-        update(outbox)
-        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.QUEUED.value,
-               outbox.c.segment_key.in_(empty))
-        .values(status=OutboxStatus.SKIPPED.value, last_error="niets voor dit segment",
-                updated_at=now)
-    )
-    return result.rowcount or 0
+# Why a queued row is not sent because of what its segment gets (read by editors).
+NOTHING_FOR_SEGMENT = "niet verstuurd: niets in dit nummer voor de gekozen onderdelen en thema's"
+NOTHING_NEW_FOR_SEGMENT = ("niet verstuurd: niets nieuws voor de gekozen onderdelen en "
+                           "thema's (alles stond al in een eerder nummer)")
+
+
+def skip_segments_without_news(conn: Connection, issue_id: int, now: datetime) -> int:
+    """Mark queued rows skipped whose segment has nothing in this issue, or nothing new
+    unless the issue is sent even without news; returns how many."""
+    renders = issue_renders.c
+    reasons = {NOTHING_FOR_SEGMENT: renders.item_count == 0}
+    even_without_news = conn.execute(
+        select(issues.c.even_without_news).where(issues.c.id == issue_id)).scalar()
+    if not even_without_news:
+        reasons[NOTHING_NEW_FOR_SEGMENT] = and_(renders.item_count > 0, renders.new_count == 0)
+    skipped = 0
+    for reason, condition in reasons.items():
+        keys = select(renders.segment_key).where(renders.issue_id == issue_id, condition)
+        skipped += conn.execute(
+            update(outbox)
+            .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.QUEUED.value,
+                   outbox.c.segment_key.in_(keys))
+            .values(status=OutboxStatus.SKIPPED.value, last_error=reason, updated_at=now)
+        ).rowcount or 0
+    return skipped
+
+
+def skip_reasons(conn: Connection, issue_id: int) -> dict[str, int]:
+    """Skipped rows of an issue per reason, most first."""
+    rows = conn.execute(
+        select(outbox.c.last_error, func.count())
+        .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SKIPPED.value)
+        .group_by(outbox.c.last_error).order_by(func.count().desc(), outbox.c.last_error))
+    return {reason or "-": n for reason, n in rows}
 
 
 def claim_batch(conn: Connection, issue_id: int, worker: str, size: int, now: datetime,

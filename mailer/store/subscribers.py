@@ -49,6 +49,15 @@ def subscriber_from(row) -> Subscriber:
     )
 
 
+def active_segments(conn: Connection) -> list[tuple[str, int]]:
+    """Segment keys of the active subscribers with how many have each, largest first."""
+    return [tuple(r) for r in conn.execute(
+        select(subscribers.c.segment_key, func.count())
+        .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+        .group_by(subscribers.c.segment_key)
+        .order_by(func.count().desc(), subscribers.c.segment_key))]
+
+
 def is_suppressed(conn: Connection, address: str) -> bool:
     """Whether an address must never be mailed again (erased, bounced, complained)."""
     return conn.execute(

@@ -128,6 +128,8 @@ issues = Table(
     Column("status_note", Text),
     # Set once the outbox holds every recipient; workers drain only such issues (0010).
     _utc("enqueued_at"),
+    # Sent also to segments with nothing new for them (`--even-without-news`, 0014).
+    Column("even_without_news", Boolean, nullable=False, default=False),
     UniqueConstraint("list_id", "period", name="uq_issues_list_period"),
 )
 
@@ -152,6 +154,8 @@ issue_renders = Table(
     Column("html", Text, nullable=False),
     Column("text", Text, nullable=False),
     Column("item_count", Integer, nullable=False),
+    # Of those, the ones no earlier issue carried; NULL for renderings from before 0014.
+    Column("new_count", Integer),
     _utc("created_at", nullable=False),
 )
 
