@@ -28,6 +28,9 @@ DROPPED_BLOCKS = ("div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"
 BLOCK_TAGS = frozenset(KEPT_BLOCKS + DROPPED_BLOCKS)
 DROPPED_BLOCK = re.compile(rf"</?(?:{'|'.join(DROPPED_BLOCKS)})\b[^>]*>", re.IGNORECASE)
 BLOCK = re.compile(rf"</?(?:{'|'.join(sorted(BLOCK_TAGS))})\b[^>]*>", re.IGNORECASE)
+# A link with no text once sanitised (its <img> dropped): invisible in HTML, but the text
+# part would write its URL on a line of its own. Sanitised HTML has only these inline tags.
+EMPTY_LINK = re.compile(r"<a\b[^>]*>((?:\s|&nbsp;|<br>|</?(?:strong|b|em|i)>)*)</a>")
 
 
 def sanitize_html(fragment: str, max_chars: int | None = None) -> str:
@@ -36,12 +39,19 @@ def sanitize_html(fragment: str, max_chars: int | None = None) -> str:
     With max_chars, a fragment whose text is longer becomes one paragraph of plain text,
     cut at a word boundary."""
     cleaned = CLEANER.clean(fragment).strip()
+    if "</a>" in cleaned:
+        cleaned = EMPTY_LINK.sub(_empty_link_space, cleaned)
     # Text is never longer than its HTML: only a long fragment needs flattening to measure.
     if max_chars and len(cleaned) > max_chars:
         text = html_to_text(cleaned, one_line=True)
         if len(text) > max_chars:
             return f"<p>{html.escape(shorten(text, max_chars))}</p>"
     return cleaned
+
+
+def _empty_link_space(match: re.Match) -> str:
+    """What stays of an empty link: a space where it held one, so words stay apart."""
+    return " " if match.group(1).strip() != match.group(1) or "&nbsp;" in match.group(1) else ""
 
 
 def shorten(text: str, max_chars: int) -> str:

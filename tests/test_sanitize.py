@@ -9,6 +9,7 @@ from mailer.sanitize import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_TAGS,
     BLOCK,
+    CLEANER,
     TEXT_ONLY,
     URL_SCHEMES,
     html_to_text,
@@ -59,7 +60,7 @@ def test_prebuilt_cleaner_equals_nh3_clean_with_the_same_options(fragments):
         expected = nh3.clean(fragment, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                              url_schemes=URL_SCHEMES, link_rel=None,
                              strip_comments=True).strip()
-        assert sanitize_html(fragment) == expected, fragment
+        assert CLEANER.clean(fragment).strip() == expected, fragment
 
 
 def test_plain_text_cleaner_equals_nh3_clean_without_tags(fragments):
@@ -121,3 +122,16 @@ def test_plain_text_keeps_list_bullets_and_numbers():
     text = html_to_text("<p>Tips:</p><ul><li>Luister</li><li>Vraag door</li></ul>"
                         "<ol><li>Bespreek</li><li>Meld</li></ol>")
     assert text == "Tips:\n\n- Luister\n\n- Vraag door\n\n1. Bespreek\n\n2. Meld"
+
+
+def test_a_link_around_only_an_image_is_dropped_not_left_empty():
+    # kc0011-gb2312.rss.xml wraps each picture in a link: with the <img> sanitised away an
+    # empty <a> stayed, invisible in HTML but a bare URL line in the plain-text part.
+    fragment = ('<p>此主题相关图片如下：<br><a href="http://pic.kc0011.net/1.jpg" target="_blank">'
+                '<img src="http://pic.kc0011.net/1.jpg" border="0"></a><br>'
+                '<a href="https://x.example.nl/"> <strong></strong> </a>'
+                '<a href="https://x.example.nl/lees">Lees</a></p>')
+    cleaned = sanitize_html(fragment)
+    assert cleaned == ('<p>此主题相关图片如下：<br><br> '
+                       '<a href="https://x.example.nl/lees">Lees</a></p>')
+    assert html_to_text(cleaned) == "此主题相关图片如下：\n\nLees (https://x.example.nl/lees)"
