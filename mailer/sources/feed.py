@@ -93,7 +93,8 @@ class FeedSource(RemoteSource):
         image, alt = _image(entry, base, body + _content(entry))
         tags = [t.get("term") or t.get("label") or "" for t in entry.get("tags", [])]
         return Item(
-            source=self.name, source_id=str(entry.get("id") or link)[:500],
+            source=self.name,
+            source_id=str(entry.get("id") or self.absolute_link(entry.get("link"), base))[:500],
             kind=ItemKind.MAGAZINE, title=title, url=link, summary=summary,
             published_at=_when(entry), image_url=image, image_alt=(alt or title) if image else None,
             topics=self.topics_for(tags),

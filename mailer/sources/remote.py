@@ -17,6 +17,7 @@ from mailer.sanitize import DROPPED_BLOCK, sanitize_html
 from mailer.sources import SourceConfig, Window
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
+from mailer.tracking import without_tracking
 
 SUMMARY_CHARS = 400
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
@@ -103,7 +104,13 @@ class RemoteSource:
         return int(self.option("summary_chars", SUMMARY_CHARS))
 
     def link(self, url: str | None, base: str) -> str | None:
-        """An absolute http(s) link, resolved against base; else the source's `link` option."""
+        """An absolute http(s) link without tracking parameters, resolved against base; else
+        the source's `link` option."""
+        found = self.absolute_link(url, base)
+        return without_tracking(found) if found and found != self.option("link") else found
+
+    def absolute_link(self, url: str | None, base: str) -> str | None:
+        """`link` as the source wrote it, tracking parameters and all (ids use it)."""
         if url:
             absolute = resolve(base, url)
             if absolute.startswith(("http://", "https://")):
@@ -128,12 +135,15 @@ def summarize(fragment: str, max_chars: int, base: str) -> str:
 
 
 def absolute_links(fragment: str, base: str) -> str:
-    """Resolve relative hrefs in sanitised HTML against the feed's base."""
+    """Resolve relative hrefs in sanitised HTML against the feed's base, and drop their
+    tracking parameters."""
     def fix(match: re.Match) -> str:
         target = html.unescape(match.group(1))
         if target.startswith(ABSOLUTE):
-            return match.group(0)
-        return f'href="{html.escape(resolve(base, target))}"'
+            if "?" not in target or (cleaned := without_tracking(target)) == target:
+                return match.group(0)
+            return f'href="{html.escape(cleaned)}"'
+        return f'href="{html.escape(without_tracking(resolve(base, target)))}"'
     return HREF.sub(fix, fragment) if 'href="' in fragment else fragment
 
 

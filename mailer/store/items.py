@@ -15,11 +15,14 @@ from sqlalchemy import Connection, and_, select, update
 
 from mailer.models import Item, ItemKind, ItemStatus, StoredItem
 from mailer.store.tables import items
+from mailer.tracking import is_tracking
 
 if TYPE_CHECKING:
     from mailer.sources import Window
 
-TRACKING_PARAMS = ("utm_", "mc_", "fbclid", "gclid", "_hsenc", "_hsmi", "mkt_tok", "ref")
+# Besides the tracking parameters a shown link loses, comparing also ignores these prefixes:
+# any Mailchimp parameter and ref* (often a referrer, but not always harmless to remove).
+COMPARE_ONLY_PREFIXES = ("mc_", "ref")
 # json.dumps(sort_keys=True, default=str) builds an encoder per call; this is the same
 # encoder, built once (stored hashes must not change: an item would look edited).
 HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -56,7 +59,7 @@ def _canonical_parsed(url: str) -> str:
     parts = urlsplit(url.strip())
     query = [
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith(TRACKING_PARAMS)
+        if not (is_tracking(k) or k.lower().startswith(COMPARE_ONLY_PREFIXES))
     ]
     path = parts.path.rstrip("/") or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
