@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 # Parameters that only say where a click came from: Google Analytics (utm_*), Webtrekk
 # (wt_mc, heise), AT Internet (xtor, Le Monde), Facebook, Google Ads, Mailchimp, HubSpot
@@ -32,3 +32,17 @@ def without_tracking(url: str) -> str:
         return url
     query = "&".join(p for p in kept if p)
     return url[:start] + (f"?{query}" if query else "") + url[end:]
+
+
+def unwrap_google_redirect(url: str) -> str:
+    """The target of Google's click redirect (`https://www.google.com/url?q=<target>&sa=...`,
+    as Google Calendar writes every link of a description); any other URL as it is."""
+    if not url.startswith("https://www.google.com/url?"):
+        return url
+    query = parse_qs(url[len("https://www.google.com/url?"):].split("#", 1)[0])
+    targets = query.get("q", [])
+    if "sa" not in query or len(targets) != 1:
+        return url
+    if not targets[0].startswith(("http://", "https://")):
+        return url
+    return targets[0]

@@ -198,3 +198,28 @@ def test_html_in_descriptions_is_sanitised_not_shown_as_markup(httpserver):
     # Plain text stays plain text: its < and & are characters, not markup.
     plain = items["plat@platformjep.example.nl"].summary
     assert plain == "<p>Voor 12 &lt; x jaar en R&amp;D-mensen</p>"
+
+
+def test_google_redirects_in_descriptions_link_to_their_target(httpserver):
+    # Google Calendar wraps every link of a description in its click redirect (excerpt of
+    # google-machbar-potsdam.ics): readers went through google.com/url, and the text part
+    # printed the whole redirect.
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+        b"BEGIN:VEVENT\r\nUID:2o60r26f5pq7muep7htdi4r01n@google.com\r\nSUMMARY:OK Lab\r\n"
+        b"DTSTART:20261210T170000Z\r\nDTEND:20261210T190000Z\r\n"
+        b"DESCRIPTION:Treffen der offenen OK Lab Gruppe. Informationen auf&nbsp\\;<a h\r\n"
+        b" ref=\"https://www.google.com/url?q=http%3A%2F%2Fwww.oklab-potsdam.de&amp\\;sa\r\n"
+        b" =D&amp\\;usd=2&amp\\;usg=AFQjCNH4ia7HdoVhwjLJiSfSMu46bTzIxA\" target=\"_blank\">\r\n"
+        b" www.oklab-potsdam.de</a><br>Zie ook <a href=\"https://www.google.com/url?q=https\r\n"
+        b" %3A%2F%2Fx.example.nl%2Fa%3Fid%3D1%26utm_source%3Dcal%23deel&amp\\;sa=D&amp\\;ust\r\n"
+        b" =1&amp\\;usg=AOv\">x</a>, <a href=\"https://www.google.com/url?q=https://y.exa\r\n"
+        b" mple.nl/&amp\\;usg=AOv\">y</a> en <a href=\"https://google.com/url?q=https://z.e\r\n"
+        b" xample.nl/&amp\\;sa=D\">z</a><br>\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, source = fetch(httpserver, calendar, utc(2026, 12, 3), link=LINK)
+    summary = items["2o60r26f5pq7muep7htdi4r01n@google.com"].summary
+    assert '<a href="http://www.oklab-potsdam.de">' in summary
+    assert '<a href="https://x.example.nl/a?id=1#deel">x</a>' in summary
+    # Only Google's exact redirect form (www.google.com/url with q and sa) is unwrapped.
+    assert '<a href="https://www.google.com/url?q=https://y.example.nl/&amp;usg=AOv">' in summary
+    assert '<a href="https://google.com/url?q=https://z.example.nl/&amp;sa=D">' in summary

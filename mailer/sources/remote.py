@@ -17,7 +17,7 @@ from mailer.sanitize import DROPPED_BLOCK, sanitize_html
 from mailer.sources import SourceConfig, Window
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
-from mailer.tracking import without_tracking
+from mailer.tracking import unwrap_google_redirect, without_tracking
 
 SUMMARY_CHARS = 400
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
@@ -135,15 +135,16 @@ def summarize(fragment: str, max_chars: int, base: str) -> str:
 
 
 def absolute_links(fragment: str, base: str) -> str:
-    """Resolve relative hrefs in sanitised HTML against the feed's base, and drop their
-    tracking parameters."""
+    """Resolve relative hrefs in sanitised HTML against the feed's base, unwrap Google's
+    redirects and drop tracking parameters."""
     def fix(match: re.Match) -> str:
-        target = html.unescape(match.group(1))
+        written = html.unescape(match.group(1))
+        target = unwrap_google_redirect(written)
         if target.startswith(ABSOLUTE):
-            if "?" not in target or (cleaned := without_tracking(target)) == target:
-                return match.group(0)
-            return f'href="{html.escape(cleaned)}"'
-        return f'href="{html.escape(without_tracking(resolve(base, target)))}"'
+            target = without_tracking(target) if "?" in target else target
+        else:
+            target = without_tracking(resolve(base, target))
+        return match.group(0) if target == written else f'href="{html.escape(target)}"'
     return HREF.sub(fix, fragment) if 'href="' in fragment else fragment
 
 
