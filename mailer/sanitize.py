@@ -41,6 +41,12 @@ def sanitize_html(fragment: str, max_chars: int | None = None) -> str:
     cleaned = CLEANER.clean(fragment).strip()
     if "</a>" in cleaned:
         cleaned = EMPTY_LINK.sub(_empty_link_space, cleaned)
+    return fit_summary(cleaned, max_chars)
+
+
+def fit_summary(cleaned: str, max_chars: int | None) -> str:
+    """Sanitised HTML as it is, or when its text is longer than max_chars, one paragraph of
+    plain text cut at a word boundary."""
     # Text is never longer than its HTML: only a long fragment needs flattening to measure.
     if max_chars and len(cleaned) > max_chars:
         text = html_to_text(cleaned, one_line=True)

@@ -89,7 +89,7 @@ class FeedSource(RemoteSource):
             self.problem(where, "entry has no http(s) link; skipped")
             return None
         body = entry.get("summary") or _content(entry)
-        summary = summarize(body, self.summary_chars(), base)
+        summary = summarize(body, self.summary_chars(), base, link)
         image, alt = _image(entry, base, body + _content(entry))
         tags = [t.get("term") or t.get("label") or "" for t in entry.get("tags", [])]
         return Item(

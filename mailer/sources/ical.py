@@ -274,7 +274,7 @@ def _description(event: Any, max_chars: int, base: str) -> str:
     if not text:
         return ""
     if HTML_TAG.search(text):
-        return summarize(text, max_chars, base)
+        return summarize(text, max_chars, base, base)
     if "&" in text:
         text = html.unescape(text)
     paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]

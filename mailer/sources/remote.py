@@ -13,8 +13,9 @@ from urllib.parse import urljoin, urlsplit
 from mailer.clock import Clock, SystemClock
 from mailer.errors import ContentError
 from mailer.models import EVENT_TYPES
-from mailer.sanitize import DROPPED_BLOCK, sanitize_html
+from mailer.sanitize import DROPPED_BLOCK, fit_summary, sanitize_html
 from mailer.sources import SourceConfig, Window
+from mailer.sources.boilerplate import drop_boilerplate
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
 from mailer.tracking import unwrap_google_redirect, without_tracking
@@ -125,13 +126,16 @@ def is_online(location: str | None) -> bool:
                                                                                "https://"))))
 
 
-def summarize(fragment: str, max_chars: int, base: str) -> str:
-    """Sanitised summary HTML with absolute links, cut to max_chars of text when longer."""
+def summarize(fragment: str, max_chars: int, base: str, own_url: str | None = None) -> str:
+    """Sanitised summary HTML with absolute links, without the "read more" boilerplate that
+    points back to the item at own_url, cut to max_chars of text when longer."""
+    if not fragment:
+        return ""
     if "<" in fragment:
         # Dropped block tags keep a space at their place: "<h3>Kop</h3><div>Tekst".
         fragment = DROPPED_BLOCK.sub(r" \g<0> ", fragment)
-    cleaned = sanitize_html(fragment, max_chars) if fragment else ""
-    return absolute_links(cleaned, base)
+    cleaned = drop_boilerplate(absolute_links(sanitize_html(fragment), base), own_url)
+    return fit_summary(cleaned, max_chars)
 
 
 def absolute_links(fragment: str, base: str) -> str:

@@ -109,7 +109,7 @@ class WordPressSource(PagedSource):
         return Item(
             source=self.name, source_id=str(post["id"]), kind=ItemKind.MAGAZINE, title=title,
             url=link, summary="" if protected else summarize(
-                _rendered(excerpt), self.summary_chars(), link),
+                _rendered(excerpt), self.summary_chars(), link, link),
             published_at=parse_wp_time(post.get("date_gmt")),
             image_url=image, image_alt=(alt or title) if image else None,
             topics=self.topics_for(term_names(embedded.get("wp:term"))),

@@ -75,7 +75,7 @@ class WordPressEventsSource(PagedSource):
         return Item(
             source=self.name, source_id=str(event["id"]), kind=ItemKind.EVENT, title=title,
             url=link, summary=summarize(str(event.get("excerpt") or event.get("description")
-                                            or ""), self.summary_chars(), link),
+                                            or ""), self.summary_chars(), link, link),
             starts_at=starts, ends_at=ends, all_day=all_day, location=location,
             online=is_online(location) or bool(event.get("is_virtual")),
             event_type=self.event_type_for(tags), topics=self.topics_for(tags),
