@@ -369,3 +369,33 @@ def test_slash_dates_are_not_misread(httpserver):
     items, _ = fetch(httpserver, rss("", items=entries).encode())
     assert [i.published_at for i in items] == [datetime(2026, 1, 10, 13, 33, tzinfo=UTC),
                                                datetime(2026, 7, 2, 7, 5, tzinfo=UTC)]
+
+
+def test_password_protected_posts_are_not_offered_but_noted(httpserver):
+    # Excerpt of wordpress-6.1-rsscom-blog.rss.xml: WordPress lists a protected post with a
+    # "Protected: " title and a placeholder excerpt; readers would meet a password form.
+    protected = """<item><title>Protected: How to Start a Second Podcast</title>
+      <link>https://rss.com/blog/how-to-start-a-second-podcast/</link>
+      <pubDate>Tue, 24 Jan 2023 22:12:39 +0000</pubDate>
+      <guid isPermaLink="false">https://rss.com/blog/?p=15321</guid>
+      <description><![CDATA[<p>There is no excerpt because this is a protected post.</p>
+<p>The post <a rel="nofollow" href="https://rss.com/blog/how-to-start-a-second-podcast/">Protected:
+ How to Start a Second Podcast</a> appeared first on <a rel="nofollow" href="https://rss.com/blog">
+RSS.com</a>.</p>]]></description></item>"""
+    # A site in another language: the password form in the content gives it away.
+    form = """<item><title>Beveiligd: Intervisie</title><link>https://x.example.nl/intervisie/</link>
+      <pubDate>Mon, 23 Jan 2023 10:00:00 +0000</pubDate><guid>https://x.example.nl/?p=2</guid>
+      <content:encoded><![CDATA[<form action="https://x.example.nl/wp-login.php?action=postpass"
+       class="post-password-form" method="post"><p>Dit bericht is beveiligd.</p></form>
+      ]]></content:encoded></item>"""
+    public = """<item><title>Q4 2022 Product Updates</title><link>https://rss.com/blog/q4/</link>
+      <pubDate>Tue, 17 Jan 2023 18:33:00 +0000</pubDate><guid>https://rss.com/blog/?p=15283</guid>
+      <description>Q4 was another exciting quarter.</description></item>"""
+    items, source = fetch(httpserver, rss("", items=protected + form + public).encode())
+    assert [i.title for i in items] == ["Q4 2022 Product Updates"]
+    assert source.problems == []  # on purpose: the feed was read completely
+    assert [str(w) for w in source.warnings] == [
+        "test: entry https://rss.com/blog/?p=15321: password-protected post; not offered",
+        "test: entry https://x.example.nl/?p=2: password-protected post; not offered"]
+    # The skipped entries do not shrink what the feed proves complete.
+    assert source.window.start == datetime(2023, 1, 17, 18, 33, tzinfo=UTC)

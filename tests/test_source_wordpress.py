@@ -103,11 +103,17 @@ def test_stopping_at_max_pages_is_not_complete(httpserver):
     assert len(source.fetch()) == 20 and not source.complete
 
 
-def test_protected_posts_show_no_excerpt_and_categories_filter_is_sent(httpserver):
-    secret = post(1, excerpt={"rendered": "<p>Geheim</p>", "protected": True})
-    httpserver.expect_request(POSTS).respond_with_handler(paged([secret]))
-    [item] = make_source("wordpress", site(httpserver), categories=[7, 9]).fetch()
-    assert item.summary == ""
+def test_protected_posts_are_not_offered_and_categories_filter_is_sent(httpserver):
+    # A password-protected post: subscribers would meet a password form, so it is noted in
+    # the sync report and not offered; the listing is still complete (deletions work).
+    secret = post(1, excerpt={"rendered": "", "protected": True},
+                  content={"rendered": "", "protected": True})
+    httpserver.expect_request(POSTS).respond_with_handler(paged([secret, post(2)]))
+    source = make_source("wordpress", site(httpserver), categories=[7, 9])
+    [item] = source.fetch()
+    assert item.source_id == "2" and source.complete and source.problems == []
+    assert [str(w) for w in source.warnings] == [
+        "test: post 1: password-protected post; not offered"]
     assert httpserver.log[0][0].args["categories"] == "7,9"
 
 

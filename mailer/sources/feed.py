@@ -24,7 +24,13 @@ from mailer.sanitize import html_to_text
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.plain_feed import read_plain_feed
-from mailer.sources.remote import RemoteSource, resolve, summarize
+from mailer.sources.remote import (
+    PROTECTED,
+    RemoteSource,
+    is_protected_post,
+    resolve,
+    summarize,
+)
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
@@ -63,9 +69,16 @@ class FeedSource(RemoteSource):
         doc = self.get(self.config.location, conditional=True, accept=ACCEPT)
         if doc.not_modified:
             return []
+        self.warnings = []
         entries = self.entries(doc)
-        items = [item for e in entries if (item := self._item(e, doc.url)) is not None]
-        self.window = _window(entries, len(items))
+        items, protected = [], 0
+        for entry in entries:
+            if is_protected_post(entry.get("summary", ""), _content(entry)):
+                self.note(_where(entry), PROTECTED)
+                protected += 1
+            elif (item := self._item(entry, doc.url)) is not None:
+                items.append(item)
+        self.window = _window(entries, len(items) + protected)
         return items
 
     def entries(self, doc: Document) -> list[Any]:
@@ -79,7 +92,7 @@ class FeedSource(RemoteSource):
         return parsed.entries
 
     def _item(self, entry: Any, base: str) -> Item | None:
-        where = f"entry {entry.get('id') or entry.get('link') or entry.get('title') or '?'}"
+        where = _where(entry)
         title = html_to_text(entry.get("title", ""), one_line=True)
         link = self.link(entry.get("link"), base)
         if not title:
@@ -99,6 +112,10 @@ class FeedSource(RemoteSource):
             published_at=_when(entry), image_url=image, image_alt=(alt or title) if image else None,
             topics=self.topics_for(tags),
         )
+
+
+def _where(entry: Any) -> str:
+    return f"entry {entry.get('id') or entry.get('link') or entry.get('title') or '?'}"
 
 
 def _slash_date(value: str) -> Any:

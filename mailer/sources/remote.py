@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 from mailer.clock import Clock, SystemClock
 from mailer.errors import ContentError
 from mailer.models import EVENT_TYPES
-from mailer.sanitize import DROPPED_BLOCK, fit_summary, sanitize_html
+from mailer.sanitize import DROPPED_BLOCK, fit_summary, html_to_text, sanitize_html
 from mailer.sources import SourceConfig, Window
 from mailer.sources.boilerplate import drop_boilerplate
 from mailer.sources.config import normalize_tag
@@ -21,6 +21,11 @@ from mailer.sources.http import Document, HttpClient, Validators
 from mailer.tracking import unwrap_google_redirect, without_tracking
 
 SUMMARY_CHARS = 400
+# What WordPress puts in a feed for a password-protected post (wp-includes/post-template.php):
+# this excerpt (English sites; translated elsewhere) and, as content, its password form.
+PROTECTED_EXCERPT = "There is no excerpt because this is a protected post."
+PASSWORD_FORM = "wp-login.php?action=postpass"
+PROTECTED = "password-protected post; not offered"
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
 ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
@@ -34,7 +39,8 @@ EVENT_TYPE_NAMES = {normalize_tag(k): k for k in EVENT_TYPES} | {
 class RemoteSource:
     """Base for sources read over HTTP (or file:): one fetch, its validators and problems.
 
-    After `fetch()`: `problems` lists entries that were skipped, `validators` holds what the
+    After `fetch()`: `problems` lists entries that were skipped, `warnings` entries left out
+    on purpose (the fetch is still complete), `validators` holds what the
     server sent for the next conditional GET, `not_modified` is set on 304, and `complete` /
     `window` say which missing items the fetch proves gone (see `Window`).
     """
@@ -50,6 +56,7 @@ class RemoteSource:
         self.clock = clock or SystemClock()
         self.horizon = timedelta(weeks=horizon_weeks)
         self.problems: list[ContentError] = []
+        self.warnings: list[ContentError] = []
         self.validators: Validators | None = None
         self.not_modified = False
         self.complete = False
@@ -83,6 +90,10 @@ class RemoteSource:
     def problem(self, where: str, what: str) -> None:
         """Record one skipped entry; the rest of the source still syncs."""
         self.problems.append(ContentError(f"{self.name}: {where}", what))
+
+    def note(self, where: str, what: str) -> None:
+        """Record an entry left out on purpose; unlike a problem, the fetch stays complete."""
+        self.warnings.append(ContentError(f"{self.name}: {where}", what))
 
     def topics_for(self, tags: Iterable[str]) -> tuple[str, ...]:
         """Our topics for a set of source tags, through the source's mapping ('*' = all)."""
@@ -118,6 +129,14 @@ class RemoteSource:
                 return absolute
         fallback = self.option("link")
         return str(fallback) if fallback else None
+
+
+def is_protected_post(summary: str, content: str = "") -> bool:
+    """Whether a WordPress feed entry is a password-protected post: its excerpt is
+    WordPress's placeholder, or its content the password form (any language)."""
+    return PASSWORD_FORM in content or (
+        PROTECTED_EXCERPT in summary and html_to_text(summary, one_line=True).startswith(
+            PROTECTED_EXCERPT))
 
 
 def is_online(location: str | None) -> bool:

@@ -18,7 +18,7 @@ from mailer.errors import ContentError
 from mailer.models import Item, ItemKind
 from mailer.sanitize import html_to_text
 from mailer.sources import register
-from mailer.sources.remote import RemoteSource, summarize
+from mailer.sources.remote import PROTECTED, RemoteSource, summarize
 
 POSTS_PATH = "/wp-json/wp/v2/posts"
 IMAGE_SIZES = ("medium_large", "large", "full")  # ~768 px suits a 600 px mail best
@@ -79,7 +79,7 @@ class WordPressSource(PagedSource):
 
     def fetch(self) -> list[Item]:
         """Read every page of posts and turn each into a magazine item."""
-        self.problems = []
+        self.problems, self.warnings = [], []
         params = {"_embed": "1", "orderby": "date", "order": "desc"}
         for key in ("categories", "tags"):
             if self.option(key):
@@ -103,13 +103,16 @@ class WordPressSource(PagedSource):
             self.problem(where, "post without title or link; skipped")
             return None
         excerpt = post.get("excerpt") or {}
-        protected = isinstance(excerpt, dict) and excerpt.get("protected")
+        if any(isinstance(post.get(k), dict) and post[k].get("protected")
+               for k in ("content", "excerpt")):
+            # Subscribers would meet a password form: the author did not mean it for all.
+            self.note(where, PROTECTED)
+            return None
         embedded = post.get("_embedded") or {}
         image, alt = featured_image(embedded)
         return Item(
             source=self.name, source_id=str(post["id"]), kind=ItemKind.MAGAZINE, title=title,
-            url=link, summary="" if protected else summarize(
-                _rendered(excerpt), self.summary_chars(), link, link),
+            url=link, summary=summarize(_rendered(excerpt), self.summary_chars(), link, link),
             published_at=parse_wp_time(post.get("date_gmt")),
             image_url=image, image_alt=(alt or title) if image else None,
             topics=self.topics_for(term_names(embedded.get("wp:term"))),
