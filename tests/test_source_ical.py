@@ -223,3 +223,50 @@ def test_google_redirects_in_descriptions_link_to_their_target(httpserver):
     # Only Google's exact redirect form (www.google.com/url with q and sa) is unwrapped.
     assert '<a href="https://www.google.com/url?q=https://y.example.nl/&amp;usg=AOv">' in summary
     assert '<a href="https://google.com/url?q=https://z.example.nl/&amp;sa=D">' in summary
+
+
+def owa_event(uid: str, tzid: str, start: str, extra: str = "") -> str:
+    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nSUMMARY:{uid}\r\nURL:https://x.example.nl/{uid}\r\n"
+            f'DTSTART;TZID="{tzid}":{start}\r\nDTEND;TZID="{tzid}":{start[:9]}150000\r\n'
+            f"{extra}END:VEVENT\r\n")
+
+
+def test_outlook_web_display_names_as_tzid_are_their_zones(httpserver):
+    # Exchange/OWA writes Windows display names as TZID without any VTIMEZONE (excerpt of
+    # Office-2012-owa.ics): they were read as Amsterdam time, hours off.
+    calendar = (
+        "BEGIN:VCALENDAR\r\nPRODID:Microsoft Exchange Server 2010\r\nVERSION:2.0\r\n"
+        "X-WR-CALNAME:Fake Calendar\r\n"
+        + owa_event("syd", "(GMT+10:00) Canberra, Melbourne, Sydney", "20201028T133000")
+        + owa_event("ny", "(UTC-05:00) Eastern Time (US & Canada)", "20201028T133000")
+        + owa_event("ams", "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
+                    "20201102T133000",
+                    "RRULE:FREQ=WEEKLY;COUNT=3\r\nEXDATE;TZID=\"(UTC+01:00) Amsterdam, Berlin, "
+                    "Bern, Rome, Stockholm, Vienna\":20201109T133000\r\n")
+        + owa_event("mars", "(UTC+01:00) Olympus Mons", "20201029T133000")
+        + owa_event("mars2", "(UTC+01:00) Olympus Mons", "20201030T133000")
+        + "END:VCALENDAR\r\n").encode()
+    items, source = fetch(httpserver, calendar, utc(2020, 10, 20))
+    assert items["syd"].starts_at == utc(2020, 10, 28, 2, 30)  # AEDT, UTC+11
+    assert items["ny"].starts_at == utc(2020, 10, 28, 17, 30)  # EDT until 1 November
+    assert items["ny"].ends_at == utc(2020, 10, 28, 19, 0)
+    assert {k: (v.starts_at, v.status) for k, v in items.items() if k.startswith("ams/")} == {
+        "ams/20201102T123000Z": (utc(2020, 11, 2, 12, 30), ItemStatus.ACTIVE),
+        "ams/20201109T123000Z": (utc(2020, 11, 9, 12, 30), ItemStatus.CANCELLED),
+        "ams/20201116T123000Z": (utc(2020, 11, 16, 12, 30), ItemStatus.ACTIVE)}
+    # What cannot be placed is not guessed: the report names the calendar and the TZID.
+    assert "mars" not in items and "mars2" not in items
+    assert [str(p) for p in source.problems] == [
+        "test: calendar: unknown time zone '(UTC+01:00) Olympus Mons' (no VTIMEZONE, no "
+        "IANA, Windows or Outlook name); 2 events skipped"]
+
+
+def test_every_outlook_display_name_resolves_to_a_zone():
+    from mailer.sources.windows_zones import DISPLAY_NAMES, zone_for_tzid
+    for name, windows_id in DISPLAY_NAMES.items():
+        assert zone_for_tzid(f"(UTC+00:00) {name}") is not None, (name, windows_id)
+    assert zone_for_tzid("Eastern Standard Time").key == "America/New_York"
+    assert zone_for_tzid("Europe/Brussels").key == "Europe/Brussels"
+    assert zone_for_tzid("(UTC-05:00) eastern time (US &  Canada)").key == "America/New_York"
+    assert zone_for_tzid("(UTC) Coordinated Universal Time").key == "Etc/UTC"
+    assert zone_for_tzid("Eastern Time (US & Canada)") is None  # only the full Outlook form

@@ -26,6 +26,7 @@ from mailer.sanitize import html_to_text, shorten
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
+from mailer.sources.ical_zones import place_named_zones
 from mailer.sources.remote import RemoteSource, is_online, summarize
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
@@ -52,6 +53,10 @@ class ICalSource(RemoteSource):
         calendar, note = parse_calendar(doc)
         if note:
             self.problem("calendar", note)
+        for tzid, count in place_named_zones(calendar).items():
+            self.problem("calendar", f"unknown time zone {tzid!r} (no VTIMEZONE, no IANA, "
+                                     f"Windows or Outlook name); {count} event"
+                                     f"{'s' if count != 1 else ''} skipped")
         start = self.clock.now()
         weeks = self.option("horizon_weeks")
         end = start + (timedelta(weeks=int(weeks)) if weeks else self.horizon)
