@@ -270,3 +270,47 @@ def test_every_outlook_display_name_resolves_to_a_zone():
     assert zone_for_tzid("(UTC-05:00) eastern time (US &  Canada)").key == "America/New_York"
     assert zone_for_tzid("(UTC) Coordinated Universal Time").key == "Etc/UTC"
     assert zone_for_tzid("Eastern Time (US & Canada)") is None  # only the full Outlook form
+
+
+def test_events_without_uid_get_a_stable_id_from_start_and_summary(httpserver):
+    # Outlook Web exports have no UID (Office-2012-owa.ics); RFC 5545 requires one. Every
+    # event was skipped as "without UID or SUMMARY" although each had a SUMMARY.
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nPRODID:Microsoft Exchange Server 2010\r\nVERSION:2.0\r\n"
+        b"BEGIN:VEVENT\r\nSUMMARY: TEST\r\n"
+        b'DTSTART;TZID="(UTC-05:00) Eastern Time (US & Canada)":20201028T133000\r\n'
+        b'DTEND;TZID="(UTC-05:00) Eastern Time (US & Canada)":20201028T150000\r\nEND:VEVENT\r\n'
+        b"BEGIN:VEVENT\r\nSUMMARY: TEST2\r\n"
+        b'DTSTART;TZID="(UTC-05:00) Eastern Time (US & Canada)":20201102T133000\r\n'
+        b'DTEND;TZID="(UTC-05:00) Eastern Time (US & Canada)":20201102T150000\r\n'
+        b"RRULE:FREQ=WEEKLY;UNTIL=20201107T000000Z;INTERVAL=1;BYDAY=TH,FR;WKST=SU\r\n"
+        b"END:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nSUMMARY: TEST\r\nDTSTART:20201029T133000Z\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:no-title@x.example.nl\r\nDTSTART:20201029T133000Z\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nDTSTART:20201029T133000Z\r\nEND:VEVENT\r\n"
+        b"END:VCALENDAR\r\n")
+    items, source = fetch(httpserver, calendar, utc(2020, 10, 20), link=LINK)
+    again, _ = fetch(httpserver, calendar, utc(2020, 10, 20), link=LINK)
+    assert sorted(items) == sorted(again)  # the same ids on every fetch: offered once
+    by_title = sorted((i.title, i.starts_at) for i in items.values())
+    assert by_title == [("TEST", utc(2020, 10, 28, 17, 30)), ("TEST", utc(2020, 10, 29, 13, 30)),
+                        ("TEST2", utc(2020, 11, 2, 18, 30)),  # DTSTART is the first one
+                        ("TEST2", utc(2020, 11, 5, 18, 30)), ("TEST2", utc(2020, 11, 6, 18, 30))]
+    series = {k.split("/")[0] for k, v in items.items() if v.title == "TEST2"}
+    assert len(series) == 1  # the occurrences of one series share its derived id
+    assert [str(p) for p in source.problems] == [
+        "test: event no-title@x.example.nl: event without SUMMARY; skipped",
+        "test: event 20201029T133000Z: event without UID and SUMMARY; skipped"]
+
+
+def test_two_events_without_uid_with_the_same_start_and_summary_are_reported(httpserver):
+    # Their derived ids would be equal: one would silently replace the other.
+    event = "BEGIN:VEVENT\r\nSUMMARY:Spreekuur\r\nDTSTART:20261210T090000Z\r\n{}END:VEVENT\r\n"
+    calendar = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n"
+                + event.format("LOCATION:Utrecht\r\n") + event.format("LOCATION:Zwolle\r\n")
+                + "END:VCALENDAR\r\n").encode()
+    items, source = fetch(httpserver, calendar, utc(2026, 12, 3), link=LINK)
+    assert [i.location for i in items.values()] == ["Utrecht"]
+    assert [str(p) for p in source.problems] == [
+        "test: event Spreekuur: another event without UID has the same DTSTART and SUMMARY; "
+        "skipped"]

@@ -9,6 +9,7 @@ The calendar is a full listing, so within the expanded window a missing occurren
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections.abc import Iterator
@@ -53,6 +54,9 @@ class ICalSource(RemoteSource):
         calendar, note = parse_calendar(doc)
         if note:
             self.problem("calendar", note)
+        for twin in give_missing_uids(calendar):
+            self.problem(f"event {twin}", "another event without UID has the same DTSTART and "
+                                          "SUMMARY; skipped")
         for tzid, count in place_named_zones(calendar).items():
             self.problem("calendar", f"unknown time zone {tzid!r} (no VTIMEZONE, no IANA, "
                                      f"Windows or Outlook name); {count} event"
@@ -82,9 +86,10 @@ class ICalSource(RemoteSource):
     def _item(self, event: Any, recurring: set[str], floating: tzinfo, base: str) -> Item | None:
         uid = str(event.get("UID") or "").strip()
         title = html_to_text(str(event.get("SUMMARY") or ""), one_line=True)
-        where = f"event {uid or title or '?'}"
-        if not uid or not title:
-            self.problem(where, "event without UID or SUMMARY; skipped")
+        where = f"event {uid or title or _raw_start(event) or '?'}"
+        missing = [name for name, value in (("UID", uid), ("SUMMARY", title)) if not value]
+        if missing:
+            self.problem(where, f"event without {' and '.join(missing)}; skipped")
             return None
         try:
             starts, ends, all_day = _span(event, floating)
@@ -163,6 +168,47 @@ class ICalSource(RemoteSource):
                 item = self._item(copy, {str(master.get("UID"))}, floating, base)
                 if item is not None:
                     yield item
+
+
+def give_missing_uids(calendar: Any) -> list[str]:
+    """Give each event without UID one derived from its DTSTART (as written, TZID and all)
+    and SUMMARY; returns the SUMMARY of each event taken out as another's twin.
+
+    RFC 5545 requires a UID, but Outlook Web exports have none. The derived id is the same
+    on every fetch of an unchanged event, so it is offered once, as with a real UID. An
+    edit of its start or title makes it another event: the old id is gone from the window
+    (deleted, not shown as called off) and the edited event is offered as new.
+    """
+    taken: set[str] = set()
+    twins, kept = [], []
+    for component in calendar.subcomponents:
+        if component.name == "VEVENT" and not str(component.get("UID") or "").strip():
+            start, title = _raw_start(component), str(component.get("SUMMARY") or "").strip()
+            if start and title:
+                digest = hashlib.sha256(f"{start}\n{title}".encode()).hexdigest()[:24]
+                uid = f"no-uid-{digest}"
+                if uid in taken:
+                    twins.append(title)
+                    continue
+                taken.add(uid)
+                component["UID"] = uid
+        kept.append(component)
+    if twins:
+        calendar.subcomponents[:] = kept
+    return twins
+
+
+def _raw_start(event: Any) -> str:
+    """DTSTART as the calendar wrote it, with its TZID: 'TZID=...:20201028T133000'."""
+    prop = event.get("DTSTART")
+    if prop is None:
+        return ""
+    tzid = prop.params.get("TZID")
+    try:
+        value = prop.to_ical().decode()
+    except Exception:  # noqa: BLE001 - a broken property: no start to name
+        return ""
+    return f"TZID={tzid}:{value}" if tzid else value
 
 
 def parse_calendar(doc: Document) -> tuple[Any, str | None]:
