@@ -209,7 +209,7 @@ class Dispatcher:
             if run.halt.is_set():
                 with write_transaction(self.engine) as conn:
                     box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
-                                       self.worker, self.clock.now())
+                                       self.worker, self.clock.now(), rows[0].batch_key)
                 return
             self._send_group(issue_id, renders[segment], segment, group, run, stop,
                              more=n + 1 < len(groups))
@@ -223,7 +223,7 @@ class Dispatcher:
         statuses, pause = self._call(batch, run, stop)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
-            erased = self._record(conn, rows, outcomes)
+            erased = self._record(conn, rows, outcomes, rows[0].batch_key)
             bounced = self._mark_bounced(conn, rows, statuses)
             pause = pause or (_paused_elsewhere(conn, issue_id) if more else None)
         self._erase_copies(erased)
@@ -273,11 +273,13 @@ class Dispatcher:
                 else RecipientStatus(DeliveryOutcome.UNKNOWN, detail=str(exc))
                 for k in known]
 
-    def _record(self, conn, rows: list[ClaimedRow], outcomes: list[Outcome]) -> list[str]:
-        """Record outcomes; the addresses of subscribers erased while their rows were in
-        flight, whose provider data is cleaned as `privacy.erase` cleans it (`forget` ran
-        before the answer was written, and must not be undone by it)."""
-        erased = box.record_outcomes(conn, outcomes, self.clock.now(), self.worker)
+    def _record(self, conn, rows: list[ClaimedRow], outcomes: list[Outcome],
+                batch_key: str | None) -> list[str]:
+        """Record outcomes of rows of one claim (fenced on it: this worker, that batch
+        key); the addresses of subscribers erased while their rows were in flight, whose
+        provider data is cleaned as `privacy.erase` cleans it (`forget` ran before the
+        answer was written, and must not be undone by it)."""
+        erased = box.record_outcomes(conn, outcomes, self.clock.now(), self.worker, batch_key)
         if not erased:
             return []
         gone = set(erased)
@@ -365,18 +367,21 @@ class Dispatcher:
             renders = box.load_renders(conn, issue_id) if rows else {}
         if not rows:
             return 0
-        outcomes: list[Outcome] = []
+        decided: list[tuple[list[ClaimedRow], list[Outcome]]] = []
         for (_, segment), group in _by_claim(rows).items():
             if self._can_resend_identical(group):
-                outcomes += self._resend_identical(issue_id, renders[segment], segment, group)
+                outcomes = self._resend_identical(issue_id, renders[segment], segment, group)
             else:
                 known = self._reconcile(issue_id, group)
-                outcomes += [self._stranded_outcome(r, s)
-                             for r, s in zip(group, known, strict=True)]
+                outcomes = [self._stranded_outcome(r, s)
+                            for r, s in zip(group, known, strict=True)]
+            decided.append((group, outcomes))
         with write_transaction(self.engine) as conn:
-            erased = self._record(conn, rows, outcomes)
+            # Each group under the batch key its rows kept through the take-over.
+            erased = [a for group, outcomes in decided
+                      for a in self._record(conn, group, outcomes, group[0].batch_key)]
         self._erase_copies(erased)
-        return len(outcomes)
+        return sum(len(outcomes) for _, outcomes in decided)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
         """Whether the provider will still recognise this batch's idempotency key."""

@@ -154,6 +154,25 @@ def _outcome_values(dialect: str, outcomes: Sequence[Outcome]) -> dict[str, obje
     return {"ids": json.dumps({o.outbox_id: o.provider_message_id for o in outcomes})}
 
 
+# Only a row in flight takes an answer: sent, failed and skipped are final (only an
+# operator's `requeue_failed` reopens a failed row), and a queued row belongs to no
+# call. Thus no late write, fenced or not, moves a row backwards.
+_IN_FLIGHT = outbox.c.status == OutboxStatus.SENDING.value
+
+
+def _claim_fence(worker: str, batch_key: str) -> list:
+    """The row is still held by this claim: the worker and the claim's batch key.
+
+    The worker id alone (host:pid) is shared by every sender thread of a process: a thread
+    whose lease ran out, whose rows were taken over, decided, queued again and then
+    claimed by another thread of the same process, would still pass it. The batch key
+    tells the claims apart; a take-over keeps the key (the identical batch can then be
+    resent under the provider's idempotency key), and its own claimed_by tells it apart
+    from the claim it took over. IS NOT DISTINCT FROM: rows claimed without a key."""
+    return [outbox.c.claimed_by == bindparam(worker),
+            outbox.c.batch_key.is_not_distinct_from(bindparam(batch_key, type_=String))]
+
+
 @cache
 def _outcome_update(dialect: str, fenced: bool, duplicate: bool, per_row_ids: bool):
     """The UPDATE that writes one group of outcomes (eight shapes per dialect, each built
@@ -168,9 +187,10 @@ def _outcome_update(dialect: str, fenced: bool, duplicate: bool, per_row_ids: bo
         provider_message_id=bindparam("b_provider_id") if rows is None else rows.c.pid)
     if duplicate:
         values["possible_duplicate"] = True
-    where = [_id_listed(dialect) if rows is None else outbox.c.id == rows.c.id]
+    where = [_id_listed(dialect) if rows is None else outbox.c.id == rows.c.id,
+             _IN_FLIGHT]
     if fenced:
-        where.append(outbox.c.claimed_by == bindparam("b_fence"))
+        where += _claim_fence("b_fence", "b_claim")
     return update(outbox).where(*where).values(**values)
 
 
@@ -406,19 +426,20 @@ def _claim(conn: Connection, rows: Sequence, worker: str, now: datetime, lease: 
                  attempts, _subscriber_status) in rows]
 
 
-def release_unsent(conn: Connection, ids: Sequence[int], worker: str, now: datetime) -> int:
+def release_unsent(conn: Connection, ids: Sequence[int], worker: str, now: datetime,
+                   batch_key: str | None) -> int:
     """Give claimed rows that never reached the provider back to the queue as they were
     before the claim (the attempt not counted, no lease); returns how many.
 
-    Only rows still leased to this worker change: one whose lease ran out meanwhile may
-    be another worker's now."""
+    Only rows still held by this claim (worker and batch key) change: one whose lease
+    ran out meanwhile may be another worker's now, or another claim's of this process."""
     dialect = conn.dialect.name
     result = conn.execute(
-        update(outbox).where(_id_listed(dialect), outbox.c.claimed_by == worker,
-                             outbox.c.status == OutboxStatus.SENDING.value)
+        update(outbox).where(_id_listed(dialect), _IN_FLIGHT,
+                             *_claim_fence("b_worker", "b_claim"))
         .values(status=OutboxStatus.QUEUED.value, claimed_by=None, lease_until=None,
                 attempts=outbox.c.attempts - 1, updated_at=now),
-        {"ids": _id_list(dialect, ids)})
+        {"ids": _id_list(dialect, ids), "b_worker": worker, "b_claim": batch_key})
     return result.rowcount or 0
 
 
@@ -450,6 +471,7 @@ def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: dateti
     Rows another worker is taking over right now are skipped (SKIP LOCKED), and rows it
     took over a moment ago carry its fresh lease and no longer match. The rows come back
     as they were (batch key, old lease), so the identical batch can still be rebuilt.
+    The rows keep their batch key: the taker records under it (see `_claim_fence`).
     """
     query = _stranded(issue_id, now, include_live_leases, dead_workers).order_by(outbox.c.id)
     ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
@@ -470,14 +492,16 @@ _new_state = attrgetter("status", "error", "retry_at", "possible_duplicate")
 
 
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime,
-                    worker: str | None = None) -> list[int]:
+                    worker: str | None = None, batch_key: str | None = None) -> list[int]:
     """Write the result of an attempt for many rows in a few set-based statements; returns
     the ids of those rows whose subscriber has been erased meanwhile (usually none).
 
     Rows with the same new state (usually a whole batch: sent) are one UPDATE, which
-    also gives each row its own provider message id where they differ. With `worker`,
-    only rows still leased to that worker change: a worker that outlived its lease must
-    not overwrite the row another worker has taken over since (provider ids included).
+    also gives each row its own provider message id where they differ. Only rows in
+    `sending` change. With `worker`, only rows still held by that claim (worker and
+    `batch_key`) change: a sender that outlived its lease must not overwrite the row
+    another worker, or another claim of its own process, holds since (provider ids
+    included).
 
     What was written for an erased subscriber (a refusal, the file provider's path) may
     name the address that `privacy.erase` has just cleaned out: the caller, who knows the
@@ -492,7 +516,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
     for (status, error, retry_at, duplicate), group in groups.items():
         values = {"b_status": status.value, "b_error": error, "b_retry": retry_at,
                   "b_sent": now if status is OutboxStatus.SENT else None, "b_now": now,
-                  "b_fence": worker}
+                  "b_fence": worker, "b_claim": batch_key}
         provider_ids = {o.provider_message_id for o in group}
         per_row_ids = len(provider_ids) > 1
         if per_row_ids:
