@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer.compose import issue_moment
+from mailer.errors import ProviderError
 from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
 from mailer.sending import enqueue, store_issue
 from mailer.store import outbox as box
@@ -142,3 +143,159 @@ def test_no_late_write_moves_a_decided_row_backwards(loaded_app, final):
         box.record_outcomes(conn, late, now, "w", "k")
         box.release_unsent(conn, [r.id for r in rows], "w", now, "k")
     assert {s for s, _, _ in states(app, [r.id for r in rows]).values()} == {final.value}
+
+
+class Scripted:
+    """The provider, with `before(call_number, batch)` run before each call goes through
+    (it may move the clock, take rows over, or raise a ProviderError)."""
+
+    def __init__(self, inner, before):
+        self.inner, self.before, self.calls = inner, before, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send_batch(self, batch):
+        self.calls += 1
+        self.before(self.calls, batch)
+        return self.inner.send_batch(batch)
+
+
+def take_over(app, issue) -> list[int]:
+    """The rows another worker looking for stranded rows takes over now."""
+    with app.engine.begin() as conn:
+        return [r.id for r in box.take_over_stranded(conn, issue.id, OTHER, app.clock.now(),
+                                                     lease_of(app))]
+
+
+def test_a_claim_renews_its_lease_before_each_next_segment(loaded_app):
+    """The first segment's call takes longer than the lease: before the next segment the
+    sender renews the lease (nobody took the rows meanwhile), so another worker looking
+    for stranded rows finds none of the claim's later segments."""
+    app, issue = sending_app(loaded_app, batch_size=12)
+    taken: list[list[int]] = []
+
+    def before(call, batch):
+        if call == 1:
+            app.clock.instant += lease_of(app) + timedelta(minutes=1)
+        else:
+            taken.append(take_over(app, issue))
+
+    dispatcher = app.dispatcher(worker=SLOW)
+    provider = dispatcher.provider = Scripted(dispatcher.provider, before)
+    report = dispatcher.drain(issue.id)
+    assert provider.calls > 1, "the sample issue needs more than one segment"
+    assert taken == [[]] * (provider.calls - 1)
+    assert report.sent == 12 and files_written(app, issue) == 12
+    with app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id)
+    assert counts["sent"] == 12 and counts["possible_duplicates"] == 0
+
+
+def test_a_claim_taken_over_during_a_segment_sends_none_of_the_rest(loaded_app):
+    """The first call outlives the lease and another worker takes the whole claim over
+    meanwhile: the sender stops that claim instead of sending the later segments, whose
+    rows the other worker now decides; together they deliver everyone once."""
+    app, issue = sending_app(loaded_app, batch_size=12)
+    first: list[int] = []
+
+    def before(call, batch):
+        if call == 1:
+            app.clock.instant += lease_of(app) + timedelta(minutes=1)
+            assert len(take_over(app, issue)) == 12
+            first.extend(r.outbox_id for r in batch.recipients)
+
+    dispatcher = app.dispatcher(worker=SLOW)
+    provider = dispatcher.provider = Scripted(dispatcher.provider, before)
+    dispatcher.drain(issue.id)
+    assert provider.calls == 1 and files_written(app, issue) == len(first) < 12
+    with app.engine.connect() as conn:
+        ids = conn.execute(select(outbox.c.id)).scalars().all()
+    assert {(s, w) for s, w, _ in states(app, ids).values()} == {("sending", OTHER)}
+
+    app.clock.instant += 2 * lease_of(app)  # the other worker died too: decide and send
+    later = app.dispatcher(worker="host-c:3")
+    assert later.resume_stranded(issue.id) == 12
+    assert later.drain(issue.id).sent == 12 - len(first)
+    with app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id)
+    assert counts["sent"] == 12 and counts["possible_duplicates"] == 0
+    assert files_written(app, issue) == 12
+
+
+class WaitWatched(threading.Event):
+    """A stop event that runs `during_wait` once, in the first wait after it is armed: the
+    moment a sender waits to retry (or for the rate limiter after a 429)."""
+
+    def __init__(self, during_wait):
+        super().__init__()
+        self.during_wait, self.armed = during_wait, False
+
+    def wait(self, timeout=None):
+        if self.armed:
+            self.armed = False
+            self.during_wait()
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_retry_wait_that_would_pass_the_lease_renews_it_first(loaded_app, status):
+    """A retryable failure just before the lease ends: the sender renews the lease before
+    it waits to try again, so the rows are not stranded while it waits."""
+    app, issue = sending_app(loaded_app, batch_size=12)
+    one_segment(app, issue.id)
+    claimed_at = app.clock.now()
+    taken: list[list[int]] = []
+
+    def while_waiting():
+        app.clock.instant += timedelta(milliseconds=2)  # past the lease of the claim
+        taken.append(take_over(app, issue))
+
+    stop = WaitWatched(while_waiting)
+
+    def before(call, batch):
+        if call == 1:
+            app.clock.instant = claimed_at + lease_of(app) - timedelta(milliseconds=1)
+            stop.armed = True
+            raise ProviderError(f"{status}", retryable=True, status=status, retry_after=0.01)
+
+    dispatcher = app.dispatcher(worker=SLOW)
+    provider = dispatcher.provider = Scripted(dispatcher.provider, before)
+    report = dispatcher.drain(issue.id, stop)
+    assert taken == [[]] and provider.calls == 2
+    assert report.sent == 12 and files_written(app, issue) == 12
+
+
+def test_no_renewal_after_a_call_an_idempotent_provider_may_have_accepted(loaded_app):
+    """Brevo's answer is lost (the call was accepted) just before the lease ends: the
+    retry goes under the same idempotency key, but the lease is not renewed for it, since
+    a take-over judges by the lease's age whether Brevo still knows the key."""
+    from tests.delivery_support import app_for, start_emulator
+
+    plain, issue = sending_app(loaded_app, batch_size=12)
+    one_segment(plain, issue.id)
+    emu = start_emulator("brevo")
+    try:
+        app = app_for(plain, "brevo", emu)
+        lease_ends = app.clock.now() + lease_of(app)
+        seen: list[set] = []
+
+        def while_waiting():
+            with app.engine.connect() as conn:
+                seen.append(set(conn.execute(select(outbox.c.lease_until)).scalars()))
+
+        stop = WaitWatched(while_waiting)
+
+        def before(call, batch):
+            if call == 1:
+                app.clock.instant = lease_ends - timedelta(milliseconds=1)
+                emu.fail_next("drop")
+                stop.armed = True
+
+        dispatcher = app.dispatcher(worker=SLOW)
+        provider = dispatcher.provider = Scripted(dispatcher.provider, before)
+        report = dispatcher.drain(issue.id, stop)
+    finally:
+        emu.stop()
+    assert provider.calls == 2 and seen == [{lease_ends}]
+    assert report.sent == 12 and len(emu.received) == 12 and emu.duplicates() == {}

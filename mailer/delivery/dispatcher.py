@@ -2,7 +2,9 @@
 
 Progress is recorded per batch *after* the provider answered, and each row's status comes
 from the provider's per-recipient answer, so a crash can strand at most the rows of the
-batches in flight, and those stay in `sending` for `resume_stranded` to decide.
+batches in flight, and those stay in `sending` for `resume_stranded` to decide. A claim
+is recorded only while it still holds its rows (worker and batch key), and its lease is
+renewed while it is being sent (`_hold_lease`), so only a dead worker's rows run out.
 
 Several threads drain at once (each with its own HTTP session inside the provider); a
 shared RateLimiter paces them and slows down on 429; whole-call failures are retried with
@@ -21,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from operator import attrgetter
 
 from sqlalchemy import Engine
@@ -201,44 +203,57 @@ class Dispatcher:
 
     def _send_claim(self, issue_id: int, renders: dict, rows: list[ClaimedRow], run: _Run,
                     stop: threading.Event) -> None:
-        """Send a claimed batch, one provider call per segment; once the drain halts (the
-        error budget ran out, the issue was paused elsewhere), the segments not yet sent
-        go back to the queue as they were, for a resume to send."""
+        """Send a claimed batch, one provider call per segment, renewing its lease on the
+        way; once the drain halts (the error budget ran out, the issue was paused
+        elsewhere) or another worker has taken rows of the claim over, the segments not
+        yet sent go back to the queue as they were (those still held by the claim)."""
         groups = list(_by_segment(rows).items())
+        # Claims come in id order: the first and the last row bound its ids.
+        lease = _Lease(issue_id, rows[0].batch_key, (rows[0].id, rows[-1].id),
+                       rows[0].lease_until or self.clock.now(), len(rows))
         for n, (segment, group) in enumerate(groups):
             if run.halt.is_set():
-                with write_transaction(self.engine) as conn:
-                    box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
-                                       self.worker, self.clock.now(), rows[0].batch_key)
-                return
-            self._send_group(issue_id, renders[segment], segment, group, run, stop,
-                             more=n + 1 < len(groups))
+                break
+            try:
+                self._send_group(issue_id, renders[segment], segment, group, run, stop,
+                                 lease, more=n + 1 < len(groups))
+            except _LeaseLost:
+                break
+        else:
+            return
+        with write_transaction(self.engine) as conn:
+            box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
+                               self.worker, self.clock.now(), lease.key)
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
-                    rows: list[ClaimedRow], run: _Run, stop: threading.Event, *,
-                    more: bool = False) -> None:
+                    rows: list[ClaimedRow], run: _Run, stop: threading.Event, lease: _Lease,
+                    *, more: bool = False) -> None:
         """Send and record one segment's rows; with `more` segments of the claim to go,
         also see (in the same transaction) whether the issue was paused elsewhere."""
         batch = self.batch_for(issue_id, render, segment, rows)
-        statuses, pause = self._call(batch, run, stop)
+        statuses, pause = self._call(batch, run, stop, lease)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
-            erased = self._record(conn, rows, outcomes, rows[0].batch_key)
+            erased = self._record(conn, rows, outcomes, lease.key)
             bounced = self._mark_bounced(conn, rows, statuses)
             pause = pause or (_paused_elsewhere(conn, issue_id) if more else None)
+        lease.unsent -= len(rows)
         self._erase_copies(erased)
         run.account(outcomes, statuses, bounced)
         if pause:
             run.halt_with(pause)
 
-    def _call(self, batch: Batch, run: _Run, stop: threading.Event
+    def _call(self, batch: Batch, run: _Run, stop: threading.Event, lease: _Lease
               ) -> tuple[list[RecipientStatus], str | None]:
-        """Call the provider with retries; returns statuses and a reason to pause, if any."""
+        """Call the provider with retries; returns statuses and a reason to pause, if any.
+        Raises _LeaseLost, before a call, when another worker has taken the rows over."""
         n = len(batch.recipients)
         error: ProviderError | None = None
+        maybe_accepted = False
         for attempt in range(1, self.call_attempts + 1):
             if not self.limiter.acquire(n, stop) and error is not None:
                 break
+            self._hold_lease(lease, 0.0, maybe_accepted)  # also after a long pacing wait
             try:
                 statuses = self.provider.send_batch(batch)
                 self.limiter.succeeded(n)
@@ -253,13 +268,55 @@ class Dispatcher:
                     return [status] * n, f"{self.provider.name} refused a whole batch: {exc}"
                 if exc.maybe_accepted and not getattr(self.provider, "idempotent", False):
                     return self._after_ambiguous(batch, exc), None
-                if attempt < self.call_attempts and exc.status != 429:
-                    delay = retry_delay(attempt, exc.retry_after, base=self.retry_base)
-                    if stop.wait(delay):
-                        break
+                maybe_accepted |= exc.maybe_accepted
+                if attempt == self.call_attempts:
+                    break
+                if exc.status == 429:  # the wait is the limiter's, at the next acquire
+                    self._hold_lease(lease, exc.retry_after or 1.0, maybe_accepted)
+                    continue
+                delay = retry_delay(attempt, exc.retry_after, base=self.retry_base)
+                self._hold_lease(lease, delay, maybe_accepted)
+                if stop.wait(delay):
+                    break
         assert error is not None
         outcome = DeliveryOutcome.UNKNOWN if error.maybe_accepted else DeliveryOutcome.FAILED
         return [RecipientStatus(outcome, detail=str(error))] * n, None
+
+    def _hold_lease(self, lease: _Lease, wait: float, maybe_accepted: bool) -> None:
+        """Renew the claim's lease when less than half of it would be left after waiting
+        `wait` seconds (before each call, so before each next segment, and before each
+        retry wait); _LeaseLost when another worker has taken rows of the claim over.
+
+        A heartbeat, as mature job queues keep a job they are working on (SQS
+        ChangeMessageVisibility, Pub/Sub's lease extension, Temporal's activity
+        heartbeats), rather than giving a claim back whenever it takes long: the lease is
+        there to find the rows of a worker that died, not to cut short a live one slowed
+        by retries and 429 waits (another worker would claim the same rows and meet the
+        same waits). So the lease only has to cover the next call and its wait, and a
+        renewal is one UPDATE, only when one is due. Half a lease of margin covers the
+        call itself and a clock of the taking-over machine that runs ahead of ours. A
+        lease that ran out but that nobody took over is still only ours (a take-over
+        moves claimed_by in the transaction that sees the lease run out): renewed too.
+
+        Not renewed after an attempt the provider may have accepted (an idempotent
+        provider is then retried under the same key): a take-over judges whether the
+        provider still knows that key by when the lease was given
+        (`_can_resend_identical`), which must not be later than the call's first attempt.
+        A take-over meanwhile resends under the same key, which the provider
+        deduplicates, and our answer is fenced out."""
+        now = self.clock.now()
+        if maybe_accepted or now + timedelta(seconds=wait) + self.lease / 2 < lease.until:
+            return
+        until = now + self.lease
+        with write_transaction(self.engine) as conn:
+            held = box.renew_lease(conn, lease.issue_id, lease.id_range, self.worker,
+                                   lease.key, until)
+        if held < lease.unsent:
+            log.warning("claim %s: %d of its %d rows not yet recorded were taken over after "
+                        "its lease ran out; it stops, and gives back the rest", lease.key,
+                        lease.unsent - held, lease.unsent)
+            raise _LeaseLost(lease.key)
+        lease.until = until
 
     def _after_ambiguous(self, batch: Batch, exc: ProviderError) -> list[RecipientStatus]:
         """The call may have been accepted: ask the provider; what it cannot tell is
@@ -415,6 +472,21 @@ class Dispatcher:
             return Outcome(row.id, OutboxStatus.QUEUED, error="not sent before the crash")
         return Outcome(row.id, OutboxStatus.QUEUED, possible_duplicate=True,
                        error="in flight at a crash; sent again, may arrive twice")
+
+
+class _LeaseLost(Exception):
+    """Another worker has taken rows of this claim over: it decides them now."""
+
+
+@dataclass
+class _Lease:
+    """The lease of the claim a sender thread is working on, renewed as it goes."""
+
+    issue_id: int
+    key: str | None  # the claim's batch key
+    id_range: tuple[int, int]  # its first and last outbox id
+    until: datetime
+    unsent: int  # rows of the claim not yet recorded, which the lease has to cover
 
 
 @dataclass

@@ -2,11 +2,12 @@
 
 Any number of workers on any number of machines share one PostgreSQL database. Each
 claims batches with `FOR UPDATE SKIP LOCKED` under a lease (see `store.outbox`), so no two
-workers hold the same row; a worker that dies leaves its rows in `sending` until the lease
-expires, and then whichever worker looks first takes them over and decides them by the
-dispatcher's in-flight rules (reconcile with the provider, else send again as a possible
-duplicate). Idle workers sleep with a growing back-off on an Event, so a stop request
-(SIGTERM) wakes them at once; a busy worker stops after the batch in flight is recorded.
+workers hold the same row, and renews that lease while it sends a claim; a worker that
+dies leaves its rows in `sending` until the lease expires, and then whichever worker looks
+first takes them over and decides them by the dispatcher's in-flight rules (reconcile
+with the provider, else send again as a possible duplicate). Idle workers sleep with a
+growing back-off on an Event, so a stop request (SIGTERM) wakes them at once; a busy
+worker stops after the batch in flight is recorded.
 """
 
 from __future__ import annotations

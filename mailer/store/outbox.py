@@ -443,6 +443,29 @@ def release_unsent(conn: Connection, ids: Sequence[int], worker: str, now: datet
     return result.rowcount or 0
 
 
+# The rows of a claim still in flight and still held by it: found through the work index
+# (issue, status, id) within the claim's id range, so no id list is built per renewal.
+_RENEW_LEASE = (
+    update(outbox)
+    .where(outbox.c.issue_id == bindparam("b_issue"), _IN_FLIGHT,
+           outbox.c.id.between(bindparam("b_first"), bindparam("b_last")),
+           *_claim_fence("b_worker", "b_claim"))
+    .values(lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type))
+)
+
+
+def renew_lease(conn: Connection, issue_id: int, id_range: tuple[int, int], worker: str,
+                batch_key: str | None, until: datetime) -> int:
+    """Extend the lease of a claim's rows to `until`, for those still in `sending` and
+    still held by the claim (this worker, this batch key) between the claim's first and
+    last id; returns how many. Fewer than the claim has in flight: another worker has
+    taken rows of it over, after its lease ran out."""
+    first, last = id_range
+    return conn.execute(_RENEW_LEASE, {
+        "b_issue": issue_id, "b_first": first, "b_last": last, "b_worker": worker,
+        "b_claim": batch_key, "b_lease": until.astimezone(UTC)}).rowcount or 0
+
+
 def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedRow]:
     """Outbox rows joined with what personalisation needs, in id order."""
     rows = conn.execute(
