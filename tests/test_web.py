@@ -18,6 +18,7 @@ from mailer.web import create_app
 from tests.conftest import DEMO_NOW, make_settings
 from tests.webhelpers import csrf_of, link_in, mails_in, text_of
 
+SENT = "/aanmelden/verstuurd"  # where the subscribe form's answer sends the browser
 HEADERS = {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy",
            "X-Content-Type-Options"}
 
@@ -52,7 +53,7 @@ def status_of(app, email):
 def subscribed(client, web, mailer, email="anna@example.org", **fields):
     """Subscribe through the form and return the confirmation mail."""
     response = post_form(client, {"email": email, **fields})
-    assert response.status_code == 200
+    assert (response.status_code, response.location) == (303, SENT)
     join(web)
     return [m for m in mails_in(mailer.settings.outbox_dir) if email in m["To"]][-1]
 
@@ -147,8 +148,8 @@ def test_subscribe_answers_the_same_for_every_address(client, web, mailer):
     answers = {email: post_form(client, {"email": email}) for email in (
         "new@example.org", "known@example.org", "pending@example.org", "erased@example.org",
         "bounced@example.org")}
-    bodies = {(r.status_code, r.text) for r in answers.values()}
-    assert len(bodies) == 1 and next(iter(bodies))[0] == 200
+    bodies = {(r.status_code, r.location, r.text) for r in answers.values()}
+    assert len(bodies) == 1 and next(iter(bodies))[:2] == (303, SENT)
     join(web)
     to = [m["To"] for m in mails_in(mailer.settings.outbox_dir)]
     assert not any("erased@" in t or "bounced@" in t for t in to)
@@ -172,7 +173,7 @@ def test_mail_goes_out_after_the_answer(mailer):
                                     mailer.clock)
     web = create_app(mailer)
     response = post_form(web.test_client(), {"email": "slow@example.org"})
-    assert response.status_code == 200  # answered while the provider still blocks
+    assert response.status_code == 303  # answered while the provider still blocks
     assert mails_in(s.outbox_dir) == []
     GatedProvider.gate.set()
     join(web)
@@ -206,7 +207,7 @@ def test_address_we_cannot_mail_is_an_error(client, web, mailer):
     assert "accenten" in response.text
     join(web)
     assert status_of(mailer, "jörg@example.org") is None
-    assert post_form(client, {"email": "anna@exämple.org", "naam": "Anna"}).status_code == 200
+    assert post_form(client, {"email": "anna@exämple.org", "naam": "Anna"}).status_code == 303
     join(web)
     [idn] = mails_in(mailer.settings.outbox_dir)  # a non-ASCII domain is fine (IDNA)
     assert [a.addr_spec for a in idn["To"].addresses] == ["anna@xn--exmple-cua.org"]
@@ -214,7 +215,8 @@ def test_address_we_cannot_mail_is_an_error(client, web, mailer):
 
 def test_honeypot_answers_as_usual_but_does_nothing(client, web, mailer):
     response = post_form(client, {"email": "bot@example.org", "website": "http://spam"})
-    assert response.status_code == 200 and "Kijk in je mailbox" in response.text
+    assert (response.status_code, response.location) == (303, SENT)
+    assert "Kijk in je mailbox" in client.get(SENT).text
     join(web)
     assert status_of(mailer, "bot@example.org") is None and not mails_in(
         mailer.settings.outbox_dir)
@@ -227,17 +229,17 @@ def test_rate_limits_per_ip_and_per_address(tmp_path, sqlite_url):
     web = create_app(app)
     client = web.test_client()
     answers = [post_form(client, {"email": "same@example.org"}).status_code for _ in range(3)]
-    assert answers == [200, 200, 200]  # the address limit is silent (no enumeration)
+    assert answers == [303, 303, 303]  # the address limit is silent (no enumeration)
     join(web)
     assert len(mails_in(settings.outbox_dir)) == 2
-    assert post_form(client, {"email": "other@example.org"}).status_code == 200
+    assert post_form(client, {"email": "other@example.org"}).status_code == 303
     blocked = post_form(client, {"email": "third@example.org"})
     assert blocked.status_code == 429 and "Even wachten" in blocked.text
     assert "over een uur opnieuw" in blocked.text  # the window: 60 minutes
     assert status_of(app, "third@example.org") is None
     other_ip = post_form(client, {"email": "third@example.org"},
                          environ_base={"REMOTE_ADDR": "198.51.100.9"})
-    assert other_ip.status_code == 200
+    assert other_ip.status_code == 303
     app.engine.dispose()
 
 
@@ -247,7 +249,7 @@ def test_rate_limit_page_names_the_configured_window(tmp_path, sqlite_url, minut
                              rate_limit_window_minutes=minutes)
     app = App(settings, FixedClock(parse_instant(DEMO_NOW)))
     client = create_app(app).test_client()
-    assert post_form(client, {"email": "one@example.org"}).status_code == 200
+    assert post_form(client, {"email": "one@example.org"}).status_code == 303
     blocked = post_form(client, {"email": "two@example.org"})
     assert blocked.status_code == 429 and f"Probeer het {wait} opnieuw." in blocked.text
     assert blocked.headers["Retry-After"] == str(minutes * 60)
@@ -262,10 +264,10 @@ def test_ipv6_clients_are_limited_per_64_network(tmp_path, sqlite_url):
     answers = [post_form(client, {"email": f"v6-{n}@example.org"},
                          environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n:x}"}).status_code
                for n in range(1, 4)]
-    assert answers == [200, 200, 429]
+    assert answers == [303, 303, 429]
     other = post_form(client, {"email": "v6-4@example.org"},
                       environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
-    assert other.status_code == 200  # the next /64 is someone else
+    assert other.status_code == 303  # the next /64 is someone else
     app.engine.dispose()
 
 
@@ -465,8 +467,9 @@ def test_the_form_answers_the_same_for_a_record_with_a_waiting_request(client, w
     client.post(path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version)),
                 data={"List-Unsubscribe": "One-Click"})
     post_form(client, {"email": "waiting@example.org"})
-    answers = {post_form(client, {"email": email, "naam": "X", "onderdelen": ["agenda"]}).text
-               for email in ("left@example.org", "waiting@example.org", "nieuw@example.org")}
+    answers = {(r.status_code, r.location, r.text) for r in (
+        post_form(client, {"email": email, "naam": "X", "onderdelen": ["agenda"]})
+        for email in ("left@example.org", "waiting@example.org", "nieuw@example.org"))}
     assert len(answers) == 1
 
 

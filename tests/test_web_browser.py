@@ -30,12 +30,22 @@ ARTIFACTS = REPO / "test-artifacts" / "web"
 
 
 class LateApp:
-    """A WSGI app set after the server is bound, so the app's base_url knows the port."""
+    """A WSGI app set after the server is bound, so the app's base_url knows the port.
+
+    It reads the whole answer and closes the app's iterable before the server writes: when
+    a browser follows a redirect and resets the connection, werkzeug's development server
+    raises while draining the socket and never calls close(), which is when the subscribe
+    form queues its mail (gunicorn closes the iterable whatever happened to the socket)."""
 
     wsgi = None
 
     def __call__(self, environ, start_response):
-        return self.wsgi(environ, start_response)
+        answer = self.wsgi(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
 
 
 @pytest.fixture
@@ -171,3 +181,24 @@ def test_subscriber_journey_in_chromium(site, browser_page):
     response = page.goto(f"{base}/afmelden/niet-echt")
     assert response.status == 400
     checker.check("foute-link")
+
+
+def test_reloading_the_answer_to_the_form_posts_nothing_again(site, browser_page):
+    app, web, base = site
+    page = browser_page
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    page.goto(f"{base}/aanmelden")
+    page.fill("#email", "anna@example.org")
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "Kijk in je mailbox"
+    page.reload()  # a refresh must not post the form again: that sends another mail
+    assert page.locator("h1").inner_text() == "Kijk in je mailbox"
+    assert posts == [f"{base}/aanmelden"]
+    page.go_back()
+    page.go_forward()
+    assert page.locator("h1").inner_text() == "Kijk in je mailbox"
+    assert posts == [f"{base}/aanmelden"]
+    web.extensions["weerbaarnl.mail"].join()
+    assert len(mails_in(app.settings.outbox_dir)) == 1
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from mailer.links import TokenClaims
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
@@ -56,19 +56,27 @@ def subscribe_post():
     data = read_subscribe(request.form, app.settings.themes)
     if data.errors:
         return _form(data, 400)
+    # Post/Redirect/Get: reloading the answer, or going back to it, must not post the form
+    # again (that would send another confirmation mail).
+    response = redirect(url_for("subscribe.subscribe_sent"), 303)
     if request.form.get(HONEYPOT):
-        return render_template("subscribe_sent.html")  # a bot: answer as usual, do nothing
+        return response  # a bot: answer as usual, do nothing
     if not form_post_allowed(app, client_ip()):
         raise too_many(app.settings.rate_limit_window_minutes)
     context = consent_context(app.settings, "web:" + app.links.url("aanmelden"),
                               client_ip(), user_agent())
     queue = mail_queue()
-    response = make_response(render_template("subscribe_sent.html"))
     # Look the address up only after answering: the answer's content and timing must not
     # depend on whether it is new, known or suppressed.
     response.call_on_close(lambda: queue.submit_call(lambda: subscribe(
         app, data.email, data.name, data.preferences, context).mail))
     return response
+
+
+@blueprint.get("/aanmelden/verstuurd")
+def subscribe_sent():
+    """What happens next, after the form was posted: the same page for every address."""
+    return render_template("subscribe_sent.html")
 
 
 def _confirming(token: str) -> tuple[TokenClaims, Subscriber] | None:
