@@ -202,3 +202,45 @@ def test_reloading_the_answer_to_the_form_posts_nothing_again(site, browser_page
     web.extensions["weerbaarnl.mail"].join()
     assert len(mails_in(app.settings.outbox_dir)) == 1
 
+
+FOCUS_RING = """() => {
+  const e = document.activeElement, s = getComputedStyle(e);
+  let parent = e.parentElement, bg = "rgba(0, 0, 0, 0)";
+  while (parent && (bg = getComputedStyle(parent).backgroundColor) === "rgba(0, 0, 0, 0)")
+    parent = parent.parentElement;
+  return {what: e.id || e.textContent.trim().slice(0, 40), style: s.outlineStyle,
+          width: parseFloat(s.outlineWidth), ring: s.outlineColor,
+          behind: parent ? bg : "rgb(255, 255, 255)"};
+}"""
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two CSS rgb() colours."""
+    def luminance(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+                   for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_focus_ring_stands_out_from_what_is_behind_it(site, browser_page):
+    """WCAG 1.4.11: a focus indicator needs 3:1 against the colours next to it."""
+    app, web, base = site
+    page = browser_page
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.goto(f"{base}/aanmelden")
+    seen = []
+    for _ in range(40):  # once round the page, to the body or back to the skip link
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.body"):
+            break
+        ring = page.evaluate(FOCUS_RING)
+        if seen and ring["what"] == seen[0]["what"]:
+            break
+        seen.append(ring)
+    assert any(r["what"] == "Aanmelden" for r in seen), seen  # the button was reached
+    for ring in seen:
+        assert ring["style"] != "none" and ring["width"] >= 2, ring
+        assert contrast(ring["ring"], ring["behind"]) >= 3, ring
