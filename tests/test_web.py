@@ -493,3 +493,15 @@ def test_archive_shows_sent_issues_without_personal_links(loaded_app):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_a_dead_unsubscribe_link_still_tells_how_to_unsubscribe(client, web, mailer):
+    sub = active(client, web, mailer)
+    old = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))
+    with mailer.engine.begin() as conn:
+        subs.revoke_links(conn, sub.id, mailer.clock.now(), "admin:test")
+    mailto = f'href="mailto:{mailer.settings.unsubscribe_mailto}"'
+    for path in (old, "/afmelden/kapot", "/voorkeuren/kapot"):
+        page = client.get(path)
+        assert page.status_code in (400, 410) and mailto in page.text, path
+    assert mailto not in client.get("/nergens").text  # only where someone wants out
