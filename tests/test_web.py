@@ -505,3 +505,15 @@ def test_a_dead_unsubscribe_link_still_tells_how_to_unsubscribe(client, web, mai
         page = client.get(path)
         assert page.status_code in (400, 410) and mailto in page.text, path
     assert mailto not in client.get("/nergens").text  # only where someone wants out
+
+
+@pytest.mark.parametrize("kind", ["confirm", "already", "goodbye"])
+def test_subscriber_mails_promise_what_the_pages_do(mailer, kind):
+    """The link in each mail opens a page with one more button (link scanners must not
+    act), so no mail promises "één klik"; every HTML part shows its link to copy, in case
+    the button does not work; the words are the pages' own."""
+    mail = mailer.subscriber_mail.rendered(kind)
+    for part in (mail.html, mail.text):
+        assert "één klik" not in part.lower() and "onderwerpen" not in part
+    assert "Kopieer dan deze link" in mail.html
+    assert mail.html.count("%%action_url%%") == 3  # button, link and its text
