@@ -517,3 +517,15 @@ def test_subscriber_mails_promise_what_the_pages_do(mailer, kind):
         assert "één klik" not in part.lower() and "onderwerpen" not in part
     assert "Kopieer dan deze link" in mail.html
     assert mail.html.count("%%action_url%%") == 3  # button, link and its text
+
+
+def test_mails_and_web_versions_describe_themselves_in_dutch(mailer):
+    """MJML marks the body aria-roledescription="email", which a Dutch screen reader reads
+    as the Dutch word for enamel."""
+    from mailer.render.newsletter import compile_mjml
+
+    html = compile_mjml('<mjml lang="nl"><mj-body><mj-section><mj-column><mj-text>Hallo'
+                        '</mj-text></mj-column></mj-section></mj-body></mjml>')
+    for part in (html, mailer.subscriber_mail.rendered("goodbye").html):
+        assert 'aria-roledescription="e-mail"' in part
+        assert 'aria-roledescription="email"' not in part
