@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from mailer.errors import ConfigError
 
-TASKS = ("newsletter", "proof", "sync-content", "purge-pending", "retry-failed")
+TASKS = ("newsletter", "proof", "sync-content", "purge-pending", "retention", "retry-failed")
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 INTERVAL_FIELDS = ("weeks", "days", "hours", "minutes", "seconds")
 TOP_KEYS = {"task", "trigger", "timezone", "options", "enabled", "grace_hours", "description"}
@@ -41,6 +41,7 @@ OPTIONS: dict[str, dict[str, tuple[type, Any, Callable[[Any], bool], str]]] = {
     "proof": {"newsletter_job": (str, "newsletter", bool, "a job id")},
     "sync-content": {},
     "purge-pending": {},
+    "retention": {},
     "retry-failed": {"max_age_hours": (int, 24, lambda v: v >= 1, "at least 1")},
 }
 

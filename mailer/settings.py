@@ -125,6 +125,12 @@ class Settings:
     goodbye_mail: bool = _s("subscriptions", True)
     trusted_proxies: int = _s("subscriptions", 0)
 
+    # [retention] (AVG art. 5(1)(e): kept no longer than needed; README "Bewaartermijnen")
+    left_subscriber_days: int = _s("retention", 90)
+    delivery_record_days: int = _s("retention", 90)
+    consent_ip_days: int = _s("retention", 365)
+    webhook_event_days: int = _s("retention", 30)
+
     # [scheduler]
     jobs_dir: Path = _s("scheduler", Path("jobs"))
     grace_hours: float = _s("scheduler", 6.0)
@@ -294,7 +300,7 @@ def _describe(base: type) -> str:
 def _validate(s: Settings) -> None:
     """Raise a ConfigError naming the first setting whose value cannot work."""
     for checks in (_mailer_checks, _content_checks, _delivery_checks, _preview_checks,
-                   _subscription_checks, _scheduler_checks):
+                   _subscription_checks, _retention_checks, _scheduler_checks):
         _require(s, checks(s))
     _check_addresses(s)
     _check_now(s)
@@ -361,6 +367,13 @@ def _subscription_checks(s: Settings) -> list[Check]:
         ("rate_limit_window_minutes", s.rate_limit_window_minutes >= 1, "must be at least 1"),
         ("trusted_proxies", s.trusted_proxies >= 0, "must not be negative"),
     ]
+
+
+def _retention_checks(s: Settings) -> list[Check]:
+    """How long personal data is kept: at least a day each (the job runs daily)."""
+    return [(name, getattr(s, name) >= 1, "must be at least 1 (days)")
+            for name in ("left_subscriber_days", "delivery_record_days", "consent_ip_days",
+                         "webhook_event_days")]
 
 
 def _scheduler_checks(s: Settings) -> list[Check]:

@@ -122,7 +122,8 @@ def subscribe(app: App, email: str, name: str, preferences: Preferences,
     """Handle a subscribe request for a normalised address (double opt-in)."""
     now = app.clock.now()
     with app.engine.begin() as conn:
-        if subs.is_suppressed(conn, email):
+        reason = subs.suppression_reason(conn, email)
+        if reason is not None and reason != subs.LEFT_BY_CHOICE:
             return SubscribeResult(SubscribeOutcome.SUPPRESSED)
         existing = subs.find_by_email(conn, email)
         if existing is None:
@@ -214,6 +215,7 @@ def confirm(app: App, subscriber_id: int, context: ConsentContext,
         requests.drop_request(conn, subscriber_id)
         subs.set_status(conn, subscriber_id, SubscriberStatus.ACTIVE, app.clock.now(),
                         context.source, details, event="confirm", context=context)
+        subs.lift_own_suppression(conn, row.email)
         return ConfirmOutcome.CONFIRMED
 
 

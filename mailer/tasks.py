@@ -14,6 +14,7 @@ from mailer.dutch import long_date, time_of_day
 from mailer.jobs import JobSpec
 from mailer.models import Issue, IssueStatus
 from mailer.notify import notify_editors
+from mailer.retention import apply_retention
 from mailer.sending import (
     NothingNewForAnyone,
     SendResult,
@@ -236,6 +237,11 @@ def run_purge(ctx: TaskContext) -> TaskResult:
     return TaskResult(RunStatus.DONE, f"purged {count} unconfirmed subscription(s)")
 
 
+def run_retention(ctx: TaskContext) -> TaskResult:
+    """Erase or thin out personal data past its retention period (README, Bewaartermijnen)."""
+    return TaskResult(RunStatus.DONE, "; ".join(apply_retention(ctx.app).lines()))
+
+
 def run_retry_failed(ctx: TaskContext) -> TaskResult:
     """Resume every recent issue still sending: due retries, rows a crash left in flight."""
     app = ctx.app
@@ -259,5 +265,6 @@ TASK_FUNCTIONS: dict[str, Callable[[TaskContext], TaskResult]] = {
     "proof": run_proof,
     "sync-content": run_sync,
     "purge-pending": run_purge,
+    "retention": run_retention,
     "retry-failed": run_retry_failed,
 }

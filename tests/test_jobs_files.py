@@ -30,7 +30,7 @@ def write_job(folder: Path, name: str, text: str) -> Path:
 def test_shipped_jobs_cover_the_editorial_week():
     jobs = shipped()
     assert {s.task for s in jobs.values()} == {
-        "newsletter", "proof", "sync-content", "purge-pending", "retry-failed"}
+        "newsletter", "proof", "sync-content", "purge-pending", "retention", "retry-failed"}
     wednesday = datetime(2026, 12, 2, 0, 0, tzinfo=AMS)
     assert jobs["newsletter"].next_fire(wednesday) == datetime(2026, 12, 3, 9, 0, tzinfo=AMS)
     assert jobs["proof"].next_fire(wednesday) == datetime(2026, 12, 2, 14, 0, tzinfo=AMS)

@@ -92,6 +92,7 @@ def register_commands() -> None:
         issue,
         issues,
         jobs,
+        retention,
         serve,
         subscribers,
         worker,

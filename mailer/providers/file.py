@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from email import policy
 from email.parser import HeaderParser
@@ -34,17 +34,52 @@ def erase_copies(folder: Path, email: str) -> int:
     """
     if not folder.is_dir():
         return 0
-    wanted = email.lower()
-    parser = HeaderParser(policy=policy.default)
-    erased = 0
-    for path in folder.glob(f"issue-*/*-{safe_name(email)}.eml"):
-        with path.open("rb") as handle:
-            to = parser.parsestr(handle.read().decode("utf-8", "replace"))["To"]
-        addresses = [a.addr_spec.lower() for a in getattr(to, "addresses", ())]
-        if wanted in addresses:
+    found = [p for p in folder.glob(f"issue-*/*-{safe_name(email)}.eml")
+             if _addressed_to(p, {email.lower()})]
+    return _delete(found)
+
+
+def copies_for(folder: Path, emails: Iterable[str]) -> list[Path]:
+    """Every message written for any of many addresses, in one pass over the folder (a
+    glob per address would read the folder once per address)."""
+    wanted = {e.lower() for e in emails}
+    names = {safe_name(e) for e in wanted}
+    if not wanted or not folder.is_dir():
+        return []
+    return [p for p in folder.glob("issue-*/*.eml")
+            if p.stem.partition("-")[2] in names and _addressed_to(p, wanted)]
+
+
+def copies_older_than(folder: Path, issue_ids: Iterable[int], before: datetime) -> list[Path]:
+    """The messages of the given issues, and mails outside any issue (confirmations,
+    goodbyes, notes to the editors: `issue-0`) last written before a moment."""
+    if not folder.is_dir():
+        return []
+    found = [p for i in issue_ids if i > 0 for p in (folder / f"issue-{i}").glob("*.eml")]
+    found += [p for p in (folder / "issue-0").glob("*.eml")
+              if p.stat().st_mtime < before.timestamp()]
+    return found
+
+
+def delete_copies(paths: Iterable[Path]) -> int:
+    """Delete messages (already gone is fine); how many were there."""
+    return _delete(paths)
+
+
+def _addressed_to(path: Path, wanted: set[str]) -> bool:
+    with path.open("rb") as handle:
+        to = HeaderParser(policy=policy.default).parsestr(
+            handle.read().decode("utf-8", "replace"))["To"]
+    return any(a.addr_spec.lower() in wanted for a in getattr(to, "addresses", ()))
+
+
+def _delete(paths: Iterable[Path]) -> int:
+    deleted = 0
+    for path in paths:
+        if path.exists():
             path.unlink(missing_ok=True)
-            erased += 1
-    return erased
+            deleted += 1
+    return deleted
 
 
 @register

@@ -70,6 +70,10 @@ class Outcome(NamedTuple):
     possible_duplicate: bool = False
 
 
+# What an outbox row holds instead of an address once retention has thinned out its
+# delivery record (`store.retention`): nothing can be sent to it again.
+NO_ADDRESS = ""
+
 # What personalisation needs of a row, in ClaimedRow's order.
 _PERSONAL_COLUMNS = (outbox.c.id, outbox.c.subscriber_id, outbox.c.email, subscribers.c.name,
                      subscribers.c.token_version, outbox.c.segment_key, outbox.c.message_id,
@@ -613,13 +617,14 @@ def make_waiting_rows_due(conn: Connection, issue_id: int, now: datetime) -> int
 
 def requeue_failed(conn: Connection, issue_id: int, now: datetime) -> int:
     """Give failed rows of an issue another chance (fresh attempts), only for subscribers
-    who are still active (never a bounced or unsubscribed one); returns how many."""
+    who are still active (never a bounced or unsubscribed one) and rows that still hold
+    an address (retention takes it from old issues' rows); returns how many."""
     active = select(subscribers.c.id).where(
         subscribers.c.status == SubscriberStatus.ACTIVE.value)
     result = conn.execute(
         update(outbox)
         .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.FAILED.value,
-               outbox.c.subscriber_id.in_(active))
+               outbox.c.subscriber_id.in_(active), outbox.c.email != NO_ADDRESS)
         .values(status=OutboxStatus.QUEUED.value, attempts=0, next_attempt_at=None,
                 updated_at=now)
     )

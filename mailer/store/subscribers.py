@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, Dialect, Engine, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, delete, func, insert, select, update
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
 from mailer.store.db import driver_sql, driver_transaction
@@ -59,10 +59,28 @@ def active_segments(conn: Connection) -> list[tuple[str, int]]:
 
 
 def is_suppressed(conn: Connection, address: str) -> bool:
-    """Whether an address must never be mailed again (erased, bounced, complained)."""
-    return conn.execute(
-        select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash(address))
-    ).first() is not None
+    """Whether an address must never be mailed again (erased, bounced, complained, or
+    unsubscribed and erased since: see `suppression_reason`)."""
+    return suppression_reason(conn, address) is not None
+
+
+# The suppression of someone who unsubscribed and whose record retention erased: nobody
+# else adds the address back (import, `subscribers add`), but the person may subscribe
+# again by double opt-in, and confirming lifts it.
+LEFT_BY_CHOICE = "unsubscribed"
+
+
+def suppression_reason(conn: Connection, address: str) -> str | None:
+    """Why an address is suppressed, or None if it is not."""
+    return conn.execute(select(suppressions.c.reason).where(
+        suppressions.c.email_hash == email_hash(address))).scalar()
+
+
+def lift_own_suppression(conn: Connection, address: str) -> None:
+    """Drop an address's suppression if it only records that its owner unsubscribed: they
+    have just confirmed a new subscription themselves."""
+    conn.execute(delete(suppressions).where(suppressions.c.email_hash == email_hash(address),
+                                            suppressions.c.reason == LEFT_BY_CHOICE))
 
 
 def same_address(address: str):

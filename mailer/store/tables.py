@@ -201,7 +201,8 @@ subscription_requests = Table(
 )
 
 # Append-only proof of consent (AVG art. 7(1)): never updated, never deleted, except
-# that erasure blanks personal fields (ip, user agent) and keeps the hash.
+# that erasure blanks personal fields (ip, user agent, details) and keeps the hash, and
+# retention blanks ip and user agent after `consent_ip_days` (`store.retention`).
 consent_events = Table(
     "consent_events",
     metadata,

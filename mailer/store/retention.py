@@ -1,0 +1,205 @@
+"""Storage limitation in the store: set-based statements that erase or thin out personal
+data once its retention period is over (AVG art. 5(1)(e)).
+
+Each step comes as a count (for a dry run) and an apply over the same selection, so a dry
+run counts exactly what a run would change. Nothing in flight is selected: no subscriber
+with a row queued or sending, no issue that is not sent or still has such rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
+from mailer.store.outbox import NO_ADDRESS
+from mailer.store.subscribers import email_hash
+from mailer.store.tables import (
+    consent_events,
+    issues,
+    outbox,
+    rate_limit_hits,
+    subscribers,
+    subscription_requests,
+    suppressions,
+    webhook_events,
+)
+
+LEFT = (SubscriberStatus.UNSUBSCRIBED.value, SubscriberStatus.BOUNCED.value,
+        SubscriberStatus.COMPLAINED.value)
+IN_FLIGHT = (OutboxStatus.QUEUED.value, OutboxStatus.SENDING.value)
+# Ids per statement: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Leaver:
+    """A subscriber to erase: id, the address (for its suppression hash and the file
+    provider's copies) and the status they left with (the suppression's reason)."""
+
+    id: int
+    email: str
+    status: str
+
+
+def _leaving(before: datetime):
+    """Who left (unsubscribed, bounced, complained) and was not touched since `before`,
+    has no subscribe request waiting (its confirm link must keep working) and no row in
+    flight (a batch may be recording its answer)."""
+    in_flight = select(outbox.c.subscriber_id).where(
+        outbox.c.issue_id.in_(select(issues.c.id).where(
+            issues.c.status != IssueStatus.SENT.value)),
+        outbox.c.status.in_(IN_FLIGHT))
+    return and_(subscribers.c.status.in_(LEFT), subscribers.c.updated_at < before,
+                subscribers.c.id.not_in(select(subscription_requests.c.subscriber_id)),
+                subscribers.c.id.not_in(in_flight))
+
+
+def leavers(conn: Connection, before: datetime, *, lock: bool = True) -> list[Leaver]:
+    """The subscribers who left before a moment, locked until the transaction ends (FOR
+    UPDATE on PostgreSQL: nobody resubscribes them half-way through the erasure)."""
+    query = select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
+        _leaving(before)).order_by(subscribers.c.id)
+    rows = conn.execute(query.with_for_update() if lock else query).all()
+    return [Leaver(r.id, r.email, r.status) for r in rows]
+
+
+def erase_leavers(conn: Connection, people: Sequence[Leaver], now: datetime) -> int:
+    """Erase subscribers who left, as `privacy.erase` does but a chunk at a time: a hashed
+    suppression with the reason they left, the ledger without IPs, user agents and details
+    (provider texts there may name the address), placeholders for address and name in the
+    subscriber row and the outbox, provider ids and errors gone, and links revoked."""
+    for chunk in _chunks(people):
+        ids = [p.id for p in chunk]
+        _suppress(conn, chunk, now)
+        conn.execute(update(consent_events).where(consent_events.c.subscriber_id.in_(ids))
+                     .values(ip=None, user_agent=None, details={}))
+        conn.execute(update(outbox).where(outbox.c.subscriber_id.in_(ids)).values(
+            email=_placeholder(outbox.c.subscriber_id), provider_message_id=None,
+            last_error=_skip_reason_only()))
+        conn.execute(delete(subscription_requests)
+                     .where(subscription_requests.c.subscriber_id.in_(ids)))
+        conn.execute(update(subscribers).where(subscribers.c.id.in_(ids)).values(
+            email=_placeholder(subscribers.c.id), name="",
+            status=SubscriberStatus.ERASED.value, sections=[], themes=[], segment_key="",
+            source="", token_version=subscribers.c.token_version + 1, updated_at=now))
+        log_erasures(conn, chunk, now)
+    return len(people)
+
+
+def log_erasures(conn: Connection, chunk: Sequence[Leaver], now: datetime) -> None:
+    """One ledger entry per erased subscriber, as `privacy.erase` writes it."""
+    conn.execute(insert(consent_events), [dict(
+        subscriber_id=p.id, email_hash=email_hash(p.email), event="erase", occurred_at=now,
+        source="retention", consent_text_version=None, ip=None, user_agent=None,
+        details={"from": p.status}) for p in chunk])
+
+
+def _suppress(conn: Connection, chunk: Sequence[Leaver], now: datetime) -> None:
+    """Suppress the hashes not suppressed yet (a bounce or complaint already is)."""
+    wanted = {email_hash(p.email): p.status for p in chunk}
+    known = set(conn.execute(select(suppressions.c.email_hash).where(
+        suppressions.c.email_hash.in_(list(wanted)))).scalars())
+    fresh = [dict(email_hash=h, reason=reason, created_at=now)
+             for h, reason in wanted.items() if h not in known]
+    if fresh:
+        conn.execute(insert(suppressions), fresh)
+
+
+def _placeholder(subscriber_id):
+    """`privacy.erased_address` in SQL: erased-<id>@erased.invalid."""
+    return literal("erased-") + cast(subscriber_id, String) + literal("@erased.invalid")
+
+
+def _skip_reason_only():
+    """Keep our own reason a row was skipped (no personal data); drop providers' texts."""
+    return case((outbox.c.status == OutboxStatus.SKIPPED.value, outbox.c.last_error),
+                else_=None)
+
+
+def _chunks(people: Sequence[Leaver]) -> Iterator[Sequence[Leaver]]:
+    for start in range(0, len(people), CHUNK):
+        yield people[start:start + CHUNK]
+
+
+def finished_issue_ids(conn: Connection, before: datetime) -> list[int]:
+    """Issues sent before a moment with no row in flight: their delivery records may go."""
+    busy = exists().where(outbox.c.issue_id == issues.c.id, outbox.c.status.in_(IN_FLIGHT))
+    return list(conn.execute(select(issues.c.id).where(
+        issues.c.status == IssueStatus.SENT.value, issues.c.sent_at < before, ~busy)
+        .order_by(issues.c.id)).scalars())
+
+
+def _old_delivery_records(issue_ids: Sequence[int]):
+    return and_(outbox.c.issue_id.in_(issue_ids), outbox.c.email != NO_ADDRESS,
+                outbox.c.status.not_in(IN_FLIGHT))
+
+
+def count_delivery_records(conn: Connection, issue_ids: Sequence[int]) -> int:
+    """How many outbox rows `thin_delivery_records` would change."""
+    return conn.execute(select(func.count()).select_from(outbox)
+                        .where(_old_delivery_records(issue_ids))).scalar_one()
+
+
+def thin_delivery_records(conn: Connection, issue_ids: Sequence[int]) -> int:
+    """Drop address, provider message id and provider error texts from the outbox rows of
+    finished issues; status, attempts, times and skip reasons stay for the statistics."""
+    return conn.execute(update(outbox).where(_old_delivery_records(issue_ids)).values(
+        email=NO_ADDRESS, provider_message_id=None, last_error=_skip_reason_only())
+    ).rowcount or 0
+
+
+def _ledger_with_ip(before: datetime):
+    return and_(consent_events.c.occurred_at < before,
+                (consent_events.c.ip.is_not(None)) | (consent_events.c.user_agent.is_not(None)))
+
+
+def count_ledger_ips(conn: Connection, before: datetime, left_before: datetime) -> int:
+    """How many ledger entries `strip_ledger_ips` would change after `erase_leavers` for
+    `left_before` (which blanks the IPs of the people it erases)."""
+    erased_first = consent_events.c.subscriber_id.in_(
+        select(subscribers.c.id).where(_leaving(left_before)))
+    return conn.execute(select(func.count()).select_from(consent_events).where(
+        _ledger_with_ip(before), or_(consent_events.c.subscriber_id.is_(None),
+                                     ~erased_first))).scalar_one()
+
+
+def strip_ledger_ips(conn: Connection, before: datetime) -> int:
+    """Blank IP address and user agent of ledger entries older than a moment."""
+    return conn.execute(update(consent_events).where(_ledger_with_ip(before))
+                        .values(ip=None, user_agent=None)).rowcount or 0
+
+
+def count_webhook_keys(conn: Connection, before: datetime) -> int:
+    """How many webhook replay keys were received before a moment."""
+    return conn.execute(select(func.count()).select_from(webhook_events)
+                        .where(webhook_events.c.received_at < before)).scalar_one()
+
+
+def delete_webhook_keys(conn: Connection, before: datetime) -> int:
+    """Forget webhook replay keys received before a moment."""
+    return conn.execute(delete(webhook_events).where(webhook_events.c.received_at < before)
+                        ).rowcount or 0
+
+
+def count_rate_limit_hits(conn: Connection, before: datetime) -> int:
+    """How many rate-limit hits are older than any window still counted."""
+    return conn.execute(select(func.count()).select_from(rate_limit_hits)
+                        .where(rate_limit_hits.c.occurred_at < before)).scalar_one()
