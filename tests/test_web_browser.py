@@ -176,7 +176,11 @@ def test_subscriber_journey_in_chromium(site, browser_page):
     checker.check("archief")
     page.click(f"a[href='/archief/{issue.period}']")
     assert "Beste lezer," in page.content()
+    assert page.get_by_text("Bekijk deze e-mail in je browser").count() == 0
+    assert page.get_by_text("omdat je je hebt aangemeld").count() == 0
     checker.check("archief-nummer")
+    page.get_by_role("link", name="Meld je aan", exact=True).click()
+    assert page.url == f"{base}/aanmelden"
 
     response = page.goto(f"{base}/afmelden/niet-echt")
     assert response.status == 400

@@ -18,7 +18,7 @@ from mailer import dutch
 from mailer.compose import derive_preheader, derive_subject, news_in
 from mailer.links import Links
 from mailer.models import EVENT_TYPES, Issue, ItemStatus, Preferences, StoredItem
-from mailer.render.personalize import PersonalTemplate, marker
+from mailer.render.personalize import PersonalTemplate, greeting, marker
 from mailer.sanitize import html_to_text
 from mailer.settings import Settings
 
@@ -78,8 +78,7 @@ class NewsletterRenderer:
         magazine, agenda = select_for(issue, preferences)
         issue = segment_texts(issue, magazine, agenda, self.settings.list_name)
         context = self.context(issue, magazine, agenda, preferences)
-        mjml_source = self.html_env.get_template(HTML_TEMPLATE).render(context)
-        html = inline_css(compile_mjml(mjml_source))
+        html = self._html(context)
         text = self.text_env.get_template(TEXT_TEMPLATE).render(context)
         counts = segment_counts(issue, preferences)
         return RenderedSegment(
@@ -87,9 +86,24 @@ class NewsletterRenderer:
             item_count=counts.item_count, new_count=counts.new_count, preheader=issue.preheader,
         )
 
+    def web_html(self, issue: Issue) -> str:
+        """The public web version of an issue: every section, as a web page for anyone.
+
+        Rendered with `web=True`: no personal marker is in the context, so no value of a
+        subscriber can be filled in, and a template that asks for one fails (StrictUndefined).
+        """
+        everything = Preferences()
+        magazine, agenda = select_for(issue, everything)
+        issue = segment_texts(issue, magazine, agenda, self.settings.list_name)
+        return self._html(self.context(issue, magazine, agenda, everything, web=True))
+
+    def _html(self, context: dict) -> str:
+        mjml_source = self.html_env.get_template(HTML_TEMPLATE).render(context)
+        return inline_css(compile_mjml(mjml_source))
+
     def context(
         self, issue: Issue, magazine: list[StoredItem], agenda: list[StoredItem],
-        preferences: Preferences,
+        preferences: Preferences, *, web: bool = False,
     ) -> dict:
         """The template context, as documented at the top of templates/newsletter.mjml.j2."""
         s = self.settings
@@ -109,12 +123,20 @@ class NewsletterRenderer:
                 name=s.from_name, organisation=s.organisation, postal_address=s.postal_address,
                 email=s.reply_to, website=s.website,
             ),
-            links=SimpleNamespace(
-                web_version=self.links.web_version_url(issue.period),
-                preferences=marker("preferences_url"), unsubscribe=marker("unsubscribe_url"),
-                archive=self.links.url("archief"), privacy=s.privacy_url,
-            ),
-            greeting=marker("greeting"),
+            links=self._links(issue, web),
+            greeting=greeting("") if web else marker("greeting"),
+            web=web,
+        )
+
+    def _links(self, issue: Issue, web: bool) -> SimpleNamespace:
+        """The mail's links: personal markers; the web version's: subscribe instead."""
+        common = dict(archive=self.links.url("archief"), privacy=self.settings.privacy_url)
+        if web:
+            return SimpleNamespace(subscribe=self.links.url("aanmelden"), **common)
+        return SimpleNamespace(
+            web_version=self.links.web_version_url(issue.period),
+            preferences=marker("preferences_url"), unsubscribe=marker("unsubscribe_url"),
+            **common,
         )
 
     def _article(self, stored: StoredItem) -> SimpleNamespace:

@@ -1,0 +1,93 @@
+"""The public archive: web versions of sent issues read as web pages, for anyone."""
+
+from __future__ import annotations
+
+import email
+import re
+from email.policy import default
+
+import pytest
+from sqlalchemy import select
+
+from mailer.compose import issue_moment
+from mailer.models import Preferences
+from mailer.render.personalize import MARKER
+from mailer.sending import send_issue, store_issue
+from mailer.store import issues as issue_store
+from mailer.store.tables import subscribers
+from mailer.web import create_app
+
+VIEW_IN_BROWSER = "Bekijk deze e-mail in je browser"
+WHY_YOU_GET_IT = "omdat je je hebt aangemeld"
+
+
+@pytest.fixture
+def sent(loaded_app):
+    """The sample issue sent to the sample subscribers: (app, issue, mails as sent)."""
+    issue = store_issue(loaded_app, issue_moment(loaded_app.settings, loaded_app.clock, None))
+    send_issue(loaded_app, issue)
+    folder = loaded_app.settings.path(loaded_app.settings.outbox_dir) / f"issue-{issue.id}"
+    mails = [email.message_from_bytes(p.read_bytes(), policy=default)
+             for p in sorted(folder.glob("*.eml"))]
+    assert mails
+    return loaded_app, issue, mails
+
+
+def html_of(message) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_the_web_version_reads_as_a_web_page_that_invites_to_subscribe(sent):
+    app, issue, mails = sent
+    page = create_app(app).test_client().get(f"/archief/{issue.period}")
+    assert page.status_code == 200
+    assert VIEW_IN_BROWSER not in page.text
+    assert WHY_YOU_GET_IT not in page.text
+    assert not re.search(r'href="[^"]*/(afmelden|voorkeuren)\b', page.text)
+    subscribe = app.links.url("aanmelden")
+    invitation = re.search(rf'<a href="{re.escape(subscribe)}"[^>]*>([^<]+)</a>', page.text)
+    assert invitation and "Meld je aan" in invitation.group(1)
+    assert f'href="{app.links.url("archief")}"' in page.text
+    assert "Beste lezer," in page.text
+    for message in mails:  # what subscribers got stays the mail it was
+        html = html_of(message)
+        assert VIEW_IN_BROWSER in html and WHY_YOU_GET_IT in html
+        assert re.search(r'href="[^"]*/afmelden/[\w.-]{20,}"', html)
+        assert f'href="{subscribe}"' not in html
+
+
+def test_no_personal_value_can_reach_the_web_version(sent):
+    app, issue, mails = sent
+    web_html = app.renderer.web_html(loaded_issue(app, issue))
+    assert MARKER.findall(web_html) == []  # nothing there to fill with a person's values
+    page = create_app(app).test_client().get(f"/archief/{issue.period}").text
+    with app.engine.connect() as conn:
+        people = conn.execute(select(subscribers.c.email, subscribers.c.name)).all()
+    personal = {value for person in people for value in person if value}
+    for message in mails:
+        html = html_of(message)
+        links = re.findall(r'href="[^"]+/(?:afmelden|voorkeuren)/([^"]+)"', html)
+        greetings = set(re.findall(r"Beste [^,<]+,", html)) - {"Beste lezer,"}
+        assert links and greetings, "each mail carries its reader's links and name"
+        personal.update(links, greetings)
+    assert [value for value in personal if value in page] == []
+    assert "%%" not in page
+
+
+def loaded_issue(app, issue):
+    with app.engine.connect() as conn:
+        return issue_store.load_issue(conn, issue_store.issue_by_id(conn, issue.id))
+
+
+def test_the_web_version_is_there_without_an_all_sections_mailing(sent):
+    """Nobody got every section: the web version is rendered all the same."""
+    from mailer.store.tables import issue_renders
+
+    app, issue, _ = sent
+    with app.engine.begin() as conn:
+        conn.execute(issue_renders.delete().where(
+            issue_renders.c.segment_key == Preferences().key()))
+    page = create_app(app).test_client().get(f"/archief/{issue.period}")
+    assert page.status_code == 200 and "Uit het magazine" in page.text
+    assert VIEW_IN_BROWSER not in page.text
+
