@@ -7,15 +7,16 @@ import re
 from email.policy import default
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailer.compose import issue_moment
 from mailer.models import Preferences
 from mailer.render.personalize import MARKER
 from mailer.sending import send_issue, store_issue
 from mailer.store import issues as issue_store
-from mailer.store.tables import subscribers
+from mailer.store.tables import issues, subscribers
 from mailer.web import create_app
+from mailer.web.archive import archive_title
 
 VIEW_IN_BROWSER = "Bekijk deze e-mail in je browser"
 WHY_YOU_GET_IT = "omdat je je hebt aangemeld"
@@ -91,3 +92,28 @@ def test_the_web_version_is_there_without_an_all_sections_mailing(sent):
     assert page.status_code == 200 and "Uit het magazine" in page.text
     assert VIEW_IN_BROWSER not in page.text
 
+
+@pytest.mark.parametrize("subject, title", [
+    ("WeerbaarNL nr. 7: Samen optrekken in de klas", "Nr. 7: Samen optrekken in de klas"),
+    ("Zomereditie", "Nr. 7: Zomereditie"),
+    ("Nr. 7: extra dikke editie", "Nr. 7: extra dikke editie"),
+    ("WeerbaarNL nummer 7, de zomer", "WeerbaarNL nummer 7, de zomer"),
+    ("Veertien vragen over nr. 17", "Nr. 7: Veertien vragen over nr. 17"),
+    ("WeerbaarNL nr. 7", "Nr. 7"),
+])
+def test_an_archive_title_names_the_number_once(subject, title):
+    assert archive_title(subject, 7, "WeerbaarNL") == title
+
+
+def test_the_archive_index_names_each_number_once(sent):
+    app, issue, _ = sent
+    client = create_app(app).test_client()
+    links = re.findall(r'<a href="/archief/[^"]+">([^<]+)</a>', client.get("/archief").text)
+    assert len(links) == 1
+    assert links[0].startswith(f"Nr. {issue.number}: ")
+    assert len(re.findall(rf"\bnr\. {issue.number}\b", links[0], re.IGNORECASE)) == 1
+    with app.engine.begin() as conn:
+        conn.execute(update(issues).where(issues.c.id == issue.id)
+                     .values(subject="Zomereditie"))
+    index = client.get("/archief").text
+    assert f">Nr. {issue.number}: Zomereditie</a>" in index

@@ -173,6 +173,8 @@ def test_subscriber_journey_in_chromium(site, browser_page):
     checker.check("weer-aangemeld")
 
     page.goto(f"{base}/archief")
+    entry = page.locator(f"a[href='/archief/{issue.period}']").inner_text()
+    assert entry.startswith(f"Nr. {issue.number}: ") and entry.lower().count("nr.") == 1
     checker.check("archief")
     page.click(f"a[href='/archief/{issue.period}']")
     assert "Beste lezer," in page.content()

@@ -21,7 +21,9 @@ def archive_index():
     app = mailer_app()
     with app.engine.connect() as conn:
         records = [r for r in issue_store.list_issues(conn, app.settings.list_id) if r.frozen]
-    return render_template("archive.html", issues=records)
+    name = app.settings.list_name
+    return render_template("archive.html", issues=records,
+                           title=lambda r: archive_title(r.subject, r.number, name))
 
 
 @blueprint.get("/archief/<period>")
@@ -55,3 +57,14 @@ def link_help():
     """Where to find your personal link, for whoever opens these pages without one."""
     return render_template("link_help.html")
 
+
+def archive_title(subject: str, number: int, list_name: str) -> str:
+    """How the index names an issue: its number once, whether or not the subject has it."""
+    derived = re.match(rf"{re.escape(list_name)}\s+nr\.?\s*{number}\b[\s:,.–—-]*", subject,
+                       re.IGNORECASE)
+    if derived:  # "WeerbaarNL nr. 4: <lead>", as compose.derive_subject writes it
+        rest = subject[derived.end():]
+        return f"Nr. {number}: {rest}" if rest else f"Nr. {number}"
+    if re.search(rf"\b(nr\.?|nummer)\s*{number}\b", subject, re.IGNORECASE):
+        return subject  # an editor's subject that names the number itself
+    return f"Nr. {number}: {subject}"
