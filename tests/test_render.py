@@ -1,5 +1,6 @@
 import os
 import re
+from dataclasses import replace
 from datetime import date
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -164,3 +165,25 @@ def test_text_part_names_an_event_type_once(preview):
     assert "Training Signalen herkennen en duiden – Utrecht" in lines
     assert not [line for line in lines if re.match(r"(\w+): \1\b", line, re.I)]
     assert "Bijeenkomst: Kennisdag Weerbare jongeren, weerbare professionals – Utrecht" in lines
+
+
+def test_content_that_looks_like_a_marker_stays_text(loaded_app, issue):
+    """A feed title or summary may hold '%%word%%': it must not become a personal marker,
+    which a send would fill with the reader's link or fail on for every recipient."""
+    lead = issue.magazine[0]
+    odd = replace(lead, item=replace(
+        lead.item, title="Korting %%nope%% en %%unsubscribe_url%%",
+        summary="<p>Tarief 100%% vast, %%preferences_url%%.</p>"))
+    segment = loaded_app.renderer.render(replace(issue, magazine=(odd, *issue.magazine[1:])),
+                                         Preferences())
+    allowed = {"greeting", "unsubscribe_url", "preferences_url"}
+    assert set(segment.html_template.keys) <= allowed
+    assert set(segment.text_template.keys) <= allowed
+    values = {"greeting": "Beste Anna,", "unsubscribe_url": "https://x.test/afmelden/t",
+              "preferences_url": "https://x.test/voorkeuren/t"}
+    html, text = segment.html_template.fill(values), segment.text_template.fill(values)
+    for body in (html, text):
+        visible = body.replace("\u200b", "")
+        assert "Korting %%nope%% en %%unsubscribe_url%%" in visible
+        assert "Tarief 100%% vast, %%preferences_url%%." in visible
+    assert text.count(values["unsubscribe_url"]) == 1  # only the footer's own link

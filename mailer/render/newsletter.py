@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +19,7 @@ from mailer import dutch
 from mailer.compose import derive_preheader, derive_subject, news_in
 from mailer.links import Links
 from mailer.models import EVENT_TYPES, Issue, ItemStatus, Preferences, StoredItem
-from mailer.render.personalize import PersonalTemplate, greeting, marker
+from mailer.render.personalize import PERSONAL_KEYS, PersonalTemplate, greeting, marker
 from mailer.sanitize import html_to_text
 from mailer.settings import Settings
 
@@ -72,14 +73,20 @@ class NewsletterRenderer:
         folder = settings.path(settings.templates_dir)
         self.html_env = template_env(folder, html=True)
         self.text_env = template_env(folder, html=False)
+        # Content (a feed's title, an editor's intro) may hold "%%word%%" itself, which in
+        # a body reads as a personal marker: a send would fill in the reader's link there,
+        # or fail for every recipient on an unknown key. So the context carries stand-ins
+        # no content can hold, and `_with_markers` turns them into markers after the "%%"
+        # of the content is broken up.
+        self._stand_in = f"m{secrets.token_hex(8)}"
 
     def render(self, issue: Issue, preferences: Preferences) -> RenderedSegment:
         """Render the issue as a subscriber with these preferences receives it."""
         magazine, agenda = select_for(issue, preferences)
         issue = segment_texts(issue, magazine, agenda, self.settings.list_name)
         context = self.context(issue, magazine, agenda, preferences)
-        html = self._html(context)
-        text = self.text_env.get_template(TEXT_TEMPLATE).render(context)
+        html = self._with_markers(self._html(context))
+        text = self._with_markers(self.text_env.get_template(TEXT_TEMPLATE).render(context))
         counts = segment_counts(issue, preferences)
         return RenderedSegment(
             segment_key=preferences.key(), subject=issue.subject, html=html, text=text,
@@ -96,6 +103,18 @@ class NewsletterRenderer:
         magazine, agenda = select_for(issue, everything)
         issue = segment_texts(issue, magazine, agenda, self.settings.list_name)
         return self._html(self.context(issue, magazine, agenda, everything, web=True))
+
+    def _marker(self, key: str) -> str:
+        """The stand-in for a personal marker while rendering (see __init__)."""
+        return f"{self._stand_in}{key}{self._stand_in}"
+
+    def _with_markers(self, body: str) -> str:
+        """A rendered body whose only markers are the renderer's own: any "%%" the content
+        brought gets a zero-width space in between, then the stand-ins become markers."""
+        body = body.replace("%%", "%\u200b%")
+        for key in PERSONAL_KEYS:
+            body = body.replace(self._marker(key), marker(key))
+        return body
 
     def _html(self, context: dict) -> str:
         mjml_source = self.html_env.get_template(HTML_TEMPLATE).render(context)
@@ -124,7 +143,7 @@ class NewsletterRenderer:
                 email=s.reply_to, website=s.website,
             ),
             links=self._links(issue, web),
-            greeting=greeting("") if web else marker("greeting"),
+            greeting=greeting("") if web else self._marker("greeting"),
             web=web,
         )
 
@@ -135,7 +154,8 @@ class NewsletterRenderer:
             return SimpleNamespace(subscribe=self.links.url("aanmelden"), **common)
         return SimpleNamespace(
             web_version=self.links.web_version_url(issue.period),
-            preferences=marker("preferences_url"), unsubscribe=marker("unsubscribe_url"),
+            preferences=self._marker("preferences_url"),
+            unsubscribe=self._marker("unsubscribe_url"),
             **common,
         )
 
