@@ -299,3 +299,76 @@ def test_no_renewal_after_a_call_an_idempotent_provider_may_have_accepted(loaded
         emu.stop()
     assert provider.calls == 2 and seen == [{lease_ends}]
     assert report.sent == 12 and len(emu.received) == 12 and emu.duplicates() == {}
+
+
+# -- honest counts: an answer the fence threw away counts nowhere ------------------------
+
+
+def issue_status_json(app, issue_id: int) -> dict:
+    """`mailer issues status ID --json`: the issue as the database has it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mailer.cli import main
+    from tests.conftest import REPO, TEST_KEY
+
+    env = {"MAILER_DATABASE_URL": app.settings.database_url, "MAILER_SECRET_KEY": TEST_KEY}
+    result = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), "issues",
+                                       "status", str(issue_id), "--json"], env=env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_answers_of_a_claim_taken_over_are_counted_by_nobody_but_the_taker(loaded_app, capsys,
+                                                                           caplog):
+    """The send's first call outlives its lease; another worker takes the claim over and
+    puts its rows back in the queue (the file provider had not written them). The late
+    answer (a timeout) is fenced out, and the send then claims and sends the same rows
+    anew: its report and progress bar count them once, as the database does, not once
+    per answer (24 of an issue of 12), and the thrown-away timeouts spend none of its
+    error budget (12 of the first 24 would pause the issue)."""
+    import re
+
+    from mailer.cli.issue import echo_result
+    from mailer.cli.progress import progress_bar
+    from mailer.sending import send_issue
+
+    app, issue = sending_app(loaded_app, batch_size=12, error_budget=0.05,
+                             error_budget_window=24)
+    one_segment(app, issue.id)
+    slow = app.with_settings()  # the `mailer send` process, with a provider of its own
+    held = slow.__dict__["provider"] = HeldFirstCall(slow.provider, lambda batch: [
+        RecipientStatus(DeliveryOutcome.FAILED, detail="timed out")] * len(batch.recipients))
+    reports = []
+    with progress_bar(12) as update:
+        def progress(report):
+            reports.append((report.sent, report.failed))
+            update(report)
+
+        thread = threading.Thread(target=lambda: reports.append(
+            send_issue(slow, issue, on_progress=progress)), daemon=True)
+        thread.start()
+        assert held.caught.wait(60)
+        app.clock.instant += lease_of(app) + timedelta(seconds=1)
+        assert app.dispatcher(worker=OTHER).resume_stranded(issue.id) == 12  # queued again
+        held.release.set()
+        thread.join(60)
+        assert not thread.is_alive()
+    bar = capsys.readouterr().err
+    result = reports.pop()
+    assert result.finished and not result.drain.paused and held.calls == 2
+    assert (result.drain.sent, result.drain.retrying, result.drain.lost_to_takeover) == (
+        12, 0, 12)
+    assert reports[-1] == (12, 0) and all(sent <= 12 for sent, _ in reports)
+    assert re.findall(r"sent (\d+)", bar)[-1] == "12"
+    said = [r.getMessage() for r in caplog.records if "by another worker" in r.getMessage()]
+    assert len(said) == 1 and "12 row(s) taken over by another worker" in said[0]
+
+    status = issue_status_json(app, issue.id)
+    assert status["status"] == "sent" and status["counts"]["sent"] == 12
+    echo_result(result)
+    summary = capsys.readouterr().out
+    assert "  sent 12, failed 0, skipped 0, queued 0, in flight 0" in summary
+    assert "12 answer(s) came after another worker had taken their rows over" in summary

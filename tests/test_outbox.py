@@ -177,10 +177,12 @@ def test_a_claim_and_its_outcomes_cover_every_row_of_a_large_batch(loaded_app):
     assert sorted(sending) == [r.id for r in claimed]
     outcomes = [Outcome(r.id, OutboxStatus.SENT, provider_message_id="p") for r in claimed]
     with loaded_app.engine.begin() as conn:
-        box.record_outcomes(conn, outcomes[:600], now, "someone else")  # fenced out
-        box.record_outcomes(conn, outcomes, now, "w1")
+        fenced = box.record_outcomes(conn, outcomes[:600], now, "someone else")
+        recorded = box.record_outcomes(conn, outcomes, now, "w1")
         counts = box.status_counts(conn, issue.id)
     assert counts["sent"] == 1200 and counts["sending"] == 0 and counts["queued"] == 312
+    assert (fenced.rows, fenced.missed) == (0, 600)
+    assert (recorded.by_status[OutboxStatus.SENT], recorded.missed) == (1200, 0)
 
 
 def test_outcomes_with_a_provider_id_per_row_are_one_update_per_state(loaded_app):
@@ -198,11 +200,16 @@ def test_outcomes_with_a_provider_id_per_row_are_one_update_per_state(loaded_app
     retry = [Outcome(r.id, OutboxStatus.QUEUED, error="later", retry_at=now) for r in claimed[5:7]]
     failed = [Outcome(claimed[7].id, OutboxStatus.FAILED, error="nee", provider_message_id="x")]
     with loaded_app.engine.begin() as conn:
-        box.record_outcomes(conn, [Outcome(r.id, OutboxStatus.SENT, provider_message_id="no")
-                                   for r in claimed], now, "someone else")
-        box.record_outcomes(conn, sent + retry + failed, now, "w1")
+        fenced = box.record_outcomes(conn, [Outcome(r.id, OutboxStatus.SENT,
+                                                    provider_message_id="no")
+                                            for r in claimed], now, "someone else")
+        recorded = box.record_outcomes(conn, sent + retry + failed, now, "w1")
+        late = box.record_outcomes(conn, sent, now, "w1")  # decided already: changes nothing
         stored = dict(conn.execute(select(outbox.c.id, outbox.c.provider_message_id)
                                    .where(outbox.c.id.in_([r.id for r in claimed]))).all())
         counts = box.status_counts(conn, issue.id)
     assert stored == {o.outbox_id: o.provider_message_id for o in sent + retry + failed}
     assert counts["sent"] == 5 and counts["failed"] == 1 and counts["sending"] == 0
+    assert (fenced.rows, fenced.missed, late.rows, late.missed) == (0, 8, 0, 5)
+    assert recorded.by_status == {OutboxStatus.SENT: 5, OutboxStatus.QUEUED: 2,
+                                  OutboxStatus.FAILED: 1} and recorded.missed == 0

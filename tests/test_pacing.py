@@ -72,24 +72,46 @@ def test_error_budget_is_decided_as_soon_as_it_is_certain():
 
 
 def test_a_batch_counts_in_the_report_and_only_its_first_rows_in_the_budget():
+    from collections import Counter
+
     from mailer.delivery.dispatcher import DrainReport, _Run
     from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
-    from mailer.store.outbox import Outcome
+    from mailer.store.outbox import Recorded
 
     run = _Run(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 3),
                None, 5)
     ok, bad = RecipientStatus(DeliveryOutcome.SENT), RecipientStatus(DeliveryOutcome.FAILED)
-    outcomes = [Outcome(1, OutboxStatus.SENT), Outcome(2, OutboxStatus.QUEUED),
-                Outcome(3, OutboxStatus.SENT), Outcome(4, OutboxStatus.FAILED),
-                Outcome(5, OutboxStatus.QUEUED, possible_duplicate=True)]
-    run.account(outcomes, [ok, bad, ok, bad, bad], bounced=1)
+    recorded = Recorded(Counter({OutboxStatus.SENT: 2, OutboxStatus.QUEUED: 2,
+                                 OutboxStatus.FAILED: 1}), possible_duplicates=1)
+    run.account(recorded, [ok, bad, ok, bad, bad], bounced=1)
     r = run.report
     assert (r.batches, r.sent, r.failed, r.retrying, r.possible_duplicates, r.bounced) == (
         1, 2, 1, 2, 1, 1)
     assert (run.budget.seen, run.budget.failed, run.budget.room()) == (3, 1, 0)
     assert not run.halt.is_set()  # 1 of the first 3 failed: within half
-    run.account(outcomes[:1], [bad], bounced=0)  # after the window: not counted
+    run.account(Recorded(Counter({OutboxStatus.SENT: 1})), [bad], bounced=0)  # after the window
     assert run.budget.failed == 1 and run.report.sent == 3
+
+
+def test_a_batch_partly_taken_over_counts_only_what_was_recorded():
+    """Answers the fence threw away count neither in the report nor in the budget; of
+    the rest only the number per status is known, so its failures count first."""
+    from collections import Counter
+
+    from mailer.delivery.dispatcher import DrainReport, _Run
+    from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
+    from mailer.store.outbox import Recorded
+
+    run = _Run(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 4),
+               None, 6)
+    bad = RecipientStatus(DeliveryOutcome.FAILED)
+    recorded = Recorded(Counter({OutboxStatus.SENT: 2, OutboxStatus.QUEUED: 1}), missed=3)
+    run.account(recorded, [bad] * 6, bounced=0)
+    r = run.report
+    assert (r.sent, r.retrying, r.failed, r.lost_to_takeover) == (2, 1, 0, 3)
+    assert (run.budget.seen, run.budget.failed) == (3, 1) and not run.halt.is_set()
+    run.account(Recorded(Counter({OutboxStatus.QUEUED: 2}), missed=1), [bad] * 3, bounced=0)
+    assert (run.budget.seen, run.budget.failed) == (4, 2) and not run.halt.is_set()
 
 
 def test_fast_tokens_are_exactly_what_itsdangerous_makes():

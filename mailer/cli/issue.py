@@ -351,6 +351,9 @@ def echo_result(result: SendResult) -> None:
                f"possible duplicates {c['possible_duplicates']}")
     if d.bounced:
         click.echo(f"  {d.bounced} subscriber(s) marked bounced by the provider")
+    if d.lost_to_takeover:
+        click.echo(f"  {d.lost_to_takeover} answer(s) came after another worker had taken "
+                   "their rows over; that worker decided them")
     if d.paused:
         click.echo(f"  PAUSED: {d.paused}")
     elif d.stopped:

@@ -44,6 +44,9 @@ def worker(state: CliState, concurrency: int | None, once: bool, idle_max: float
                f"possible duplicates {report.possible_duplicates}, batches {report.batches}, "
                f"issues finished {len(report.finished_issues)}, "
                f"paused {len(report.paused_issues)}")
+    if report.lost_to_takeover:
+        click.echo(f"  {report.lost_to_takeover} answer(s) came after another worker had taken "
+                   "their rows over; that worker decided them")
     if report.paused_issues:
         raise SystemExit(1)
 

@@ -24,6 +24,15 @@ class ErrorBudget:
             self.seen += 1
             self.failed += failed
 
+    def count_unordered(self, failed: int, delivered: int) -> None:
+        """Record outcomes known only by how many failed and how many were delivered (a
+        batch part of which another worker took over): failures first, as far as the
+        window goes."""
+        counted = min(failed, self.room())
+        self.seen += counted
+        self.failed += counted
+        self.seen += min(delivered, self.room())
+
     def room(self) -> int:
         """How many more recipients count (the rest of the window)."""
         return max(0, self.window - self.seen)

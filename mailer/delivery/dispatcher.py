@@ -5,6 +5,9 @@ from the provider's per-recipient answer, so a crash can strand at most the rows
 batches in flight, and those stay in `sending` for `resume_stranded` to decide. A claim
 is recorded only while it still holds its rows (worker and batch key), and its lease is
 renewed while it is being sent (`_hold_lease`), so only a dead worker's rows run out.
+Reports and the error budget count only the rows a recording changed (as the database
+counts them), so an answer the fence threw away is counted by nobody but the worker that
+decided it.
 
 Several threads drain at once (each with its own HTTP session inside the provider); a
 shared RateLimiter paces them and slows down on 429; whole-call failures are retried with
@@ -19,12 +22,10 @@ import logging
 import random
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -52,14 +53,12 @@ from mailer.store import outbox as box
 from mailer.store import privacy
 from mailer.store import subscribers as subs
 from mailer.store.db import driver_reason, write_transaction
-from mailer.store.outbox import ClaimedRow, Outcome
+from mailer.store.outbox import ClaimedRow, Outcome, Recorded
 
 log = logging.getLogger(__name__)
 
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
 DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
-_STATUS = attrgetter("status")
-_DUPLICATE = attrgetter("possible_duplicate")
 HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
 
 
@@ -86,6 +85,8 @@ class DrainReport:
     batches: int = 0
     possible_duplicates: int = 0
     bounced: int = 0
+    # Answers thrown away: another worker had taken their rows over (and decides them).
+    lost_to_takeover: int = 0
     stopped: bool = False
     paused: str | None = None  # why the error budget paused the issue
     # Distinct provider errors in the order they first occurred, with how often each did.
@@ -223,25 +224,28 @@ class Dispatcher:
             return
         with write_transaction(self.engine) as conn:
             box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
-                               self.worker, self.clock.now(), lease.key)
+                               self.worker, self.clock.now(), rows[0].batch_key)
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
                     rows: list[ClaimedRow], run: _Run, stop: threading.Event, lease: _Lease,
                     *, more: bool = False) -> None:
         """Send and record one segment's rows; with `more` segments of the claim to go,
-        also see (in the same transaction) whether the issue was paused elsewhere."""
+        also see (in the same transaction) whether the issue was paused elsewhere.
+        _LeaseLost when answers were thrown away: another worker took the rows over."""
         batch = self.batch_for(issue_id, render, segment, rows)
         statuses, pause = self._call(batch, run, stop, lease)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
-            erased = self._record(conn, rows, outcomes, lease.key)
+            recorded, erased = self._record(conn, rows, outcomes, rows[0].batch_key)
             bounced = self._mark_bounced(conn, rows, statuses)
             pause = pause or (_paused_elsewhere(conn, issue_id) if more else None)
         lease.unsent -= len(rows)
         self._erase_copies(erased)
-        run.account(outcomes, statuses, bounced)
+        run.account(recorded, statuses, bounced)
         if pause:
             run.halt_with(pause)
+        if recorded.missed:
+            raise _taken_over(lease, recorded.missed, "answers thrown away")
 
     def _call(self, batch: Batch, run: _Run, stop: threading.Event, lease: _Lease
               ) -> tuple[list[RecipientStatus], str | None]:
@@ -312,10 +316,7 @@ class Dispatcher:
             held = box.renew_lease(conn, lease.issue_id, lease.id_range, self.worker,
                                    lease.key, until)
         if held < lease.unsent:
-            log.warning("claim %s: %d of its %d rows not yet recorded were taken over after "
-                        "its lease ran out; it stops, and gives back the rest", lease.key,
-                        lease.unsent - held, lease.unsent)
-            raise _LeaseLost(lease.key)
+            raise _taken_over(lease, lease.unsent - held, "found at renewal")
         lease.until = until
 
     def _after_ambiguous(self, batch: Batch, exc: ProviderError) -> list[RecipientStatus]:
@@ -331,21 +332,22 @@ class Dispatcher:
                 for k in known]
 
     def _record(self, conn, rows: list[ClaimedRow], outcomes: list[Outcome],
-                batch_key: str | None) -> list[str]:
+                batch_key: str | None) -> tuple[Recorded, list[str]]:
         """Record outcomes of rows of one claim (fenced on it: this worker, that batch
-        key); the addresses of subscribers erased while their rows were in flight, whose
-        provider data is cleaned as `privacy.erase` cleans it (`forget` ran before the
-        answer was written, and must not be undone by it)."""
-        erased = box.record_outcomes(conn, outcomes, self.clock.now(), self.worker, batch_key)
-        if not erased:
-            return []
-        gone = set(erased)
+        key); what was recorded, and the addresses of subscribers erased while their rows
+        were in flight, whose provider data is cleaned as `privacy.erase` cleans it
+        (`forget` ran before the answer was written, and must not be undone by it)."""
+        recorded = box.record_outcomes(conn, outcomes, self.clock.now(), self.worker,
+                                       batch_key)
+        if not recorded.erased:
+            return recorded, []
+        gone = set(recorded.erased)
         addresses = []
         for row in rows:
             if row.id in gone:
                 privacy.erase_from_delivery_records(conn, row.subscriber_id, row.email)
                 addresses.append(row.email)
-        return addresses
+        return recorded, addresses
 
     def _erase_copies(self, addresses: list[str]) -> None:
         """Delete the copies a provider keeps here (the file provider's .eml) of messages
@@ -416,7 +418,8 @@ class Dispatcher:
         """Decide rows a crash left in `sending`: resend the identical batch where the
         provider deduplicates, else ask the provider, else send again as a possible
         duplicate. Rows of a dead worker on this host count as stranded at once.
-        Returns how many rows were decided."""
+        Returns how many rows it decided (recorded: a row another worker has taken over
+        meanwhile is that worker's to decide and count)."""
         with write_transaction(self.engine) as conn:  # lease them to us first: one decider per row
             dead = [w for w in box.sending_workers(conn, issue_id) if owner_is_dead(w)]
             rows = box.take_over_stranded(conn, issue_id, self.worker, self.clock.now(),
@@ -435,10 +438,10 @@ class Dispatcher:
             decided.append((group, outcomes))
         with write_transaction(self.engine) as conn:
             # Each group under the batch key its rows kept through the take-over.
-            erased = [a for group, outcomes in decided
-                      for a in self._record(conn, group, outcomes, group[0].batch_key)]
-        self._erase_copies(erased)
-        return sum(len(outcomes) for _, outcomes in decided)
+            recorded = [self._record(conn, group, outcomes, group[0].batch_key)
+                        for group, outcomes in decided]
+        self._erase_copies([a for _, addresses in recorded for a in addresses])
+        return sum(r.rows for r, _ in recorded)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
         """Whether the provider will still recognise this batch's idempotency key."""
@@ -489,6 +492,15 @@ class _Lease:
     unsent: int  # rows of the claim not yet recorded, which the lease has to cover
 
 
+def _taken_over(lease: _Lease, rows: int, how: str) -> _LeaseLost:
+    """Say once that rows of a lease were taken over by another worker; the exception
+    that stops the work on it."""
+    log.warning("claim %s: %d row(s) taken over by another worker after the lease ran out "
+                "(%s); it decides them, and this one stops and gives back the rest",
+                lease.key, rows, how)
+    return _LeaseLost(lease.key)
+
+
 @dataclass
 class _Run:
     """State the threads of one drain share, behind one lock."""
@@ -501,13 +513,11 @@ class _Run:
     batch_size: int
     database_error: DBAPIError | None = None
 
-    def account(self, outcomes: list[Outcome], statuses: list[RecipientStatus],
+    def account(self, recorded: Recorded, statuses: list[RecipientStatus],
                 bounced: int) -> None:
-        """Add a recorded batch to the report and the error budget."""
-        # Counted by C-level helpers rather than a Python loop over the rows (~0.3 us per
-        # recipient); only the first recipients of a run reach the budget at all.
-        by_status = Counter(map(_STATUS, outcomes))
-        duplicates = sum(map(_DUPLICATE, outcomes))
+        """Add a batch to the report and the error budget, as far as it was recorded: the
+        answers the fence threw away are the worker's that took their rows over."""
+        by_status = recorded.by_status  # counted by the database, per UPDATE
         with self.lock:
             r = self.report
             r.batches += 1
@@ -515,9 +525,14 @@ class _Run:
             r.sent += by_status[OutboxStatus.SENT]
             r.failed += by_status[OutboxStatus.FAILED]
             r.retrying += by_status[OutboxStatus.QUEUED]
-            r.possible_duplicates += duplicates
-            for s in statuses[:self.budget.room()]:
-                self.budget.count(s.outcome not in DELIVERED)
+            r.possible_duplicates += recorded.possible_duplicates
+            r.lost_to_takeover += recorded.missed
+            if not recorded.missed:  # only the first recipients of a run reach the budget
+                for s in statuses[:self.budget.room()]:
+                    self.budget.count(s.outcome not in DELIVERED)
+            else:  # which rows were recorded is known per status only
+                sent = by_status[OutboxStatus.SENT]
+                self.budget.count_unordered(recorded.rows - sent, sent)
             exhausted = self.budget.exhausted()
             if self.on_progress:
                 self.on_progress(r)

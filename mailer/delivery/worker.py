@@ -46,7 +46,8 @@ class WorkerReport:
     failed: int = 0
     retrying: int = 0
     possible_duplicates: int = 0
-    taken_over: int = 0
+    taken_over: int = 0  # stranded rows this worker took over and decided
+    lost_to_takeover: int = 0  # answers thrown away: their rows were taken over elsewhere
     batches: int = 0
     paused_issues: set[int] = field(default_factory=set)
     finished_issues: set[int] = field(default_factory=set)
@@ -58,6 +59,7 @@ class WorkerReport:
         self.retrying += drain.retrying
         self.possible_duplicates += drain.possible_duplicates
         self.batches += drain.batches
+        self.lost_to_takeover += drain.lost_to_takeover
         self.taken_over += taken_over
 
 

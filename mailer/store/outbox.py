@@ -9,8 +9,9 @@ the same statement runs inside a BEGIN IMMEDIATE transaction, which serialises c
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from operator import attrgetter
@@ -518,17 +519,36 @@ def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: dateti
 _new_state = attrgetter("status", "error", "retry_at", "possible_duplicate")
 
 
+@dataclass
+class Recorded:
+    """What `record_outcomes` wrote: rows changed per new status, how many of those it
+    flagged possible duplicates, how many answers it threw away (rows no longer held by
+    the claim, or no longer in `sending`: another worker took them over), and the ids of
+    rows whose subscriber was erased meanwhile."""
+
+    by_status: Counter[OutboxStatus] = field(default_factory=Counter)
+    possible_duplicates: int = 0
+    missed: int = 0
+    erased: list[int] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """How many rows changed."""
+        return sum(self.by_status.values())
+
+
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime,
-                    worker: str | None = None, batch_key: str | None = None) -> list[int]:
+                    worker: str | None = None, batch_key: str | None = None) -> Recorded:
     """Write the result of an attempt for many rows in a few set-based statements; returns
-    the ids of those rows whose subscriber has been erased meanwhile (usually none).
+    what it changed (`Recorded`), counted per statement from its row count.
 
     Rows with the same new state (usually a whole batch: sent) are one UPDATE, which
     also gives each row its own provider message id where they differ. Only rows in
     `sending` change. With `worker`, only rows still held by that claim (worker and
     `batch_key`) change: a sender that outlived its lease must not overwrite the row
     another worker, or another claim of its own process, holds since (provider ids
-    included).
+    included). The answers for the other rows are thrown away, and counted only as
+    `missed`: whoever holds those rows now decides and counts them.
 
     What was written for an erased subscriber (a refusal, the file provider's path) may
     name the address that `privacy.erase` has just cleaned out: the caller, who knows the
@@ -539,7 +559,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
     for o in outcomes:
         groups.setdefault(_new_state(o), []).append(o)
     dialect = conn.dialect.name
-    erased: list[int] = []
+    recorded = Recorded()
     for (status, error, retry_at, duplicate), group in groups.items():
         values = {"b_status": status.value, "b_error": error, "b_retry": retry_at,
                   "b_sent": now if status is OutboxStatus.SENT else None, "b_now": now,
@@ -551,10 +571,15 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
         else:
             values["b_provider_id"] = provider_ids.pop()
             values["ids"] = _id_list(dialect, [o.outbox_id for o in group])
-        conn.execute(_outcome_update(dialect, worker is not None, duplicate, per_row_ids),
-                     values)
-        erased += conn.execute(_erased_among(dialect, per_row_ids), values).scalars()
-    return erased
+        changed = conn.execute(_outcome_update(dialect, worker is not None, duplicate,
+                                               per_row_ids), values).rowcount or 0
+        recorded.by_status[status] += changed
+        recorded.possible_duplicates += changed if duplicate else 0
+        recorded.missed += len(group) - changed
+        if changed:
+            recorded.erased += conn.execute(_erased_among(dialect, per_row_ids),
+                                            values).scalars()
+    return recorded
 
 
 @cache
