@@ -372,3 +372,103 @@ def test_answers_of_a_claim_taken_over_are_counted_by_nobody_but_the_taker(loade
     summary = capsys.readouterr().out
     assert "  sent 12, failed 0, skipped 0, queued 0, in flight 0" in summary
     assert "12 answer(s) came after another worker had taken their rows over" in summary
+
+
+# -- a take-over's lease, renewed while it reconciles ----------------------------------
+
+
+CRASHED = "host-z:9"  # a worker on another machine that died with a claim in flight
+
+
+def crashed_claim(app, issue, delivered: int) -> list[int]:
+    """The ids of a claim of all 12 rows left in `sending` by a crashed worker, whose call
+    the provider accepted for the first `delivered` rows; its lease has just run out."""
+    dispatcher = app.dispatcher(worker=CRASHED)
+    with app.engine.begin() as conn:
+        rows = box.claim_batch(conn, issue.id, CRASHED, 12, app.clock.now(), lease_of(app),
+                               batch_key="crashed")
+        renders = box.load_renders(conn, issue.id)
+    segment = rows[0].segment_key
+    app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment,
+                                                 rows[:delivered]))
+    app.clock.instant += lease_of(app) + timedelta(seconds=1)
+    return [r.id for r in rows]
+
+
+def lease_ends(app, ids) -> dict[int, datetime]:
+    with app.engine.connect() as conn:
+        return dict(conn.execute(select(outbox.c.id, outbox.c.lease_until)
+                                 .where(outbox.c.id.in_(list(ids)))).all())
+
+
+@pytest.mark.parametrize("provider", ["mailgun", "postmark"])
+def test_a_take_over_renews_its_lease_while_a_slow_reconcile_looks_rows_up(loaded_app,
+                                                                          provider):
+    """Each look-up of the provider takes a ninth of a lease by the test's clock, so the
+    reconcile of the crashed claim outlasts the lease: the worker deciding it renews its
+    lease on the way, and another worker looking for stranded rows after every look-up
+    finds none; each row is looked up once and decided once."""
+    from mailer.delivery.dispatcher import RECONCILE_CHUNK
+    from tests.delivery_support import app_for, start_emulator
+
+    plain, issue = sending_app(loaded_app)
+    one_segment(plain, issue.id)
+    emu = start_emulator(provider)
+    try:
+        app = app_for(plain, provider, emu)
+        ids = crashed_claim(app, issue, delivered=6)
+        step = lease_of(app) / (2 * RECONCILE_CHUNK + 1)
+        assert 12 * step > lease_of(app)
+        taken: list[list[int]] = []
+
+        def slow_lookup():
+            app.clock.instant += step
+            taken.append(take_over(app, issue))
+
+        emu.before_lookup = slow_lookup
+        decided = app.dispatcher(worker=SLOW).resume_stranded(issue.id)
+    finally:
+        emu.stop()
+    assert taken == [[]] * 12 and decided == 12
+    with app.engine.connect() as conn:
+        counts = box.status_counts(conn, issue.id)
+    assert (counts["sent"], counts["queued"], counts["sending"]) == (6, 6, 0)
+    assert counts["possible_duplicates"] == 6  # not found: resent, and may arrive twice
+    assert set(states(app, ids).values()) >= {("sent", None, "crashed")}
+
+
+def test_a_take_over_whose_rows_were_taken_stops_and_gives_the_rest_back(loaded_app):
+    """One look-up hangs for two leases, and meanwhile a second worker takes the rows of
+    the first chunk over: at its next renewal the worker sees it, asks nothing more, and
+    gives the rows it still holds back with the crashed claim's lease (run out), so a
+    later take-over decides them and still knows when the claim was made."""
+    from mailer.delivery.dispatcher import RECONCILE_CHUNK
+    from tests.delivery_support import app_for, start_emulator
+
+    plain, issue = sending_app(loaded_app)
+    one_segment(plain, issue.id)
+    emu = start_emulator("mailgun")
+    looked_up: list[int] = []
+    try:
+        app = app_for(plain, "mailgun", emu)
+        ids = crashed_claim(app, issue, delivered=6)
+        crashed_lease = lease_ends(app, ids)
+        first_chunk = ids[:RECONCILE_CHUNK]
+
+        def hanging_lookup():
+            looked_up.append(1)
+            if len(looked_up) == 1:
+                app.clock.instant += 2 * lease_of(app)
+                with app.engine.begin() as conn:  # a second taker got these rows
+                    conn.execute(outbox.update().where(outbox.c.id.in_(first_chunk)).values(
+                        claimed_by=OTHER, lease_until=app.clock.now() + lease_of(app)))
+
+        emu.before_lookup = hanging_lookup
+        decided = app.dispatcher(worker=SLOW).resume_stranded(issue.id)
+        assert decided == 0 and len(looked_up) == RECONCILE_CHUNK
+        rest = ids[RECONCILE_CHUNK:]
+        assert {states(app, [i])[i][:2] for i in first_chunk} == {("sending", OTHER)}
+        assert {lease_ends(app, [i])[i] for i in rest} == {crashed_lease[rest[0]]}
+        assert take_over(app, issue) == rest  # stranded again
+    finally:
+        emu.stop()

@@ -5,9 +5,9 @@ from the provider's per-recipient answer, so a crash can strand at most the rows
 batches in flight, and those stay in `sending` for `resume_stranded` to decide. A claim
 is recorded only while it still holds its rows (worker and batch key), and its lease is
 renewed while it is being sent (`_hold_lease`), so only a dead worker's rows run out.
-Reports and the error budget count only the rows a recording changed (as the database
-counts them), so an answer the fence threw away is counted by nobody but the worker that
-decided it.
+Rows taken over after a crash are held the same way while they are decided. Reports and
+the error budget count only the rows a recording changed (as the database counts them),
+so an answer the fence threw away is counted by nobody but the worker that decided it.
 
 Several threads drain at once (each with its own HTTP session inside the provider); a
 shared RateLimiter paces them and slows down on 429; whole-call failures are retried with
@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
 DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
 HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
+# Rows a reconcile asks the provider about between two looks at the lease. Mailgun and
+# Postmark look each row up by itself: at the defaults (300 s lease, 30 s request timeout)
+# four look-ups that all time out still end within the half lease a renewal keeps free.
+RECONCILE_CHUNK = 4
 
 
 class MessageTooLarge(MailerError):
@@ -210,7 +214,7 @@ class Dispatcher:
         yet sent go back to the queue as they were (those still held by the claim)."""
         groups = list(_by_segment(rows).items())
         # Claims come in id order: the first and the last row bound its ids.
-        lease = _Lease(issue_id, rows[0].batch_key, (rows[0].id, rows[-1].id),
+        lease = _Lease(issue_id, (rows[0].batch_key,), (rows[0].id, rows[-1].id),
                        rows[0].lease_until or self.clock.now(), len(rows))
         for n, (segment, group) in enumerate(groups):
             if run.halt.is_set():
@@ -290,6 +294,8 @@ class Dispatcher:
         """Renew the claim's lease when less than half of it would be left after waiting
         `wait` seconds (before each call, so before each next segment, and before each
         retry wait); _LeaseLost when another worker has taken rows of the claim over.
+        A take-over's lease is held the same way, before each batch it resends and every
+        RECONCILE_CHUNK rows it asks the provider about (`resume_stranded`).
 
         A heartbeat, as mature job queues keep a job they are working on (SQS
         ChangeMessageVisibility, Pub/Sub's lease extension, Temporal's activity
@@ -314,7 +320,7 @@ class Dispatcher:
         until = now + self.lease
         with write_transaction(self.engine) as conn:
             held = box.renew_lease(conn, lease.issue_id, lease.id_range, self.worker,
-                                   lease.key, until)
+                                   lease.keys, until)
         if held < lease.unsent:
             raise _taken_over(lease, lease.unsent - held, "found at renewal")
         lease.until = until
@@ -418,30 +424,70 @@ class Dispatcher:
         """Decide rows a crash left in `sending`: resend the identical batch where the
         provider deduplicates, else ask the provider, else send again as a possible
         duplicate. Rows of a dead worker on this host count as stranded at once.
-        Returns how many rows it decided (recorded: a row another worker has taken over
-        meanwhile is that worker's to decide and count)."""
-        with write_transaction(self.engine) as conn:  # lease them to us first: one decider per row
+        Returns how many rows it decided (recorded).
+
+        The rows are leased to this worker first (one decider per row), and each claim
+        and segment is recorded as soon as it is decided. Asking the provider can take
+        long (Mailgun and Postmark look each row up by itself), so the lease is renewed
+        on the way as a sender renews its claim's (`_hold_lease`). Should another worker
+        take rows over all the same, this one stops: that worker decides them, and the
+        rows still undecided here are given back, stranded again."""
+        now = self.clock.now()
+        with write_transaction(self.engine) as conn:
             dead = [w for w in box.sending_workers(conn, issue_id) if owner_is_dead(w)]
-            rows = box.take_over_stranded(conn, issue_id, self.worker, self.clock.now(),
-                                          self.lease, include_live_leases, dead)
+            rows = box.take_over_stranded(conn, issue_id, self.worker, now, self.lease,
+                                          include_live_leases, dead)
             renders = box.load_renders(conn, issue_id) if rows else {}
         if not rows:
             return 0
-        decided: list[tuple[list[ClaimedRow], list[Outcome]]] = []
-        for (_, segment), group in _by_claim(rows).items():
-            if self._can_resend_identical(group):
-                outcomes = self._resend_identical(issue_id, renders[segment], segment, group)
-            else:
-                known = self._reconcile(issue_id, group)
-                outcomes = [self._stranded_outcome(r, s)
-                            for r, s in zip(group, known, strict=True)]
-            decided.append((group, outcomes))
+        groups = list(_by_claim(rows).values())
+        lease = _Lease(issue_id, tuple(dict.fromkeys(g[0].batch_key for g in groups)),
+                       (rows[0].id, rows[-1].id), now + self.lease, len(rows))
+        decided = 0
+        for n, group in enumerate(groups):
+            try:
+                recorded = self._resume_group(issue_id, renders[group[0].segment_key],
+                                              group, lease)
+            except _LeaseLost:
+                self._give_back(lease, groups[n:])
+                break
+            decided += recorded.rows
+            if recorded.missed:
+                _taken_over(lease, recorded.missed, "answers thrown away")
+                self._give_back(lease, groups[n + 1:])
+                break
+        return decided
+
+    def _resume_group(self, issue_id: int, render: tuple[str, str, str],
+                      rows: list[ClaimedRow], lease: _Lease) -> Recorded:
+        """Decide and record the taken-over rows of one claim and segment; _LeaseLost,
+        before anything is recorded, when another worker has taken rows over."""
+        segment = rows[0].segment_key
+        if self._can_resend_identical(rows):
+            self._hold_lease(lease, 0.0, False)
+            outcomes = self._resend_identical(issue_id, render, segment, rows)
+        else:
+            known = self._reconcile(issue_id, rows, lease)
+            outcomes = [self._stranded_outcome(r, s) for r, s in zip(rows, known, strict=True)]
         with write_transaction(self.engine) as conn:
-            # Each group under the batch key its rows kept through the take-over.
-            recorded = [self._record(conn, group, outcomes, group[0].batch_key)
-                        for group, outcomes in decided]
-        self._erase_copies([a for _, addresses in recorded for a in addresses])
-        return sum(r.rows for r, _ in recorded)
+            # Under the batch key the rows kept through the take-over.
+            recorded, erased = self._record(conn, rows, outcomes, rows[0].batch_key)
+        lease.unsent -= len(rows)
+        self._erase_copies(erased)
+        return recorded
+
+    def _give_back(self, lease: _Lease, groups: list[list[ClaimedRow]]) -> None:
+        """Give taken-over rows not yet decided back as they were: their claim's old
+        lease, which has run out (so they are stranded again, and a later take-over
+        still judges the claim's age by it); only those this worker still holds."""
+        claims: dict[str | None, list[ClaimedRow]] = {}
+        for group in groups:
+            claims.setdefault(group[0].batch_key, []).extend(group)
+        with write_transaction(self.engine) as conn:
+            for key, rows in claims.items():
+                ids = [r.id for r in rows]
+                box.renew_lease(conn, lease.issue_id, (min(ids), max(ids)), self.worker,
+                                (key,), rows[0].lease_until)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
         """Whether the provider will still recognise this batch's idempotency key."""
@@ -462,11 +508,19 @@ class Dispatcher:
                             error=f"in flight at a crash; resend failed: {exc}") for r in rows]
         return [self.outcome_for(r, s) for r, s in zip(rows, statuses, strict=True)]
 
-    def _reconcile(self, issue_id: int, rows: list[ClaimedRow]) -> list[RecipientStatus | None]:
+    def _reconcile(self, issue_id: int, rows: list[ClaimedRow], lease: _Lease
+                   ) -> list[RecipientStatus | None]:
+        """What the provider knows of each row, asked RECONCILE_CHUNK rows at a time with
+        the lease renewed (when due) before each chunk."""
         reconcile = getattr(self.provider, "reconcile", None)
         if reconcile is None:
             return [None] * len(rows)
-        return reconcile(issue_id, [self.recipient_for(r) for r in rows])
+        known: list[RecipientStatus | None] = []
+        for start in range(0, len(rows), RECONCILE_CHUNK):
+            self._hold_lease(lease, 0.0, False)
+            chunk = rows[start:start + RECONCILE_CHUNK]
+            known += reconcile(issue_id, [self.recipient_for(r) for r in chunk])
+        return known
 
     def _stranded_outcome(self, row: ClaimedRow, status: RecipientStatus | None) -> Outcome:
         if status is not None and status.outcome in DELIVERED:
@@ -483,22 +537,30 @@ class _LeaseLost(Exception):
 
 @dataclass
 class _Lease:
-    """The lease of the claim a sender thread is working on, renewed as it goes."""
+    """The lease of the rows a thread is working on, renewed as it goes: a claim it sends,
+    or the stranded rows it took over and decides."""
 
     issue_id: int
-    key: str | None  # the claim's batch key
+    # The batch keys of its rows: the claim's, or those of the claims the take-over took.
+    keys: tuple[str | None, ...]
     id_range: tuple[int, int]  # its first and last outbox id
     until: datetime
-    unsent: int  # rows of the claim not yet recorded, which the lease has to cover
+    unsent: int  # rows not yet recorded, which the lease has to cover
+
+    def name(self) -> str:
+        """How the log names it."""
+        if len(self.keys) == 1:
+            return f"claim {self.keys[0]}"
+        return f"take-over of {len(self.keys)} claims"
 
 
 def _taken_over(lease: _Lease, rows: int, how: str) -> _LeaseLost:
     """Say once that rows of a lease were taken over by another worker; the exception
     that stops the work on it."""
-    log.warning("claim %s: %d row(s) taken over by another worker after the lease ran out "
-                "(%s); it decides them, and this one stops and gives back the rest",
-                lease.key, rows, how)
-    return _LeaseLost(lease.key)
+    log.warning("%s: %d row(s) taken over by another worker after the lease ran out (%s); "
+                "it decides them, and this one stops and gives back the rest", lease.name(),
+                rows, how)
+    return _LeaseLost(lease.name())
 
 
 @dataclass

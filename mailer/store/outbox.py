@@ -448,27 +448,40 @@ def release_unsent(conn: Connection, ids: Sequence[int], worker: str, now: datet
     return result.rowcount or 0
 
 
-# The rows of a claim still in flight and still held by it: found through the work index
-# (issue, status, id) within the claim's id range, so no id list is built per renewal.
-_RENEW_LEASE = (
-    update(outbox)
-    .where(outbox.c.issue_id == bindparam("b_issue"), _IN_FLIGHT,
-           outbox.c.id.between(bindparam("b_first"), bindparam("b_last")),
-           *_claim_fence("b_worker", "b_claim"))
-    .values(lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type))
-)
+@cache
+def _lease_update(dialect: str):
+    """The UPDATE that sets the lease of rows in flight still held by this worker under
+    one of the batch keys bound as `b_claims`, between two ids: found through the work
+    index (issue, status, id), so no id list is built per renewal. The keys travel as one
+    parameter, as ids do (`_id_listed`); coalesce: rows claimed without a key."""
+    key = func.coalesce(outbox.c.batch_key, "")
+    if dialect == "postgresql":
+        keyed = key == any_(bindparam("b_claims", type_=ARRAY(String)))
+    else:
+        keyed = key.in_(select(literal_column("value")).select_from(
+            func.json_each(bindparam("b_claims"))).scalar_subquery())
+    return (update(outbox)
+            .where(outbox.c.issue_id == bindparam("b_issue"), _IN_FLIGHT,
+                   outbox.c.id.between(bindparam("b_first"), bindparam("b_last")),
+                   outbox.c.claimed_by == bindparam("b_worker"), keyed)
+            .values(lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type)))
 
 
 def renew_lease(conn: Connection, issue_id: int, id_range: tuple[int, int], worker: str,
-                batch_key: str | None, until: datetime) -> int:
-    """Extend the lease of a claim's rows to `until`, for those still in `sending` and
-    still held by the claim (this worker, this batch key) between the claim's first and
-    last id; returns how many. Fewer than the claim has in flight: another worker has
-    taken rows of it over, after its lease ran out."""
+                batch_keys: Sequence[str | None], until: datetime | None) -> int:
+    """Set the lease of rows to `until`, for those still in `sending` and still held by
+    this worker under one of `batch_keys` (a claim's key, or the keys of the claims a
+    take-over took) between the first and last id; returns how many. Fewer than it has
+    in flight: another worker has taken rows of it over, after its lease ran out.
+
+    A lease set back to one that ran out gives taken-over rows back, stranded again."""
     first, last = id_range
-    return conn.execute(_RENEW_LEASE, {
+    keys = [k or "" for k in batch_keys]
+    dialect = conn.dialect.name
+    return conn.execute(_lease_update(dialect), {
         "b_issue": issue_id, "b_first": first, "b_last": last, "b_worker": worker,
-        "b_claim": batch_key, "b_lease": until.astimezone(UTC)}).rowcount or 0
+        "b_claims": keys if dialect == "postgresql" else json.dumps(keys),
+        "b_lease": until and until.astimezone(UTC)}).rowcount or 0
 
 
 def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedRow]:

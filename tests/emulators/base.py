@@ -8,6 +8,7 @@ Usage (the same for every provider; see README.md in this folder):
         emu.fail_next("drop")                       # accept + record, then cut the connection
         emu.fail_next("hang", accept=True)          # accept + record, then never answer
         emu.wait_for_batches(3, timeout=30)         # block until 3 send calls were accepted
+        emu.before_lookup = callback                # run before each look-up is answered
         emu.received                                # Counter: recipient address -> deliveries
         emu.messages                                # accepted messages (keep_messages=True)
 """
@@ -23,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +74,9 @@ class Emulator:
         self.first_accept_at: float | None = None
         self.last_accept_at: float | None = None
         self.faults: deque[Fault] = deque()
+        # Run (in the server's thread) before each look-up is answered: a test makes a
+        # reconcile slow there, by moving its clock or waiting on an Event it controls.
+        self.before_lookup: Callable[[], None] | None = None
         self._release = threading.Event()
         self.server = None
         self.url = ""
@@ -163,6 +168,8 @@ class Emulator:
                 self.reset()
             return json_response(self.stats())(environ, start_response)
         fault = None
+        if not self.is_send(request) and self.before_lookup is not None:
+            self.before_lookup()
         if self.is_send(request):
             with self.lock:
                 self.first_call_at = self.first_call_at or time.monotonic()
