@@ -19,9 +19,28 @@ _Q_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 # word, and in a phrase (a display name) also ones with characters outside RFC 5322's
 # atext. A run of them, with the whitespace between, becomes one row of encoded words;
 # the other words stay literal, so encoded words are rarely next to each other.
-_TEXT_RUN = re.compile(r"\S*(?:[^\x00-\x7f]|=\?)\S*(?:\s+\S*(?:[^\x00-\x7f]|=\?)\S*)*")
+_NON_ASCII = r"[^\x00-\x7f]"
 _NOT_ATEXT = r"[^\sA-Za-z0-9!#$%&'*+\-/=?^_`{|}~]"
-_PHRASE_RUN = re.compile(rf"\S*(?:{_NOT_ATEXT}|=\?)\S*(?:\s+\S*(?:{_NOT_ATEXT}|=\?)\S*)*")
+
+
+def _runs_of_words_with(char: str) -> re.Pattern[str]:
+    """Runs of words holding `char` or "=?", with the whitespace between them."""
+    word = rf"\S*(?:{char}|=\?)\S*"
+    return re.compile(rf"{word}(?:\s+{word})*")
+
+
+_TEXT_RUN = _runs_of_words_with(_NON_ASCII)
+_PHRASE_RUN = _runs_of_words_with(_NOT_ATEXT)
+
+
+def _is_plain(text: str) -> bool:
+    """Whether text can stand in a header as it is: ASCII, and no encoded word look-alike."""
+    return text.isascii() and "=?" not in text
+
+
+def _encode_runs(run: re.Pattern[str], text: str) -> str:
+    """Each match of `run` in text as encoded words, one space apart."""
+    return run.sub(lambda found: " ".join(encoded_words(found.group())), text)
 
 
 def _q(text: str) -> str:
@@ -57,7 +76,7 @@ def encoded_words(text: str) -> list[str]:
 def encode_text(text: str) -> str:
     """Unstructured header text (a Subject) in ASCII: each run of words that cannot stay
     literal becomes encoded words, one space apart."""
-    return _TEXT_RUN.sub(lambda run: " ".join(encoded_words(run.group())), text)
+    return _encode_runs(_TEXT_RUN, text)
 
 
 def encode_phrase(name: str) -> str:
@@ -65,14 +84,12 @@ def encode_phrase(name: str) -> str:
     encoded words. Python's display-name parser (3.11) keeps the space between two encoded
     words side by side, against RFC 2047 section 6.2, so a run too long for one encoded
     word comes back from it with a space too many; literal words between keep runs short."""
-    if name.isascii() and "=?" not in name:
-        return name
-    return _PHRASE_RUN.sub(lambda run: " ".join(encoded_words(run.group())), name)
+    return name if _is_plain(name) else _encode_runs(_PHRASE_RUN, name)
 
 
 def format_address(name: str, address: str) -> str:
     """A mailbox as an ASCII header value (a From to keep in settings or send to an API)."""
-    if not name or (name.isascii() and "=?" not in name):
+    if not name or _is_plain(name):
         return formataddr((name, address))
     return f"{encode_phrase(name)} <{address}>"
 
@@ -110,7 +127,7 @@ class UnfoldedHeaders(EmailPolicy):
 
     def _encoded_line(self, name: str, value: Any) -> str | None:
         """The line of a non-ASCII Subject, address or other text header, or None."""
-        if self.utf8 or (str(value).isascii() and "=?" not in str(value)):
+        if self.utf8 or _is_plain(str(value)):
             return None
         if isinstance(value, AddressHeader):
             if any(g.display_name is not None for g in value.groups) or not all(
