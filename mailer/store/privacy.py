@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, String, cast, literal, or_, select, update
 
 from mailer.models import SubscriberStatus
 from mailer.store.issues import issue_by_id
@@ -20,10 +20,32 @@ from mailer.store.subscribers import (
 )
 from mailer.store.tables import consent_events, outbox, subscribers, suppressions
 
+ERASED_PREFIX, ERASED_DOMAIN = "erased-", "@erased.invalid"
+
 
 def erased_address(subscriber_id: int) -> str:
     """The placeholder that replaces an erased subscriber's address (unique, undeliverable)."""
-    return f"erased-{subscriber_id}@erased.invalid"
+    return f"{ERASED_PREFIX}{subscriber_id}{ERASED_DOMAIN}"
+
+
+def erased_address_sql(subscriber_id):
+    """`erased_address` as an SQL expression over a subscriber id column (set-based erasure)."""
+    return literal(ERASED_PREFIX) + cast(subscriber_id, String) + literal(ERASED_DOMAIN)
+
+
+def erased_record(placeholder, now: datetime) -> dict:
+    """The `subscribers` values of an erased record: placeholder address, no name or
+    choices, and a new token version, which revokes every link sent before."""
+    return dict(email=placeholder, name="", status=SubscriberStatus.ERASED.value, sections=[],
+                themes=[], segment_key="", source="",
+                token_version=subscribers.c.token_version + 1, updated_at=now)
+
+
+def blank_ledger(conn: Connection, subscriber_ids: list[int]) -> None:
+    """Drop IPs, user agents and details (provider texts may name the address) from the
+    ledger entries of erased subscribers; the entries themselves are the proof and stay."""
+    conn.execute(update(consent_events).where(consent_events.c.subscriber_id.in_(subscriber_ids))
+                 .values(ip=None, user_agent=None, details={}))
 
 
 def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
@@ -41,17 +63,13 @@ def erase(conn: Connection, subscriber_id: int, now: datetime, source: str, *,
     placeholder = erased_address(subscriber_id)
     if suppress_address:
         suppress(conn, row.email, "erased", now)
-    conn.execute(update(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
-                 .values(ip=None, user_agent=None, details={}))
+    blank_ledger(conn, [subscriber_id])
     erase_from_delivery_records(conn, subscriber_id, row.email)
     drop_request(conn, subscriber_id)
     conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
                  .values(email=placeholder))
-    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
-        email=placeholder, name="", status=SubscriberStatus.ERASED.value, sections=[],
-        themes=[], segment_key="", source="", token_version=row.token_version + 1,
-        updated_at=now,
-    ))
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+                 .values(**erased_record(placeholder, now)))
     log_event(conn, row, event, now, ConsentContext(source), {"from": row.status})
 
 

@@ -14,15 +14,12 @@ from datetime import datetime
 
 from sqlalchemy import (
     Connection,
-    String,
     and_,
     case,
-    cast,
     delete,
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -30,6 +27,7 @@ from sqlalchemy import (
 
 from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
 from mailer.store.outbox import NO_ADDRESS
+from mailer.store.privacy import blank_ledger, erased_address_sql, erased_record
 from mailer.store.subscribers import email_hash
 from mailer.store.tables import (
     consent_events,
@@ -89,17 +87,14 @@ def erase_leavers(conn: Connection, people: Sequence[Leaver], now: datetime) -> 
     for chunk in _chunks(people):
         ids = [p.id for p in chunk]
         _suppress(conn, chunk, now)
-        conn.execute(update(consent_events).where(consent_events.c.subscriber_id.in_(ids))
-                     .values(ip=None, user_agent=None, details={}))
+        blank_ledger(conn, ids)
         conn.execute(update(outbox).where(outbox.c.subscriber_id.in_(ids)).values(
-            email=_placeholder(outbox.c.subscriber_id), provider_message_id=None,
+            email=erased_address_sql(outbox.c.subscriber_id), provider_message_id=None,
             last_error=_skip_reason_only()))
         conn.execute(delete(subscription_requests)
                      .where(subscription_requests.c.subscriber_id.in_(ids)))
-        conn.execute(update(subscribers).where(subscribers.c.id.in_(ids)).values(
-            email=_placeholder(subscribers.c.id), name="",
-            status=SubscriberStatus.ERASED.value, sections=[], themes=[], segment_key="",
-            source="", token_version=subscribers.c.token_version + 1, updated_at=now))
+        conn.execute(update(subscribers).where(subscribers.c.id.in_(ids))
+                     .values(**erased_record(erased_address_sql(subscribers.c.id), now)))
         log_erasures(conn, chunk, now)
     return len(people)
 
@@ -121,11 +116,6 @@ def _suppress(conn: Connection, chunk: Sequence[Leaver], now: datetime) -> None:
              for h, reason in wanted.items() if h not in known]
     if fresh:
         conn.execute(insert(suppressions), fresh)
-
-
-def _placeholder(subscriber_id):
-    """`privacy.erased_address` in SQL: erased-<id>@erased.invalid."""
-    return literal("erased-") + cast(subscriber_id, String) + literal("@erased.invalid")
 
 
 def _skip_reason_only():
