@@ -3,8 +3,9 @@ confirm, change preferences, unsubscribe, resubscribe, forget and purge.
 
 Nobody but the address's owner changes a record: the subscribe form creates a pending
 record for a new address, but for a known one (pending or unsubscribed) the requested
-name and preferences wait apart (`store.requests`) until the confirm link sent for that
-request is used; an active subscriber only gets a mail with a link to their preferences.
+name and preferences wait apart (`store.subscription_requests`) until the confirm link
+sent for that request is used; an active subscriber only gets a mail with a link to
+their preferences.
 
 Each service is one transaction that decides and records (with a consent-ledger entry);
 a mail that follows is returned as a MailJob for the caller to send, so the web app can
@@ -27,7 +28,7 @@ from mailer.links import TokenClaims
 from mailer.models import Preferences, Subscriber, SubscriberStatus
 from mailer.providers.file import erase_copies
 from mailer.settings import Settings
-from mailer.store import privacy, ratelimit, requests
+from mailer.store import privacy, ratelimit, subscription_requests
 from mailer.store import subscribers as subs
 from mailer.store.subscribers import ConsentContext
 from mailer.subscriber_mail import MailJob
@@ -146,8 +147,8 @@ def _request(app: App, conn: Connection, sub: Subscriber, name: str,
     job = mail_job(app, conn, "confirm", sub)
     if job is None:
         return SubscribeResult(SubscribeOutcome.MAIL_LIMITED)
-    request = requests.replace_request(conn, sub.id, subs.clean_name(name), preferences,
-                                       app.clock.now())
+    request = subscription_requests.replace_request(conn, sub.id, subs.clean_name(name),
+                                                    preferences, app.clock.now())
     subs.log_event(conn, row, "subscribe", app.clock.now(), context,
                    {"request": request.id, **_agreed(request.preferences)})
     return SubscribeResult(SubscribeOutcome.RENEWED,
@@ -212,7 +213,7 @@ def confirm(app: App, subscriber_id: int, context: ConsentContext,
             details = {"request": request_id, **details}
             if changed.get("name_changed"):
                 details["name_changed"] = True
-        requests.drop_request(conn, subscriber_id)
+        subscription_requests.drop_request(conn, subscriber_id)
         subs.set_status(conn, subscriber_id, SubscriberStatus.ACTIVE, app.clock.now(),
                         context.source, details, event="confirm", context=context)
         subs.lift_own_suppression(conn, row.email)
@@ -232,7 +233,7 @@ def _choices(conn: Connection, row, request_id: int | None) -> Choices | None:
     those of the waiting request it names; None when that request is no longer waiting."""
     if request_id is None:
         return Choices(row.name, subs.preferences_of(row))
-    waiting = requests.pending_request(conn, row.id)
+    waiting = subscription_requests.pending_request(conn, row.id)
     if waiting is None or waiting.id != request_id:
         return None
     return Choices(waiting.name, waiting.preferences)
@@ -365,7 +366,7 @@ def purge_pending(app: App) -> int:
         for subscriber_id in ids:
             privacy.erase(conn, subscriber_id, now, "purge:pending",
                           suppress_address=False, event="purge")
-        requests.drop_requests_before(conn, before)
+        subscription_requests.drop_requests_before(conn, before)
         ratelimit.forget_hits_before(conn, now - mail_window(app.settings))
     for address in addresses:
         erase_copies(app.settings.path(app.settings.outbox_dir), address)

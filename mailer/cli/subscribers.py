@@ -14,7 +14,7 @@ from mailer.addresses import InvalidAddress, normalize_email
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
 from mailer.models import SECTIONS, Preferences, SubscriberStatus
-from mailer.store import privacy, requests
+from mailer.store import privacy, subscription_requests
 from mailer.store import subscribers as subs
 from mailer.store.tables import subscribers as subscribers_table
 from mailer.subscriber_import import CsvRow, import_rows, parse_csv
@@ -127,11 +127,11 @@ def _records(app: App, status: str | None) -> list[dict]:
         query = query.where(subscribers_table.c.status != SubscriberStatus.ERASED.value)
     with app.engine.connect() as conn:
         rows = conn.execute(query).all()
-        waiting = requests.pending_requests(conn, [r.id for r in rows])
+        waiting = subscription_requests.pending_requests(conn, [r.id for r in rows])
     return [_record(r, waiting.get(r.id)) for r in rows]
 
 
-def _record(row, waiting: requests.PendingRequest | None) -> dict:
+def _record(row, waiting: subscription_requests.PendingRequest | None) -> dict:
     stamp = lambda v: v.isoformat() if v else ""  # noqa: E731
     return {"email": row.email, "name": row.name, "status": row.status,
             "sections": list(row.sections), "themes": list(row.themes), "source": row.source,

@@ -9,7 +9,6 @@ from sqlalchemy import Connection, String, cast, literal, or_, select, update
 
 from mailer.models import SubscriberStatus
 from mailer.store.issues import issue_by_id
-from mailer.store.requests import drop_request, pending_request, subscribers_requesting_since
 from mailer.store.subscribers import (
     ConsentContext,
     email_hash,
@@ -17,6 +16,11 @@ from mailer.store.subscribers import (
     same_address,
     subscriber_row,
     suppress,
+)
+from mailer.store.subscription_requests import (
+    drop_request,
+    pending_request,
+    subscribers_requesting_since,
 )
 from mailer.store.tables import consent_events, outbox, subscribers, suppressions
 

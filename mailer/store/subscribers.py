@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Dialect, Engine, delete, func, insert, select
 
 from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
 from mailer.store.db import driver_sql, driver_transaction
-from mailer.store.requests import drop_request
+from mailer.store.subscription_requests import drop_request
 from mailer.store.tables import consent_events, subscribers, suppressions
 
 
