@@ -40,6 +40,14 @@ def first_issue_sent(app) -> None:
     assert result.finished and result.counts["sent"] == 12
 
 
+def keep_only_readers_without_news(app) -> None:
+    """Unsubscribe everyone but the readers the week-50 news (the Rotterdam training) is
+    not for."""
+    with app.engine.begin() as conn:
+        conn.execute(update(subscribers).where(subscribers.c.email.not_in(NOTHING_NEW))
+                     .values(status=SubscriberStatus.UNSUBSCRIBED.value))
+
+
 def rows_by_email(app, issue_id: int) -> dict:
     with app.engine.connect() as conn:
         return {r.email: r for r in conn.execute(select(outbox).where(
@@ -101,9 +109,7 @@ def test_even_without_news_sends_every_segment_that_gets_something_also_on_resum
 
 def test_an_issue_with_nothing_new_for_anyone_is_not_sent_nor_numbered(loaded_app):
     first_issue_sent(loaded_app)
-    with loaded_app.engine.begin() as conn:  # only readers the Rotterdam training is not for
-        conn.execute(update(subscribers).where(subscribers.c.email.not_in(NOTHING_NEW))
-                     .values(status=SubscriberStatus.UNSUBSCRIBED.value))
+    keep_only_readers_without_news(loaded_app)
     second = issue_of(loaded_app, date(2026, 12, 10))
     assert second is not None  # the issue does hold news, for nobody who reads it
     with pytest.raises(NothingNewForAnyone, match="nothing new for any subscriber"):
@@ -143,9 +149,7 @@ def test_moved_or_cancelled_events_an_earlier_issue_announced_are_no_news(loaded
 def test_the_scheduler_skips_a_week_with_nothing_new_for_anyone_and_numbers_on(loaded_app):
     first = runner_at(loaded_app, WEEK_49)
     assert first.run(spec(first, "newsletter"), WEEK_49).status is RunStatus.DONE
-    with loaded_app.engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.email.not_in(NOTHING_NEW))
-                     .values(status=SubscriberStatus.UNSUBSCRIBED.value))
+    keep_only_readers_without_news(loaded_app)
     runner = runner_at(loaded_app, WEEK_50)
     job = replace(spec(runner, "newsletter"),
                   options={**spec(runner, "newsletter").options, "min_items": 1})
@@ -188,9 +192,7 @@ def test_a_job_with_even_without_news_sends_also_without_news(loaded_app):
 def test_the_proof_warns_when_the_issue_would_reach_nobody(loaded_app):
     first = runner_at(loaded_app, WEEK_49)
     assert first.run(spec(first, "newsletter"), WEEK_49).status is RunStatus.DONE
-    with loaded_app.engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.email.not_in(NOTHING_NEW))
-                     .values(status=SubscriberStatus.UNSUBSCRIBED.value))
+    keep_only_readers_without_news(loaded_app)
     proof_time = datetime(2026, 12, 9, 14, 0, tzinfo=AMS)
     proof = runner_at(loaded_app, proof_time)
     assert proof.run(spec(proof, "proof"), proof_time).status is RunStatus.DONE
