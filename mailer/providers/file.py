@@ -27,21 +27,16 @@ def safe_name(email: str) -> str:
 
 
 def erase_copies(folder: Path, email: str) -> int:
-    """Delete every message written for an address (right to erasure); how many were.
-
-    File names only narrow the search (two addresses may share a safe name); the To
-    header decides, so nobody else's copy goes.
-    """
-    if not folder.is_dir():
-        return 0
-    found = [p for p in folder.glob(f"issue-*/*-{safe_name(email)}.eml")
-             if _addressed_to(p, {email.lower()})]
-    return _delete(found)
+    """Delete every message written for an address (right to erasure); how many were."""
+    return delete_copies(copies_for(folder, [email]))
 
 
 def copies_for(folder: Path, emails: Iterable[str]) -> list[Path]:
     """Every message written for any of many addresses, in one pass over the folder (a
-    glob per address would read the folder once per address)."""
+    glob per address would read the folder once per address).
+
+    File names only narrow the search (two addresses may share a safe name); the To
+    header decides, so nobody else's copy goes."""
     wanted = {e.lower() for e in emails}
     names = {safe_name(e) for e in wanted}
     if not wanted or not folder.is_dir():
@@ -63,7 +58,12 @@ def copies_older_than(folder: Path, issue_ids: Iterable[int], before: datetime) 
 
 def delete_copies(paths: Iterable[Path]) -> int:
     """Delete messages (already gone is fine); how many were there."""
-    return _delete(paths)
+    deleted = 0
+    for path in paths:
+        if path.exists():
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
 
 
 def _addressed_to(path: Path, wanted: set[str]) -> bool:
@@ -71,15 +71,6 @@ def _addressed_to(path: Path, wanted: set[str]) -> bool:
         to = HeaderParser(policy=policy.default).parsestr(
             handle.read().decode("utf-8", "replace"))["To"]
     return any(a.addr_spec.lower() in wanted for a in getattr(to, "addresses", ()))
-
-
-def _delete(paths: Iterable[Path]) -> int:
-    deleted = 0
-    for path in paths:
-        if path.exists():
-            path.unlink(missing_ok=True)
-            deleted += 1
-    return deleted
 
 
 @register
