@@ -27,7 +27,7 @@ class ReviewOptions:
     spam: bool = True  # SpamAssassin takes a few seconds
     # Also the caniemail findings hidden by default: those only MJML's own markup or the
     # template's progressive enhancements cause.
-    hidden_support: bool = False
+    show_hidden: bool = False
 
 
 def review(app: App, issue: Issue, preview: Preview,
@@ -40,7 +40,7 @@ def review(app: App, issue: Issue, preview: Preview,
     findings += check_images(root)
     findings += check_contrast(root)
     findings += check_text_links(root, preview.text)
-    findings += client_support(app, preview.html, root, show_hidden=options.hidden_support)
+    findings += client_support(app, preview.html, root, show_hidden=options.show_hidden)
     if options.spam:
         from mailer.spam import check_spam
 

@@ -210,7 +210,7 @@ def test_sample_issue_has_no_errors_with_every_offline_check(lint_app):
     assert [f for f in findings if f.code == "caniemail"] == []
     # ...but the checks did run: `--all` shows the template's enhancements.
     everything = review(lint_app, issue, build_preview(lint_app, issue),
-                        ReviewOptions(spam=False, hidden_support=True))
+                        ReviewOptions(spam=False, show_hidden=True))
     enhancements = {f.message.split(" is not supported")[0] for f in everything
                     if f.message.endswith("progressive enhancement that degrades safely")}
     assert enhancements == {"@media", "color-scheme CSS property"}

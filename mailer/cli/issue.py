@@ -125,7 +125,7 @@ def lint(state: CliState, on: datetime | None, check_links: bool, as_json: bool,
         return preview_tools.echo_findings_json(None, [])
     if issue is None:
         return nothing_new(app, _day(on))
-    options = ReviewOptions(check_links=check_links, hidden_support=show_all)
+    options = ReviewOptions(check_links=check_links, show_hidden=show_all)
     findings = review(app, issue, build_preview(app, issue), options)
     if as_json:
         preview_tools.echo_findings_json(issue, findings)
