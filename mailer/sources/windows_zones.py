@@ -169,7 +169,14 @@ DISPLAY_NAMES: dict[str, str] = {
     "Samoa": "Samoa Standard Time",
     "Kiritimati Island": "Line Islands Standard Time",
 }
-_BY_KEY = {" ".join(name.casefold().split()): zone for name, zone in DISPLAY_NAMES.items()}
+
+
+def _key(display_name: str) -> str:
+    """A display name as looked up: case and runs of white space do not count."""
+    return " ".join(display_name.casefold().split())
+
+
+_BY_KEY = {_key(name): zone for name, zone in DISPLAY_NAMES.items()}
 
 
 @cache
@@ -179,7 +186,7 @@ def zone_for_tzid(tzid: str) -> tzinfo | None:
     name = tzid.strip().strip('"')
     display = OFFSET_PREFIX.match(name)
     if display is not None:
-        name = _BY_KEY.get(" ".join(display.group(1).casefold().split()), "")
+        name = _BY_KEY.get(_key(display.group(1)), "")
     name = WINDOWS_TO_OLSON.get(name, name)
     if not name:
         return None
