@@ -3,7 +3,7 @@
 import pytest
 
 from mailer.store.items import canonical_url
-from mailer.tracking import without_tracking
+from mailer.tracking_params import without_tracking
 from tests.source_helpers import corpus, make_source, serve
 
 

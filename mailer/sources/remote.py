@@ -18,7 +18,7 @@ from mailer.sources import SourceConfig, Window
 from mailer.sources.boilerplate import drop_boilerplate
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
-from mailer.tracking import unwrap_google_redirect, without_tracking
+from mailer.tracking_params import unwrap_google_redirect, without_tracking
 
 SUMMARY_CHARS = 400
 # What WordPress puts in a feed for a password-protected post (wp-includes/post-template.php):

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, select, update
 
 from mailer.models import Item, ItemKind, ItemStatus, StoredItem
 from mailer.store.tables import items
-from mailer.tracking import is_tracking
+from mailer.tracking_params import is_tracking
 
 if TYPE_CHECKING:
     from mailer.sources import Window

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, unquote
 TRACKING_NAMES = frozenset({"wt_mc", "xtor", "fbclid", "gclid", "mc_cid", "mc_eid",
                             "_hsenc", "_hsmi", "mkt_tok"})
 TRACKING_PREFIXES = ("utm_",)
+GOOGLE_REDIRECT = "https://www.google.com/url?"
 
 
 def is_tracking(name: str) -> bool:
@@ -37,9 +38,9 @@ def without_tracking(url: str) -> str:
 def unwrap_google_redirect(url: str) -> str:
     """The target of Google's click redirect (`https://www.google.com/url?q=<target>&sa=...`,
     as Google Calendar writes every link of a description); any other URL as it is."""
-    if not url.startswith("https://www.google.com/url?"):
+    if not url.startswith(GOOGLE_REDIRECT):
         return url
-    query = parse_qs(url[len("https://www.google.com/url?"):].split("#", 1)[0])
+    query = parse_qs(url[len(GOOGLE_REDIRECT):].split("#", 1)[0])
     targets = query.get("q", [])
     if "sa" not in query or len(targets) != 1:
         return url
