@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from mailer.app import App
 from mailer.links import TokenClaims
 from mailer.models import Preferences, Subscriber, SubscriberStatus
-from mailer.providers.file import erase_copies
+from mailer.providers.file import copies_for, delete_copies, erase_copies
 from mailer.settings import Settings
 from mailer.store import privacy, ratelimit, subscription_requests
 from mailer.store import subscribers as subs
@@ -368,6 +368,5 @@ def purge_pending(app: App) -> int:
                           suppress_address=False, event="purge")
         subscription_requests.drop_requests_before(conn, before)
         ratelimit.forget_hits_before(conn, now - mail_window(app.settings))
-    for address in addresses:
-        erase_copies(app.settings.path(app.settings.outbox_dir), address)
+    delete_copies(copies_for(app.settings.path(app.settings.outbox_dir), addresses))
     return len(ids)
