@@ -78,12 +78,8 @@ def compose_issue(conn: Connection, settings: Settings, moment: datetime) -> Iss
 def news_in(issue: Issue, items: Iterable[StoredItem]) -> list[StoredItem]:
     """The items that are news: on (not cancelled) and carried by no earlier issue.
 
-    An article is never in two issues, so every article is news. An event stays in the
-    agenda until it takes place, but is news only in the first issue that carries it; a
-    later move or cancellation is shown in the agenda of the next issue that goes out
-    (as the source now has it) but is not news by itself: only cancellations are left
-    out of a segment's agenda altogether (see render.newsletter.select_for).
-    """
+    An event stays in the agenda until it takes place but is news only in the first issue
+    that carries it: a later move or cancellation does not make it news again."""
     return [s for s in items if s.item.status is ItemStatus.ACTIVE and issue.is_new(s)]
 
 
