@@ -164,13 +164,7 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     """Compose and send the issue to every active subscriber (resumes a partial send).
 
     Segments with nothing new for them are skipped unless --even-without-news."""
-    modes = [name for name, given in (("--dry-run", dry_run),
-                                      ("--test", bool(test_addresses)),
-                                      ("--enqueue-only", enqueue_only)) if given]
-    if test_addresses and even_without_news:  # a test copy goes out whatever it holds
-        modes.append("--even-without-news")
-    if len(modes) > 1:  # each would silently win over the other
-        raise click.UsageError(f"{', '.join(modes)} cannot be combined")
+    refuse_combined_modes(dry_run, test_addresses, enqueue_only, even_without_news)
     app = state.app()
     if not (enqueue_only or app.settings.enqueue_only):  # workers send: their settings count
         require_provider(app)
@@ -191,15 +185,34 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
         return nothing_new_for_anyone(issue)
     skipped = echo_skipped(plans)
     if not yes:
-        to_send, left = still_to_send(app, issue, skipped), still_to_send(app, issue)
-        click.confirm(f"Send nr. {issue.number} '{issue.subject}' to "
-                      f"{audience(active_count(app), to_send, left - to_send)}?", abort=True)
+        confirm_send(app, issue, skipped)
     if enqueue_only or app.settings.enqueue_only:
         app.settings = with_overrides(app.settings, enqueue_only=True)
         return echo_enqueued(send_issue(app, issue, even_without_news=even_without_news))
     result = send_with_progress(app, issue, even_without_news=even_without_news)
     echo_result(result)
     exit_for(result)
+
+
+def refuse_combined_modes(dry_run: bool, test_addresses: tuple[str, ...], enqueue_only: bool,
+                          even_without_news: bool) -> None:
+    """A UsageError when options that each choose what `send` does are combined: each
+    would silently win over the other."""
+    modes = [name for name, given in (("--dry-run", dry_run),
+                                      ("--test", bool(test_addresses)),
+                                      ("--enqueue-only", enqueue_only)) if given]
+    if test_addresses and even_without_news:  # a test copy goes out whatever it holds
+        modes.append("--even-without-news")
+    if len(modes) > 1:
+        raise click.UsageError(f"{', '.join(modes)} cannot be combined")
+
+
+def confirm_send(app: App, issue: Issue, skipped_segments: list[str]) -> None:
+    """Ask whether to send, saying whom the send reaches and whom it skips or reached."""
+    to_send = still_to_send(app, issue, skipped_segments)
+    left = still_to_send(app, issue)
+    click.confirm(f"Send nr. {issue.number} '{issue.subject}' to "
+                  f"{audience(active_count(app), to_send, left - to_send)}?", abort=True)
 
 
 def nothing_new_for_anyone(issue: Issue) -> None:
