@@ -54,13 +54,7 @@ class ICalSource(RemoteSource):
         calendar, note = parse_calendar(doc)
         if note:
             self.problem("calendar", note)
-        for twin in give_missing_uids(calendar):
-            self.problem(f"event {twin}", "another event without UID has the same DTSTART and "
-                                          "SUMMARY; skipped")
-        for tzid, count in place_named_zones(calendar).items():
-            self.problem("calendar", f"unknown time zone {tzid!r} (no VTIMEZONE, no IANA, "
-                                     f"Windows or Outlook name); {count} event"
-                                     f"{'s' if count != 1 else ''} skipped")
+        self._repair(calendar)
         start = self.clock.now()
         weeks = self.option("horizon_weeks")
         end = start + (timedelta(weeks=int(weeks)) if weeks else self.horizon)
@@ -82,6 +76,17 @@ class ICalSource(RemoteSource):
             items.setdefault(item.source_id, item)
         self.window = Window("starts_at", start, end)
         return list(items.values())
+
+    def _repair(self, calendar: Any) -> None:
+        """Give events without UID a derived one and unresolved TZIDs their zone; report the
+        events taken out because neither can be done."""
+        for twin in give_missing_uids(calendar):
+            self.problem(f"event {twin}", "another event without UID has the same DTSTART and "
+                                          "SUMMARY; skipped")
+        for tzid, count in place_named_zones(calendar).items():
+            self.problem("calendar", f"unknown time zone {tzid!r} (no VTIMEZONE, no IANA, "
+                                     f"Windows or Outlook name); {count} event"
+                                     f"{'s' if count != 1 else ''} skipped")
 
     def _item(self, event: Any, recurring: set[str], floating: tzinfo, base: str) -> Item | None:
         uid = str(event.get("UID") or "").strip()
