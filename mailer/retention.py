@@ -10,9 +10,12 @@ data retention", lists what is kept, for how long and why.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+
+from sqlalchemy import Connection
 
 from mailer.app import App
 from mailer.providers.file import copies_for, copies_older_than, delete_copies
@@ -21,6 +24,8 @@ from mailer.store import retention as store
 from mailer.subscriptions import mail_window
 
 log = logging.getLogger(__name__)
+# A count or an apply of store.retention: (connection, moment) -> rows.
+Step = Callable[[Connection, datetime], int]
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def apply_retention(app: App, *, dry_run: bool = False) -> RetentionReport:
     return report
 
 
-def _step(app: App, dry_run: bool, count, apply, before) -> int:
+def _step(app: App, dry_run: bool, count: Step, apply: Step, before: datetime) -> int:
     """One step in a transaction of its own: count in a dry run, else apply."""
     with app.engine.begin() as conn:
         return (count if dry_run else apply)(conn, before)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import html
 import re
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -118,7 +119,7 @@ def _where(entry: Any) -> str:
     return f"entry {entry.get('id') or entry.get('link') or entry.get('title') or '?'}"
 
 
-def _slash_date(value: str) -> Any:
+def _slash_date(value: str) -> time.struct_time | None:
     """A 'YYYY/M/D [H:MM[:SS]]' date in Amsterdam time (no offset), as UTC; else None."""
     found = SLASH_DATE.fullmatch(value)
     if found is None:
