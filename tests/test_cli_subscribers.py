@@ -50,6 +50,17 @@ def test_an_address_in_another_case_or_one_we_cannot_mail_is_not_added(env, tmp_
     assert [s["email"] for s in listed] == ["kim@example.org"]
 
 
+def test_json_gives_a_date_not_yet_reached_as_null_and_csv_as_empty(env):
+    invoke(["subscribers", "add", "p@example.org"], env)  # pending: never confirmed
+    exported = json.loads(invoke(["subscribers", "export", "--format", "json"], env).output)
+    listed = json.loads(invoke(["subscribers", "list", "--json"], env).output)
+    for record in (exported[0], listed[0]):
+        assert record["confirmed_at"] is None and record["unsubscribed_at"] is None
+        assert record["created_at"] == "2026-12-03T08:00:00+00:00"
+    csv_line = invoke(["subscribers", "export"], env).output.splitlines()[1]
+    assert csv_line.endswith(",2026-12-03T08:00:00+00:00,,")
+
+
 def test_confirmed_needs_a_consent_note(env):
     result = invoke(["subscribers", "add", "b@example.org", "--confirmed"], env)
     assert result.exit_code == 2 and "--consent-note" in result.output

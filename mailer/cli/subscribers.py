@@ -132,7 +132,8 @@ def _records(app: App, status: str | None) -> list[dict]:
 
 
 def _record(row, waiting: subscription_requests.PendingRequest | None) -> dict:
-    stamp = lambda v: v.isoformat() if v else ""  # noqa: E731
+    """One subscriber as exported; a date not reached yet is None (JSON null, CSV empty)."""
+    stamp = lambda v: v.isoformat() if v else None  # noqa: E731
     return {"email": row.email, "name": row.name, "status": row.status,
             "sections": list(row.sections), "themes": list(row.themes), "source": row.source,
             "created_at": stamp(row.created_at), "confirmed_at": stamp(row.confirmed_at),
