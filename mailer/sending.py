@@ -111,7 +111,7 @@ def require_news(app: App, issue: Issue, *, even_without_news: bool = False
     if plans and not begun and not even_without_news and not any(p.new for p in plans):
         raise NothingNewForAnyone(
             f"nothing new for any subscriber in nr. {issue.number} ({issue.period}): each "
-            "segment would get only what an earlier issue carried")
+            "segment would get nothing, or only what an earlier issue carried")
     return plans
 
 

@@ -218,7 +218,7 @@ def confirm_send(app: App, issue: Issue, skipped_segments: list[str]) -> None:
 def nothing_new_for_anyone(issue: Issue) -> None:
     """Say that the issue is not sent: no segment of the active subscribers gets news."""
     click.echo(f"Nothing new for any subscriber in nr. {issue.number} ({issue.period}): not "
-               "sent. Each segment would get only what an earlier issue carried; "
+               "sent. Each segment would get nothing, or only what an earlier issue carried; "
                "`mailer send --even-without-news` sends it anyway.")
 
 
