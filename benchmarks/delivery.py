@@ -170,6 +170,18 @@ def stats(url: str, reset: bool = False) -> dict:
     return requests.get(url + "/_emulator/stats", timeout=10).json()
 
 
+def accept_rate(counters: dict) -> float:
+    """Recipients per second the emulator accepted, first call to last accepted batch."""
+    return counters["recipients"] / counters["accept_span"]
+
+
+def limit_rate(adapter, call, url: str, size: int, batch: int, concurrency: int) -> float:
+    """The minimal client's rate: `size` recipients in pre-built batches of `batch`."""
+    stats(url, reset=True)
+    minimal_client(adapter, call, url, -(-size // batch), concurrency)
+    return accept_rate(stats(url))
+
+
 def bench(provider: str, size: int, concurrency: int, workers: int = 1) -> dict:
     emulator, url = start_emulator(provider)
     try:
@@ -182,18 +194,15 @@ def bench(provider: str, size: int, concurrency: int, workers: int = 1) -> dict:
             sent = stats(url)
             adapter, (call, one), batch = sample_calls(app, size)
             marginal = (len(encoded(call)) - len(encoded(one))) / max(batch - 1, 1)
-            stats(url, reset=True)
-            minimal_client(adapter, call, url, -(-size // batch), concurrency)
-            limit = stats(url)
+            limit = limit_rate(adapter, call, url, size, batch, concurrency)
             app.engine.dispose()
     finally:
         emulator.stdin.close()
         emulator.wait()
-    rate = sent["recipients"] / sent["accept_span"]
-    limit_rate = limit["recipients"] / limit["accept_span"]
+    rate = accept_rate(sent)
     return {"provider": provider, "workers": workers, "recipients": size, "batch": batch,
             "seconds": seconds,
-            "rate": rate, "limit": limit_rate, "ratio": rate / limit_rate,
+            "rate": rate, "limit": limit, "ratio": rate / limit,
             "bytes": sent["bytes_received"] / size, "marginal": marginal, "rss": rss,
             "ok": sent["recipients"] == sent["distinct"] == size,
             "body_once": adapter.body_once}

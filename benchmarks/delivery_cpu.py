@@ -33,6 +33,7 @@ from benchmarks.delivery import env_for, prepare, start_emulator, stats  # noqa:
 from mailer.app import App  # noqa: E402
 from mailer.clock import FixedClock, parse_instant  # noqa: E402
 from mailer.compose import issue_moment  # noqa: E402
+from mailer.models import Issue  # noqa: E402
 from mailer.sending import enqueue, send_issue, store_issue  # noqa: E402
 from mailer.settings import load_settings, with_overrides  # noqa: E402
 
@@ -78,18 +79,25 @@ def profiled_threads(enabled: bool) -> Iterator[list[cProfile.Profile]]:
         threading.Thread.run = run  # type: ignore[method-assign]
 
 
+def enqueued(folder: Path, size: int, env: dict[str, str]) -> tuple[App, Issue]:
+    """A fresh app over a prepared database whose issue is stored and enqueued, as
+    `mailer send` leaves it just before draining."""
+    prepare(folder, size, env).engine.dispose()
+    app = App(with_overrides(load_settings(REPO / "mailer.toml", environ=env),
+                             outbox_dir=folder / "outbox"),
+              FixedClock(parse_instant(NOW)))
+    issue = store_issue(app, issue_moment(app.settings, app.clock, None))
+    enqueue(app, issue)
+    return app, issue
+
+
 def measure(provider: str, size: int, concurrency: int, profile: bool) -> None:
     emulator, url = start_emulator(provider)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             env = env_for(provider, url, f"sqlite:///{folder}/mailer.db", concurrency)
-            prepare(folder, size, env).engine.dispose()
-            app = App(with_overrides(load_settings(REPO / "mailer.toml", environ=env),
-                                     outbox_dir=folder / "outbox"),
-                      FixedClock(parse_instant(NOW)))
-            issue = store_issue(app, issue_moment(app.settings, app.clock, None))
-            enqueue(app, issue)
+            app, issue = enqueued(folder, size, env)
             stats(url, reset=True)
             main = cProfile.Profile() if profile else None
             gc_timer = GcTimer()

@@ -42,21 +42,17 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.delivery import (  # noqa: E402
     KEY,
-    NOW,
+    accept_rate,
     env_for,
-    minimal_client,
-    prepare,
+    limit_rate,
     sample_calls,
     start_emulator,
     stats,
 )
+from benchmarks.delivery_cpu import enqueued  # noqa: E402
 from mailer.app import App  # noqa: E402
-from mailer.clock import FixedClock, parse_instant  # noqa: E402
-from mailer.compose import issue_moment  # noqa: E402
 from mailer.providers.http import quoted  # noqa: E402
 from mailer.render.personalize import greeting  # noqa: E402
-from mailer.sending import enqueue, store_issue  # noqa: E402
-from mailer.settings import load_settings, with_overrides  # noqa: E402
 
 CLAIM = ("select o.id, o.subscriber_id, o.email, s.name, s.token_version, o.message_id "
          "from outbox o join subscribers s on s.id = o.subscriber_id "
@@ -137,12 +133,7 @@ def bench(size: int, concurrency: int) -> dict:
             folder = Path(tmp)
             database = folder / "mailer.db"
             env = env_for("sendgrid", url, f"sqlite:///{database}", concurrency)
-            prepare(folder, size, env).engine.dispose()
-            app = App(with_overrides(load_settings(REPO / "mailer.toml", environ=env),
-                                     outbox_dir=folder / "outbox"),
-                      FixedClock(parse_instant(NOW)))
-            issue = store_issue(app, issue_moment(app.settings, app.clock, None))
-            enqueue(app, issue)
+            app, issue = enqueued(folder, size, env)
             adapter, (call, _), batch = sample_calls(app, size)
             body = call.body()
             floor = Floor(app, database, issue.id, url, batch, payload_head(body))
@@ -156,16 +147,13 @@ def bench(size: int, concurrency: int) -> dict:
                 t.join()
             cpu = time.process_time() - cpu
             sent = stats(url)
-            stats(url, reset=True)
-            minimal_client(adapter, call, url, -(-size // batch), concurrency)
-            limit = stats(url)
+            limit = limit_rate(adapter, call, url, size, batch, concurrency)
             app.engine.dispose()
     finally:
         emulator.stdin.close()
         emulator.wait()
-    rate = sent["recipients"] / sent["accept_span"]
-    limit_rate = limit["recipients"] / limit["accept_span"]
-    return {"size": size, "rate": rate, "limit": limit_rate, "ratio": rate / limit_rate,
+    rate = accept_rate(sent)
+    return {"size": size, "rate": rate, "limit": limit, "ratio": rate / limit,
             "cpu": cpu / size * 1e6, "ok": sent["recipients"] == sent["distinct"] == size}
 
 
