@@ -30,6 +30,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -58,6 +60,17 @@ def start_emulator(provider: str) -> tuple[subprocess.Popen, str]:
                                stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)})
     return process, process.stdout.readline().strip()
+
+
+@contextmanager
+def running_emulator(provider: str) -> Iterator[str]:
+    """A provider's emulator in its own process for the block; yields its base URL."""
+    emulator, url = start_emulator(provider)
+    try:
+        yield url
+    finally:
+        emulator.stdin.close()
+        emulator.wait()
 
 
 def env_for(provider: str, url: str, db: str, concurrency: int) -> dict[str, str]:
@@ -183,22 +196,17 @@ def limit_rate(adapter, call, url: str, size: int, batch: int, concurrency: int)
 
 
 def bench(provider: str, size: int, concurrency: int, workers: int = 1) -> dict:
-    emulator, url = start_emulator(provider)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            env = env_for(provider, url, f"sqlite:///{folder}/mailer.db", concurrency)
-            app = prepare(folder, size, env)
-            stats(url, reset=True)
-            seconds, rss = run_send(env, workers)
-            sent = stats(url)
-            adapter, (call, one), batch = sample_calls(app, size)
-            marginal = (len(encoded(call)) - len(encoded(one))) / max(batch - 1, 1)
-            limit = limit_rate(adapter, call, url, size, batch, concurrency)
-            app.engine.dispose()
-    finally:
-        emulator.stdin.close()
-        emulator.wait()
+    with running_emulator(provider) as url, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        env = env_for(provider, url, f"sqlite:///{folder}/mailer.db", concurrency)
+        app = prepare(folder, size, env)
+        stats(url, reset=True)
+        seconds, rss = run_send(env, workers)
+        sent = stats(url)
+        adapter, (call, one), batch = sample_calls(app, size)
+        marginal = (len(encoded(call)) - len(encoded(one))) / max(batch - 1, 1)
+        limit = limit_rate(adapter, call, url, size, batch, concurrency)
+        app.engine.dispose()
     rate = accept_rate(sent)
     return {"provider": provider, "workers": workers, "recipients": size, "batch": batch,
             "seconds": seconds,

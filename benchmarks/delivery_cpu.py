@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.delivery import env_for, prepare, start_emulator, stats  # noqa: E402
+from benchmarks.delivery import env_for, prepare, running_emulator, stats  # noqa: E402
 from mailer.app import App  # noqa: E402
 from mailer.clock import FixedClock, parse_instant  # noqa: E402
 from mailer.compose import issue_moment  # noqa: E402
@@ -92,29 +92,24 @@ def enqueued(folder: Path, size: int, env: dict[str, str]) -> tuple[App, Issue]:
 
 
 def measure(provider: str, size: int, concurrency: int, profile: bool) -> None:
-    emulator, url = start_emulator(provider)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            env = env_for(provider, url, f"sqlite:///{folder}/mailer.db", concurrency)
-            app, issue = enqueued(folder, size, env)
-            stats(url, reset=True)
-            main = cProfile.Profile() if profile else None
-            gc_timer = GcTimer()
-            gc.callbacks.append(gc_timer)
-            with profiled_threads(profile) as profiles:
-                if main:
-                    main.enable()
-                cpu, wall = time.process_time(), time.monotonic()
-                result = send_issue(app, issue)
-                cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-                if main:
-                    main.disable()
-            gc.callbacks.remove(gc_timer)
-            app.engine.dispose()
-    finally:
-        emulator.stdin.close()
-        emulator.wait()
+    with running_emulator(provider) as url, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        env = env_for(provider, url, f"sqlite:///{folder}/mailer.db", concurrency)
+        app, issue = enqueued(folder, size, env)
+        stats(url, reset=True)
+        main = cProfile.Profile() if profile else None
+        gc_timer = GcTimer()
+        gc.callbacks.append(gc_timer)
+        with profiled_threads(profile) as profiles:
+            if main:
+                main.enable()
+            cpu, wall = time.process_time(), time.monotonic()
+            result = send_issue(app, issue)
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            if main:
+                main.disable()
+        gc.callbacks.remove(gc_timer)
+        app.engine.dispose()
     sent = result.drain.sent
     print(f"{provider:9} {sent:7} {cpu / sent * 1e6:8.1f} {gc_timer.seconds / sent * 1e6:6.1f} "
           f"{sent / wall:8.0f}", flush=True)

@@ -45,8 +45,8 @@ from benchmarks.delivery import (  # noqa: E402
     accept_rate,
     env_for,
     limit_rate,
+    running_emulator,
     sample_calls,
-    start_emulator,
     stats,
 )
 from benchmarks.delivery_cpu import enqueued  # noqa: E402
@@ -127,31 +127,26 @@ def check_same_bytes(floor: Floor, body: bytes) -> None:
 
 
 def bench(size: int, concurrency: int) -> dict:
-    emulator, url = start_emulator("sendgrid")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            database = folder / "mailer.db"
-            env = env_for("sendgrid", url, f"sqlite:///{database}", concurrency)
-            app, issue = enqueued(folder, size, env)
-            adapter, (call, _), batch = sample_calls(app, size)
-            body = call.body()
-            floor = Floor(app, database, issue.id, url, batch, payload_head(body))
-            check_same_bytes(floor, body)
-            stats(url, reset=True)
-            cpu = time.process_time()
-            threads = [threading.Thread(target=floor.work) for _ in range(concurrency)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            cpu = time.process_time() - cpu
-            sent = stats(url)
-            limit = limit_rate(adapter, call, url, size, batch, concurrency)
-            app.engine.dispose()
-    finally:
-        emulator.stdin.close()
-        emulator.wait()
+    with running_emulator("sendgrid") as url, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        database = folder / "mailer.db"
+        env = env_for("sendgrid", url, f"sqlite:///{database}", concurrency)
+        app, issue = enqueued(folder, size, env)
+        adapter, (call, _), batch = sample_calls(app, size)
+        body = call.body()
+        floor = Floor(app, database, issue.id, url, batch, payload_head(body))
+        check_same_bytes(floor, body)
+        stats(url, reset=True)
+        cpu = time.process_time()
+        threads = [threading.Thread(target=floor.work) for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cpu = time.process_time() - cpu
+        sent = stats(url)
+        limit = limit_rate(adapter, call, url, size, batch, concurrency)
+        app.engine.dispose()
     rate = accept_rate(sent)
     return {"size": size, "rate": rate, "limit": limit, "ratio": rate / limit,
             "cpu": cpu / size * 1e6, "ok": sent["recipients"] == sent["distinct"] == size}
