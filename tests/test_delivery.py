@@ -281,7 +281,11 @@ def test_a_message_too_large_for_the_provider_fails_before_sending(loaded_app, e
         assert conn.execute(select(issues.c.status)).scalar() == IssueStatus.PAUSED.value
 
 
-def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_app, emulators):
+@pytest.mark.parametrize("claimed", ["recorded", "before 0015"])
+def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_app, emulators,
+                                                                       claimed):
+    """The key's age counts from the claim's claimed_at; a row claimed before migration
+    0015 has none and is judged by its lease."""
     from datetime import timedelta
 
     from mailer.sending import enqueue
@@ -300,13 +304,54 @@ def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_a
     group = [r for r in claimed if r.segment_key == segment]
     app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment, group))
     with app.engine.begin() as conn:  # the crash was an hour ago: the key is forgotten
-        conn.execute(outbox.update().values(lease_until=app.clock.now() - timedelta(hours=1)))
+        hour_ago = app.clock.now() - timedelta(hours=1)
+        conn.execute(outbox.update().values(
+            lease_until=hour_ago,
+            claimed_at=hour_ago - timedelta(minutes=5) if claimed == "recorded" else None))
     emu.idempotency_keys.clear()
     assert dispatcher.resume_stranded(issue.id) == 12
     result = send_issue(app, issue)
     assert result.finished and len(emu.received) == 12
     declared = {r.email.lower() for r in rows(app) if r.possible_duplicate}
     assert set(emu.duplicates()) == {r.email.lower() for r in group} <= declared
+
+
+def test_a_claim_in_flight_across_migration_0015_is_judged_by_its_lease(loaded_app, emulators):
+    """A claim sent to Brevo by a version from before migration 0015 crashes; after the
+    upgrade its rows have no claimed_at, and their lease (run out a moment ago) still tells
+    that Brevo remembers the key: the identical batch is resent and deduplicated."""
+    from datetime import timedelta
+
+    from sqlalchemy import inspect, text
+
+    from mailer.store import outbox as box
+    from mailer.store.db import upgrade
+
+    emu = emulators("brevo")
+    app = app_for(loaded_app, "brevo", emu)
+    issue = the_issue(app)
+    enqueue(app, issue)
+    dispatcher = app.dispatcher(worker="crashed")
+    with app.engine.begin() as conn:
+        claimed = box.claim_batch(conn, issue.id, "crashed", 12, app.clock.now(),
+                                  timedelta(minutes=5), batch_key="k1")
+        renders = box.load_renders(conn, issue.id)
+    segment = claimed[0].segment_key
+    group = [r for r in claimed if r.segment_key == segment]
+    app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment, group))
+    with app.engine.begin() as conn:  # back to before 0015, the crashed claim's lease over
+        conn.execute(text("ALTER TABLE outbox DROP COLUMN claimed_at"))
+        conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0015'"))
+        conn.execute(text("UPDATE outbox SET lease_until = :t"),
+                     {"t": app.clock.now() - timedelta(seconds=1)})
+    app.engine.dispose()  # no connection keeps statements prepared for the old table
+    assert upgrade(app.engine) == ["0015"]
+    assert "claimed_at" in {c["name"] for c in inspect(app.engine).get_columns("outbox")}
+    assert {r.claimed_at for r in rows(app)} == {None}
+    assert dispatcher.resume_stranded(issue.id) == 12
+    assert len(emu.received) == 12 and not emu.duplicates()  # the other segments: new keys
+    assert {(r.status, r.possible_duplicate) for r in rows(app)} == {(OutboxStatus.SENT.value,
+                                                                       False)}
 
 
 def test_a_drain_hands_the_garbage_collector_back_as_it_found_it():

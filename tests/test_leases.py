@@ -472,3 +472,38 @@ def test_a_take_over_whose_rows_were_taken_stops_and_gives_the_rest_back(loaded_
         assert take_over(app, issue) == rest  # stranded again
     finally:
         emu.stop()
+
+
+def test_a_chain_of_take_overs_does_not_make_a_forgotten_brevo_key_look_young(loaded_app):
+    """A claim sent to Brevo crashes; a worker takes it over and crashes too, before
+    deciding it. When the next take-over comes, Brevo has forgotten the key of the first
+    claim (its age, from the claim, is past the TTL), though not the age the taker's
+    lease suggests: the batch must not be resent under the forgotten key as if Brevo would
+    deduplicate it. Its rows are sent again flagged as possible duplicates."""
+    from tests.delivery_support import app_for, start_emulator
+
+    plain, issue = sending_app(loaded_app)
+    one_segment(plain, issue.id)
+    emu = start_emulator("brevo")
+    try:
+        app = app_for(plain, "brevo", emu)
+        claimed_at = app.clock.now()
+        ids = crashed_claim(app, issue, delivered=12)
+        assert take_over(app, issue) == ids  # OTHER takes the claim over, then dies
+        taken_at = app.clock.now()
+        ttl = app.provider.idempotency_ttl
+        app.clock.instant = claimed_at + ttl + timedelta(seconds=1)
+        assert app.clock.now() > taken_at + lease_of(app)  # stranded again
+        assert app.clock.now() - taken_at < ttl  # young, judged by the taker's lease
+        emu.idempotency_keys.clear()  # Brevo has forgotten the first claim's key
+        assert app.dispatcher(worker=SLOW).resume_stranded(issue.id) == 12
+        with app.engine.connect() as conn:
+            counts = box.status_counts(conn, issue.id)
+        assert (counts["queued"], counts["possible_duplicates"]) == (12, 12)
+        app.dispatcher(worker=SLOW).drain(issue.id)
+    finally:
+        emu.stop()
+    with app.engine.connect() as conn:
+        declared = set(conn.execute(select(outbox.c.email).where(
+            outbox.c.possible_duplicate.is_(True))).scalars())
+    assert set(emu.duplicates()) == {e.lower() for e in declared} and len(declared) == 12

@@ -309,10 +309,11 @@ class Dispatcher:
         moves claimed_by in the transaction that sees the lease run out): renewed too.
 
         Not renewed after an attempt the provider may have accepted (an idempotent
-        provider is then retried under the same key): a take-over judges whether the
-        provider still knows that key by when the lease was given
-        (`_can_resend_identical`), which must not be later than the call's first attempt.
-        A take-over meanwhile resends under the same key, which the provider
+        provider is then retried under the same key): a take-over used to judge whether
+        the provider still knows that key by when the lease was given. It now reads when
+        the claim was made (`claimed_at`, which renewals and take-overs keep; see
+        `_can_resend_identical`), and the lease only for claims from before migration
+        0015. A take-over meanwhile resends under the same key, which the provider
         deduplicates, and our answer is fenced out."""
         now = self.clock.now()
         if maybe_accepted or now + timedelta(seconds=wait) + self.lease / 2 < lease.until:
@@ -479,7 +480,8 @@ class Dispatcher:
     def _give_back(self, lease: _Lease, groups: list[list[ClaimedRow]]) -> None:
         """Give taken-over rows not yet decided back as they were: their claim's old
         lease, which has run out (so they are stranded again, and a later take-over
-        still judges the claim's age by it); only those this worker still holds."""
+        still judges by it the age of a claim from before migration 0015, which has no
+        claimed_at); only those this worker still holds."""
         claims: dict[str | None, list[ClaimedRow]] = {}
         for group in groups:
             claims.setdefault(group[0].batch_key, []).extend(group)
@@ -490,12 +492,18 @@ class Dispatcher:
                                 (key,), rows[0].lease_until)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
-        """Whether the provider will still recognise this batch's idempotency key."""
+        """Whether the provider will still recognise this batch's idempotency key.
+
+        The key's age counts from when its claim was made (`claimed_at`), which take-overs
+        and renewals keep: a lease says it only until a taker crashes in turn, as its new
+        lease makes the key look younger than it is. Rows claimed before migration 0015
+        have no claimed_at and are judged by their lease, as before."""
         ttl = getattr(self.provider, "idempotency_ttl", None)
         if not getattr(self.provider, "idempotent", False) or not rows[0].batch_key or not ttl:
             return False
-        lease_until = rows[0].lease_until
-        claimed_at = lease_until - self.lease if lease_until else None
+        claimed_at, lease_until = rows[0].claimed_at, rows[0].lease_until
+        if claimed_at is None and lease_until is not None:
+            claimed_at = lease_until - self.lease
         return claimed_at is not None and self.clock.now() - claimed_at < ttl
 
     def _resend_identical(self, issue_id: int, render: tuple[str, str, str], segment: str,

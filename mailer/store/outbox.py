@@ -58,6 +58,10 @@ class ClaimedRow(NamedTuple):
     attempts: int
     batch_key: str | None = None
     lease_until: datetime | None = None
+    # When the claim was made (before its key was first used): read by a take-over only,
+    # so only `rows_with_subscribers` fills it in, not `claim_batch` (one more value per
+    # recipient). NULL for rows claimed before migration 0015.
+    claimed_at: datetime | None = None
 
 
 class Outcome(NamedTuple):
@@ -128,6 +132,7 @@ def _claim_update(dialect: str):
         status=OutboxStatus.SENDING.value, claimed_by=bindparam("b_worker"),
         lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type),
         attempts=outbox.c.attempts + 1, updated_at=_NOW, batch_key=bindparam("b_key"),
+        claimed_at=_NOW,
     )
 
 
@@ -487,7 +492,8 @@ def renew_lease(conn: Connection, issue_id: int, id_range: tuple[int, int], work
 def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedRow]:
     """Outbox rows joined with what personalisation needs, in id order."""
     rows = conn.execute(
-        select(*_PERSONAL_COLUMNS, outbox.c.batch_key, outbox.c.lease_until)
+        select(*_PERSONAL_COLUMNS, outbox.c.batch_key, outbox.c.lease_until,
+               outbox.c.claimed_at)
         .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
         .where(outbox.c.id.in_(list(ids))).order_by(outbox.c.id)
     )
@@ -511,14 +517,17 @@ def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: dateti
 
     Rows another worker is taking over right now are skipped (SKIP LOCKED), and rows it
     took over a moment ago carry its fresh lease and no longer match. The rows come back
-    as they were (batch key, old lease), so the identical batch can still be rebuilt.
-    The rows keep their batch key: the taker records under it (see `_claim_fence`).
+    as they were (batch key, old lease, when the claim was made), so the identical batch
+    can still be rebuilt. The rows keep their batch key, under which the taker records
+    (see `_claim_fence`), and `claimed_at`: the key's age, which the new lease does not
+    tell once a taker has crashed too (`Dispatcher._can_resend_identical`).
     """
     query = _stranded(issue_id, now, include_live_leases, dead_workers).order_by(outbox.c.id)
     ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
     if not ids:
         return []
-    # Read before re-leasing: the old lease tells when the crashed claim was made.
+    # Read before re-leasing: the old lease tells when a claim made before migration 0015
+    # (no claimed_at) was made.
     rows = rows_with_subscribers(conn, ids)
     conn.execute(
         update(outbox).where(outbox.c.id.in_(ids))

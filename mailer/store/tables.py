@@ -250,6 +250,7 @@ outbox = Table(
     _utc("updated_at", nullable=False),
     _utc("sent_at"),
     Column("batch_key", String(64)),  # the claim a row was last sent in (migration 0005)
+    _utc("claimed_at"),  # when that claim was made; take-overs keep it (migration 0015)
     UniqueConstraint("issue_id", "subscriber_id", name="uq_outbox_issue_subscriber"),
     # One index for claims (status = 'queued' ORDER BY id), rows in flight (status =
     # 'sending') and status counts. Partial indexes for queued rows (migration 0009) and
