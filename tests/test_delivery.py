@@ -281,19 +281,13 @@ def test_a_message_too_large_for_the_provider_fails_before_sending(loaded_app, e
         assert conn.execute(select(issues.c.status)).scalar() == IssueStatus.PAUSED.value
 
 
-@pytest.mark.parametrize("claimed", ["recorded", "before 0015"])
-def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_app, emulators,
-                                                                       claimed):
-    """The key's age counts from the claim's claimed_at; a row claimed before migration
-    0015 has none and is judged by its lease."""
+def crashed_brevo_claim(app, issue):
+    """Enqueue the issue, claim 12 rows as worker 'crashed' under batch key 'k1' and send
+    the first segment's rows to Brevo, then stop as a crash would: (dispatcher, group)."""
     from datetime import timedelta
 
-    from mailer.sending import enqueue
     from mailer.store import outbox as box
 
-    emu = emulators("brevo")
-    app = app_for(loaded_app, "brevo", emu)
-    issue = the_issue(app)
     enqueue(app, issue)
     dispatcher = app.dispatcher(worker="crashed")
     with app.engine.begin() as conn:
@@ -303,11 +297,25 @@ def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_a
     segment = claimed[0].segment_key
     group = [r for r in claimed if r.segment_key == segment]
     app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment, group))
+    return dispatcher, group
+
+
+@pytest.mark.parametrize("claimed_at", ["recorded", "before 0015"])
+def test_brevo_trusts_its_idempotency_key_only_while_brevo_remembers_it(loaded_app, emulators,
+                                                                       claimed_at):
+    """The key's age counts from the claim's claimed_at; a row claimed before migration
+    0015 has none and is judged by its lease."""
+    from datetime import timedelta
+
+    emu = emulators("brevo")
+    app = app_for(loaded_app, "brevo", emu)
+    issue = the_issue(app)
+    dispatcher, group = crashed_brevo_claim(app, issue)
     with app.engine.begin() as conn:  # the crash was an hour ago: the key is forgotten
         hour_ago = app.clock.now() - timedelta(hours=1)
         conn.execute(outbox.update().values(
             lease_until=hour_ago,
-            claimed_at=hour_ago - timedelta(minutes=5) if claimed == "recorded" else None))
+            claimed_at=hour_ago - timedelta(minutes=5) if claimed_at == "recorded" else None))
     emu.idempotency_keys.clear()
     assert dispatcher.resume_stranded(issue.id) == 12
     result = send_issue(app, issue)
@@ -324,21 +332,12 @@ def test_a_claim_in_flight_across_migration_0015_is_judged_by_its_lease(loaded_a
 
     from sqlalchemy import inspect, text
 
-    from mailer.store import outbox as box
     from mailer.store.db import upgrade
 
     emu = emulators("brevo")
     app = app_for(loaded_app, "brevo", emu)
     issue = the_issue(app)
-    enqueue(app, issue)
-    dispatcher = app.dispatcher(worker="crashed")
-    with app.engine.begin() as conn:
-        claimed = box.claim_batch(conn, issue.id, "crashed", 12, app.clock.now(),
-                                  timedelta(minutes=5), batch_key="k1")
-        renders = box.load_renders(conn, issue.id)
-    segment = claimed[0].segment_key
-    group = [r for r in claimed if r.segment_key == segment]
-    app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment, group))
+    dispatcher, group = crashed_brevo_claim(app, issue)
     with app.engine.begin() as conn:  # back to before 0015, the crashed claim's lease over
         conn.execute(text("ALTER TABLE outbox DROP COLUMN claimed_at"))
         conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0015'"))
