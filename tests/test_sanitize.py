@@ -99,22 +99,22 @@ def test_sanitize_html_cuts_a_long_text_at_a_word_and_writes_no_link_targets():
     assert sanitize_html(fragment, max_chars=20) == "<p>Lees het hele…</p>"
 
 
-def test_plain_text_writes_out_the_address_of_a_mail_link():
+@pytest.mark.parametrize("fragment, text", [
     # The text part said only "bij het secretariaat": its reader had no address, and lint
     # reported the mailto link as missing from the plain-text part.
-    text = html_to_text('<p>Meld je aan bij <a href="mailto:aanmelden@platformjep.example.nl'
-                        '?subject=Training">het secretariaat</a>.</p>')
-    assert text == "Meld je aan bij het secretariaat (aanmelden@platformjep.example.nl)."
-    same = html_to_text('<p>Mail <a href="mailto:ess@example.nl">ess@example.nl</a></p>')
-    assert same == "Mail ess@example.nl"
-
-
-def test_plain_text_writes_a_link_shown_as_its_url_once():
-    text = html_to_text('<p>Zie <a href="https://www.platformjep.example.nl/agenda">'
-                        'https://www.platformjep.example.nl/agenda</a> voor meer.</p>')
-    assert text == "Zie https://www.platformjep.example.nl/agenda voor meer."
-    named = html_to_text('<p><a href="https://www.platformjep.example.nl/agenda">agenda</a></p>')
-    assert named == "agenda (https://www.platformjep.example.nl/agenda)"
+    ('<p>Meld je aan bij <a href="mailto:aanmelden@platformjep.example.nl?subject=Training">'
+     'het secretariaat</a>.</p>',
+     "Meld je aan bij het secretariaat (aanmelden@platformjep.example.nl)."),
+    ('<p>Mail <a href="mailto:ess@example.nl">ess@example.nl</a></p>', "Mail ess@example.nl"),
+    # A link shown as its own URL is written once, a named one with its URL after it.
+    ('<p>Zie <a href="https://www.platformjep.example.nl/agenda">'
+     'https://www.platformjep.example.nl/agenda</a> voor meer.</p>',
+     "Zie https://www.platformjep.example.nl/agenda voor meer."),
+    ('<p><a href="https://www.platformjep.example.nl/agenda">agenda</a></p>',
+     "agenda (https://www.platformjep.example.nl/agenda)"),
+])
+def test_plain_text_writes_each_link_target_once(fragment, text):
+    assert html_to_text(fragment) == text
 
 
 def test_plain_text_keeps_list_bullets_and_numbers():
