@@ -84,13 +84,20 @@ def test_send_asks_then_lists_and_shows_as_json(setup):
     assert again.exit_code == 0 and not emulator.duplicates()
 
 
-def test_a_paused_issue_is_resumed_and_failed_rows_retried(setup):
-    app, emulator, env = setup
+def paused_by_server_errors(emulator, env: dict) -> tuple[dict, str]:
+    """Send while the provider answers 500 until the error budget (10 recipients, one
+    attempt each) pauses the issue; the environment used and the send's output."""
     emulator.fail_next("status", count=40, status=500)
     env = {**env, "MAILER_ERROR_BUDGET_WINDOW": "10", "MAILER_BATCH_SIZE": "3",
            "MAILER_CONCURRENCY": "1", "MAILER_MAX_ATTEMPTS": "1"}
-    first = invoke(["send", "--yes"], env)
-    assert first.exit_code == 1 and "PAUSED" in first.output
+    paused = invoke(["send", "--yes"], env)
+    assert paused.exit_code == 1 and "PAUSED" in paused.output
+    return env, paused.output
+
+
+def test_a_paused_issue_is_resumed_and_failed_rows_retried(setup):
+    app, emulator, env = setup
+    env, _ = paused_by_server_errors(emulator, env)
     refused = invoke(["send", "--yes"], env)
     assert refused.exit_code == 1 and "is paused" in refused.output
     shown = invoke(["issues", "show", "1"], env)
@@ -119,13 +126,9 @@ def test_a_paused_send_prints_each_error_once_with_its_count(setup):
     # Every failed call (each retry, each sender thread) noted its error, and the summary
     # printed the same line up to five times; a different later error was never shown.
     app, emulator, env = setup
-    emulator.fail_next("status", count=40, status=500)
-    env = {**env, "MAILER_ERROR_BUDGET_WINDOW": "10", "MAILER_BATCH_SIZE": "3",
-           "MAILER_CONCURRENCY": "1", "MAILER_MAX_ATTEMPTS": "1"}
-    paused = invoke(["send", "--yes"], env)
-    assert paused.exit_code == 1 and "PAUSED" in paused.output
-    errors = [line for line in paused.output.splitlines() if line.startswith("  error: ")]
-    assert len(errors) == 1, paused.output
+    _, output = paused_by_server_errors(emulator, env)
+    errors = [line for line in output.splitlines() if line.startswith("  error: ")]
+    assert len(errors) == 1, output
     assert "HTTP 500" in errors[0] and re.search(r"\((\d+) times\)$", errors[0])
 
 
