@@ -14,7 +14,7 @@ from mailer.models import Preferences
 from mailer.render.personalize import MARKER
 from mailer.sending import send_issue, store_issue
 from mailer.store import issues as issue_store
-from mailer.store.tables import issues, subscribers
+from mailer.store.tables import issues, items, subscribers
 from mailer.web import create_app
 from mailer.web.archive import archive_title
 
@@ -117,3 +117,24 @@ def test_the_archive_index_names_each_number_once(sent):
                      .values(subject="Zomereditie"))
     index = client.get("/archief").text
     assert f">Nr. {issue.number}: Zomereditie</a>" in index
+
+
+def test_the_web_version_is_rendered_once_and_again_after_an_edit(sent, monkeypatch):
+    """Many readers open the page after a send: it is not rendered per request, but an
+    edited item shows at the next one."""
+    app, issue, _ = sent
+    renders = []
+    web_html = app.renderer.web_html
+    monkeypatch.setattr(app.renderer, "web_html",
+                        lambda i: renders.append(i) or web_html(i))
+    client = create_app(app).test_client()
+    first = client.get(f"/archief/{issue.period}").text
+    assert client.get(f"/archief/{issue.period}").text == first
+    assert len(renders) == 1
+    lead = issue.magazine[0].item
+    with app.engine.begin() as conn:
+        conn.execute(update(items).where(items.c.source == lead.source,
+                                         items.c.source_id == lead.source_id)
+                     .values(title="Een nieuwe kop voor het archief"))
+    edited = client.get(f"/archief/{issue.period}").text
+    assert len(renders) == 2 and "Een nieuwe kop voor het archief" in edited
