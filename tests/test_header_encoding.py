@@ -114,6 +114,7 @@ def test_http_providers_get_ascii_list_headers_and_a_sender_in_short_words(accen
     finally:
         emulator.stop()
     assert result.counts["sent"] == 12
+    assert len(emulator.messages) == 12  # else the loop below checks nothing
     for message in emulator.messages:
         assert message["subject"] == SUBJECT  # JSON and form fields take text
         assert message["headers"]["List-Id"].isascii()
