@@ -470,7 +470,8 @@ def test_the_form_answers_the_same_for_a_record_with_a_waiting_request(client, w
     answers = {(r.status_code, r.location, r.text) for r in (
         post_form(client, {"email": email, "naam": "X", "onderdelen": ["agenda"]})
         for email in ("left@example.org", "waiting@example.org", "nieuw@example.org"))}
-    assert len(answers) == 1
+    [answer] = answers  # the same for all three, and the usual answer, not an error
+    assert answer[:2] == (303, SENT)
 
 
 def test_archive_shows_sent_issues_without_personal_links(loaded_app):
