@@ -149,8 +149,6 @@ def test_derived_subject_and_preheader_name_only_what_the_segment_gets(loaded_ap
 
 
 def test_an_editors_subject_and_preheader_go_to_every_segment(loaded_app, issue):
-    from dataclasses import replace
-
     edited = replace(issue, subject="Eigen onderwerp van de redactie",
                      preheader="Een voorbeeldregel die de redactie zelf schreef voor iedereen")
     agenda_only = loaded_app.renderer.render(edited, Preferences(frozenset({"agenda"})))
