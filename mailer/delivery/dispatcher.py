@@ -368,10 +368,11 @@ class Dispatcher:
                       statuses: list[RecipientStatus]) -> int:
         count = 0
         for row, status in zip(rows, statuses, strict=True):
-            if status.bounced and _may_bounce(conn, row.subscriber_id):
+            # from_provider: they may have been erased or complained while the call ran.
+            if status.bounced:
                 count += subs.set_status(conn, row.subscriber_id, SubscriberStatus.BOUNCED,
                                          self.clock.now(), f"provider:{self.provider.name}",
-                                         {"detail": status.detail[:500]})
+                                         {"detail": status.detail[:500]}, from_provider=True)
         return count
 
     # -- batches and outcomes ---------------------------------------------------------
@@ -666,14 +667,6 @@ def _paused_elsewhere(conn, issue_id: int) -> str | None:
     if record is None or record.status is not IssueStatus.PAUSED:
         return None
     return record.status_note or "paused"
-
-
-def _may_bounce(conn, subscriber_id: int) -> bool:
-    """Whether a bounce may mark this subscriber bounced (they may have been erased or
-    complained while the call was under way)."""
-    row = subs.subscriber_row(conn, subscriber_id)
-    return row is not None and subs.provider_may_set(SubscriberStatus(row.status),
-                                                     SubscriberStatus.BOUNCED)
 
 
 def backoff(attempts: int) -> timedelta:

@@ -204,11 +204,15 @@ def _bind_processor(column, dialect: Dialect) -> Callable:
 def set_status(
     conn: Connection, subscriber_id: int, status: SubscriberStatus, now: datetime, source: str,
     details: dict | None = None, *, event: str | None = None,
-    context: ConsentContext | None = None,
+    context: ConsentContext | None = None, from_provider: bool = False,
 ) -> bool:
-    """Move a subscriber to a status and log it; False when it already had that status."""
+    """Move a subscriber to a status and log it; False when it already had that status,
+    or, `from_provider`, when a provider's report may not move them there
+    (`provider_may_set`)."""
     row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
     if row is None or row.status == status.value:
+        return False
+    if from_provider and not provider_may_set(SubscriberStatus(row.status), status):
         return False
     values: dict = {"status": status.value, "updated_at": now}
     if status is SubscriberStatus.UNSUBSCRIBED:

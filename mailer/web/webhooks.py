@@ -95,13 +95,11 @@ def _apply(conn: Connection, app: App, event: DeliveryEvent) -> int:
     subscriber_id = _subscriber_for(conn, event) if status else None
     if status is None or subscriber_id is None:
         return 0
-    current = SubscriberStatus(conn.execute(select(subscribers.c.status).where(
-        subscribers.c.id == subscriber_id)).scalar_one())
-    if not subs.provider_may_set(current, status):  # an event only moves a subscriber down
-        return 0
+    # An event only moves a subscriber down (from_provider).
     return int(subs.set_status(conn, subscriber_id, status, app.clock.now(),
                                f"webhook:{event.provider}",
-                               {"event": event.kind, "detail": event.detail[:500]}))
+                               {"event": event.kind, "detail": event.detail[:500]},
+                               from_provider=True))
 
 
 def _subscriber_for(conn: Connection, event: DeliveryEvent) -> int | None:
