@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from mailer.delivery.dispatcher import MessageTooLarge
 from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
+from mailer.providers.file import copies_for
 from mailer.sending import IssuePaused, enqueue, send_issue
 from mailer.store import subscribers as subs
 from mailer.store.tables import issues, outbox, subscribers, suppressions
@@ -457,3 +458,27 @@ def test_who_is_erased_or_complains_while_their_batch_is_in_flight_stays_so(load
     assert sorted(status.values()) == ["complained", "erased"]
     # Postmark's refusal names the address; recorded after the erasure, it must not.
     assert not [r for r in rows(app) if erased in str(r.last_error).lower()]
+
+
+def test_copies_written_for_people_erased_while_their_batch_is_in_flight_are_deleted(
+        loaded_app):
+    """Two people of one batch are erased while the file provider writes it: `forget`
+    deleted their earlier copies, and the copies this batch writes go once it is recorded."""
+    app = loaded_app
+    provider = app.provider
+    send_batch = provider.send_batch
+    erased: list[str] = []
+
+    def meanwhile(batch):
+        if not erased and len(batch.recipients) >= 2:
+            erased.extend(r.email for r in batch.recipients[:2])
+            for email in erased:
+                assert forget(app, email, "test")
+        return send_batch(batch)
+
+    provider.send_batch = meanwhile
+    assert send_issue(app, the_issue(app)).finished
+    assert len(erased) == 2
+    folder = app.settings.path(app.settings.outbox_dir)
+    assert list(folder.glob("issue-*/*.eml"))  # the others' copies stay
+    assert copies_for(folder, erased) == []

@@ -360,9 +360,8 @@ class Dispatcher:
         """Delete the copies a provider keeps here (the file provider's .eml) of messages
         to erased addresses: written after `forget` deleted the earlier ones."""
         erase = getattr(self.provider, "erase_copies_of", None)
-        if erase is not None:
-            for address in addresses:
-                erase(address)
+        if erase is not None and addresses:
+            erase(addresses)
 
     def _mark_bounced(self, conn, rows: list[ClaimedRow],
                       statuses: list[RecipientStatus]) -> int:

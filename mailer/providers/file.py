@@ -108,9 +108,10 @@ class FileProvider:
         os.replace(temp, path)  # atomic: a crash leaves no half-written message
         return RecipientStatus(DeliveryOutcome.SENT, provider_id=str(path))
 
-    def erase_copies_of(self, email: str) -> int:
-        """Delete every message written for an address (its subscriber was erased)."""
-        return erase_copies(self.folder, email)
+    def erase_copies_of(self, emails: Iterable[str]) -> int:
+        """Delete every message written for any of some addresses (their subscribers were
+        erased), in one pass over the folder; how many were."""
+        return delete_copies(copies_for(self.folder, emails))
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
         """Files have no webhooks."""
