@@ -20,9 +20,6 @@ from mailer.tracking_params import is_tracking
 if TYPE_CHECKING:
     from mailer.sources import Window
 
-# Besides the tracking parameters a shown link loses, comparing also ignores these prefixes:
-# any Mailchimp parameter and ref* (often a referrer, but not always harmless to remove).
-COMPARE_ONLY_PREFIXES = ("mc_", "ref")
 # json.dumps(sort_keys=True, default=str) builds an encoder per call; this is the same
 # encoder, built once (stored hashes must not change: an item would look edited).
 HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -59,7 +56,7 @@ def _canonical_parsed(url: str) -> str:
     parts = urlsplit(url.strip())
     query = [
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not (is_tracking(k) or k.lower().startswith(COMPARE_ONLY_PREFIXES))
+        if not is_tracking(k, parts.netloc)  # exactly what a shown link loses
     ]
     path = parts.path.rstrip("/") or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
