@@ -314,3 +314,52 @@ def test_two_events_without_uid_with_the_same_start_and_summary_are_reported(htt
     assert [str(p) for p in source.problems] == [
         "test: event Spreekuur: another event without UID has the same DTSTART and SUMMARY; "
         "skipped"]
+
+
+def calendar_in_zone(zone: str) -> bytes:
+    """A calendar whose floating times mean the zone X-WR-TIMEZONE names (as Google, Apple
+    and Outlook exports write it): a single event, a weekly series, a UTC series, one
+    with its own TZID and an all-day one."""
+    event = ("BEGIN:VEVENT\r\nUID:{0}\r\nSUMMARY:{0}\r\nURL:https://x.example.nl/{0}\r\n{1}"
+             "END:VEVENT\r\n")
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n"
+            f"X-WR-CALNAME:Spreekuren\r\nX-WR-TIMEZONE:{zone}\r\n"
+            + event.format("los", "DTSTART:20261210T093000\r\nDTEND:20261210T110000\r\n")
+            + event.format("wekelijks", "DTSTART:20261207T190000\r\nDTEND:20261207T200000\r\n"
+                                        "RRULE:FREQ=WEEKLY;COUNT=2\r\n")
+            + event.format("utc-reeks", "DTSTART:20261208T120000Z\r\n"
+                                        "RRULE:FREQ=WEEKLY;COUNT=2\r\n")
+            + event.format("eigen-zone", "DTSTART;TZID=Europe/Amsterdam:20261211T100000\r\n")
+            + event.format("utc", "DTSTART:20261211T150000Z\r\n")
+            + event.format("hele-dag", "DTSTART;VALUE=DATE:20261212\r\n")
+            + "END:VCALENDAR\r\n").encode()
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "GMT Standard Time",
+                                  "(UTC+00:00) Dublin, Edinburgh, Lisbon, London"])
+def test_x_wr_timezone_is_resolved_like_a_tzid(httpserver, zone):
+    # Outlook writes Windows names where Google and Apple write IANA ones: the calendar's
+    # zone goes through the same table as a TZID (the expander cannot read such names and
+    # failed the whole calendar).
+    items, source = fetch(httpserver, calendar_in_zone(zone), utc(2026, 12, 3))
+    assert source.problems == []
+    starts = {k: v.starts_at for k, v in items.items()}
+    assert starts == {
+        "los": utc(2026, 12, 10, 9, 30),  # London time, not Amsterdam
+        "wekelijks/20261207T190000Z": utc(2026, 12, 7, 19),
+        "wekelijks/20261214T190000Z": utc(2026, 12, 14, 19),
+        "utc-reeks/20261208T120000Z": utc(2026, 12, 8, 12),
+        "utc-reeks/20261215T120000Z": utc(2026, 12, 15, 12),
+        "eigen-zone": utc(2026, 12, 11, 9), "utc": utc(2026, 12, 11, 15),
+        "hele-dag": utc(2026, 12, 11, 23)}
+    assert items["los"].ends_at == utc(2026, 12, 10, 11)
+
+
+def test_an_unknown_x_wr_timezone_is_reported_not_read_as_amsterdam_time(httpserver):
+    items, source = fetch(httpserver, calendar_in_zone("Olympus Mons Time"), utc(2026, 12, 3))
+    # Times that need the calendar's zone (floating ones, and a UTC series, which repeats
+    # at the same local time) are not guessed; the others are exact without it.
+    assert sorted(items) == ["eigen-zone", "hele-dag", "utc"]
+    assert [str(p) for p in source.problems] == [
+        "test: calendar: unknown time zone 'Olympus Mons Time' in X-WR-TIMEZONE (no IANA, "
+        "Windows or Outlook name); 3 events skipped"]

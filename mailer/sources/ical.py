@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 import recurring_ical_events
@@ -27,8 +26,9 @@ from mailer.sanitize import html_to_text, shorten
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
-from mailer.sources.ical_zones import place_named_zones
+from mailer.sources.ical_zones import place_calendar_zone, place_named_zones
 from mailer.sources.remote import RemoteSource, is_online, summarize
+from mailer.sources.windows_zones import zone_for_tzid
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
 VALARM = re.compile(rb"BEGIN:VALARM\r?\n.*?END:VALARM\r?\n", re.DOTALL)
@@ -85,8 +85,12 @@ class ICalSource(RemoteSource):
                                           "SUMMARY; skipped")
         for tzid, count in place_named_zones(calendar).items():
             self.problem("calendar", f"unknown time zone {tzid!r} (no VTIMEZONE, no IANA, "
-                                     f"Windows or Outlook name); {count} event"
-                                     f"{'s' if count != 1 else ''} skipped")
+                                     f"Windows or Outlook name); {_events(count)} skipped")
+        unknown = place_calendar_zone(calendar)
+        if unknown is not None and unknown[1]:
+            self.problem("calendar", f"unknown time zone {unknown[0]!r} in X-WR-TIMEZONE (no "
+                                     f"IANA, Windows or Outlook name); {_events(unknown[1])} "
+                                     "skipped")
 
     def _item(self, event: Any, recurring: set[str], floating: tzinfo, base: str) -> Item | None:
         uid = str(event.get("UID") or "").strip()
@@ -309,13 +313,15 @@ def _recurring_uids(calendar: Any) -> set[str]:
             if "RRULE" in c or "RDATE" in c or "RECURRENCE-ID" in c}
 
 
+def _events(count: int) -> str:
+    return f"{count} event{'s' if count != 1 else ''}"
+
+
 def _floating_zone(calendar: Any) -> tzinfo:
-    """Floating times are in the calendar's X-WR-TIMEZONE, else Europe/Amsterdam."""
+    """Floating times are in the calendar's X-WR-TIMEZONE, else Europe/Amsterdam (an
+    unknown X-WR-TIMEZONE was taken out, with the events that needed it, by _repair)."""
     name = str(calendar.get("X-WR-TIMEZONE") or "").strip()
-    try:
-        return ZoneInfo(name) if name else AMSTERDAM
-    except (ZoneInfoNotFoundError, ValueError):
-        return AMSTERDAM
+    return (zone_for_tzid(name) if name else None) or AMSTERDAM
 
 
 def _categories(event: Any) -> list[str]:

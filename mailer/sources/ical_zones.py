@@ -5,6 +5,9 @@ zone ids; anything else it leaves as a time without zone, which would read as fl
 (Amsterdam) time, hours off for `(UTC-05:00) Eastern Time (US & Canada)`. Such times get
 the zone `windows_zones` finds for the name; an event whose zone nobody knows is taken
 out, so it is reported instead of shown at a guessed time.
+
+X-WR-TIMEZONE, the calendar-wide zone Google, Apple and Outlook exports write for floating
+times, goes through the same table: Outlook writes Windows names there too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,50 @@ from mailer.sources.windows_zones import zone_for_tzid
 
 SINGLE = ("DTSTART", "DTEND", "RECURRENCE-ID")
 LISTS = ("EXDATE", "RDATE")
+CALENDAR_ZONE = "X-WR-TIMEZONE"
+
+
+def place_calendar_zone(calendar: Any) -> tuple[str, int] | None:
+    """Resolve X-WR-TIMEZONE like a TZID; when nobody knows the zone, take out the events
+    that need it and return (its name, how many were taken out).
+
+    A known zone is written back by its IANA name: recurring-ical-events reads the property
+    itself (through x-wr-timezone, IANA names only) to place floating times and to repeat a
+    UTC series at the same local time. An unknown one is removed, with the events whose
+    times depend on it, so nothing is read as Amsterdam time by default."""
+    name = str(calendar.get(CALENDAR_ZONE) or "").strip()
+    if not name:
+        return None
+    zone = zone_for_tzid(name)
+    calendar.pop(CALENDAR_ZONE)
+    if zone is not None:
+        calendar.add(CALENDAR_ZONE, getattr(zone, "key", name))
+        return None
+    kept = [c for c in calendar.subcomponents
+            if c.name != "VEVENT" or not _needs_calendar_zone(c)]
+    taken_out = len(calendar.subcomponents) - len(kept)
+    calendar.subcomponents[:] = kept
+    return name, taken_out
+
+
+def _needs_calendar_zone(event: Any) -> bool:
+    """Whether an event has floating times, or is a series repeating a UTC start (the
+    expander repeats it at the same local time of the calendar's zone, across DST)."""
+    try:
+        values = [event[key].dt for key in SINGLE if key in event]
+        for key in LISTS:
+            props = event.get(key)
+            props = props if isinstance(props, list) else [props] if props is not None else []
+            values += [d.dt for prop in props for d in prop.dts]
+        start = event["DTSTART"].dt if "DTSTART" in event else None
+    except Exception:  # noqa: BLE001 - a broken property: ical.py reports it as unusable
+        return False
+    return any(_naive(value) for value in values) or ("RRULE" in event and _utc(start))
+
+
+def _utc(value: Any) -> bool:
+    """Whether a time is in UTC, the way x-wr-timezone tells (by the zone's name)."""
+    return isinstance(value, datetime) and (value.tzname() or "").upper() == "UTC"
 
 
 def place_named_zones(calendar: Any) -> dict[str, int]:
