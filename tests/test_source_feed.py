@@ -371,6 +371,42 @@ def test_slash_dates_are_not_misread(httpserver):
                                                datetime(2026, 7, 2, 7, 5, tzinfo=UTC)]
 
 
+# What WordPress core writes for a protected post in a summary-only feed, per language: the
+# excerpt placeholder, or (where a plugin or proxy kept the text but dropped the form) the
+# password form's text. Strings from WordPress 6.1's core translations (nl_NL, nl_BE,
+# de_DE, fr_FR with its entities, es_ES, es_CL).
+PROTECTED_DESCRIPTIONS = [
+    "Er is geen samenvatting omdat dit bericht is beveiligd.",
+    "Er is geen uittreksel omdat dit bericht is beveiligd.",
+    "<p>Dit bericht is beveiligd met een wachtwoord. Geef je wachtwoord om het te lezen:</p>",
+    "Es gibt keine Kurzfassung, da dies ein geschützter Beitrag ist.",
+    "Dieser Inhalt ist passwortgeschützt. Um ihn anzuschauen, gib bitte dein Passwort unten "
+    "ein:",
+    "Il n&rsquo;y pas d&rsquo;extrait, car cet article est protégé.",
+    "<p>Cet article est protégé par un mot de passe. Pour le lire, veuillez saisir votre mot "
+    "de passe ci-dessous&nbsp;:</p>",
+    "No hay extracto porque es una entrada protegida.",
+    "No hay extracto porque es un artículo protegido.",
+    "Este contenido está protegido por contraseña. Para verlo introduce tu contraseña a "
+    "continuación:",
+]
+
+
+@pytest.mark.parametrize("description", PROTECTED_DESCRIPTIONS)
+def test_protected_posts_are_recognised_in_other_languages(httpserver, description):
+    entries = f"""<item><title>Beveiligd: Intervisie</title>
+      <link>https://x.example.nl/intervisie/</link><guid>https://x.example.nl/?p=2</guid>
+      <pubDate>Mon, 23 Jan 2023 10:00:00 +0000</pubDate>
+      <description><![CDATA[{description}]]></description></item>
+      <item><title>Intervisie in de wijk</title><link>https://x.example.nl/wijk/</link>
+      <pubDate>Mon, 23 Jan 2023 09:00:00 +0000</pubDate><guid>https://x.example.nl/?p=3</guid>
+      <description>Dit bericht is beveiligd tegen spam, zegt de wijkagent.</description></item>"""
+    items, source = fetch(httpserver, rss("", items=entries).encode())
+    assert [i.title for i in items] == ["Intervisie in de wijk"]
+    assert [str(w) for w in source.warnings] == [
+        "test: entry https://x.example.nl/?p=2: password-protected post; not offered"]
+
+
 def test_password_protected_posts_are_not_offered_but_noted(httpserver):
     # Excerpt of wordpress-6.1-rsscom-blog.rss.xml: WordPress lists a protected post with a
     # "Protected: " title and a placeholder excerpt; readers would meet a password form.

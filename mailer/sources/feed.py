@@ -25,13 +25,8 @@ from mailer.sanitize import html_to_text
 from mailer.sources import Window, register
 from mailer.sources.http import Document
 from mailer.sources.plain_feed import read_plain_feed
-from mailer.sources.remote import (
-    PROTECTED,
-    RemoteSource,
-    is_protected_post,
-    resolve,
-    summarize,
-)
+from mailer.sources.protected_posts import PROTECTED, is_protected_post
+from mailer.sources.remote import RemoteSource, resolve, summarize
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 from mailer.clock import Clock, SystemClock
 from mailer.errors import ContentError
 from mailer.models import EVENT_TYPES
-from mailer.sanitize import DROPPED_BLOCK, fit_summary, html_to_text, sanitize_html
+from mailer.sanitize import DROPPED_BLOCK, fit_summary, sanitize_html
 from mailer.sources import SourceConfig, Window
 from mailer.sources.boilerplate import drop_boilerplate
 from mailer.sources.config import normalize_tag
@@ -21,11 +21,6 @@ from mailer.sources.http import Document, HttpClient, Validators
 from mailer.tracking_params import unwrap_google_redirect, without_tracking
 
 SUMMARY_CHARS = 400
-# What WordPress puts in a feed for a password-protected post (wp-includes/post-template.php):
-# this excerpt (English sites; translated elsewhere) and, as content, its password form.
-PROTECTED_EXCERPT = "There is no excerpt because this is a protected post."
-PASSWORD_FORM = "wp-login.php?action=postpass"
-PROTECTED = "password-protected post; not offered"
 ONLINE = re.compile(r"\b(online|webinar|zoom|teams|livestream)\b", re.IGNORECASE)
 ABSOLUTE = ("http://", "https://", "mailto:")
 HREF = re.compile(r'href="([^"]*)"')
@@ -129,14 +124,6 @@ class RemoteSource:
                 return absolute
         fallback = self.option("link")
         return str(fallback) if fallback else None
-
-
-def is_protected_post(summary: str, content: str = "") -> bool:
-    """Whether a WordPress feed entry is a password-protected post: its excerpt is
-    WordPress's placeholder, or its content the password form (any language)."""
-    return PASSWORD_FORM in content or (
-        PROTECTED_EXCERPT in summary and html_to_text(summary, one_line=True).startswith(
-            PROTECTED_EXCERPT))
 
 
 def is_online(location: str | None) -> bool:

@@ -18,7 +18,8 @@ from mailer.errors import ContentError
 from mailer.models import Item, ItemKind
 from mailer.sanitize import html_to_text
 from mailer.sources import register
-from mailer.sources.remote import PROTECTED, RemoteSource, summarize
+from mailer.sources.protected_posts import PROTECTED
+from mailer.sources.remote import RemoteSource, summarize
 
 POSTS_PATH = "/wp-json/wp/v2/posts"
 IMAGE_SIZES = ("medium_large", "large", "full")  # ~768 px suits a 600 px mail best
