@@ -30,6 +30,9 @@ DROPPED_BLOCK = re.compile(rf"</?(?:{'|'.join(DROPPED_BLOCKS)})\b[^>]*>", re.IGN
 BLOCK = re.compile(rf"</?(?:{'|'.join(sorted(BLOCK_TAGS))})\b[^>]*>", re.IGNORECASE)
 # A link with no text once sanitised (its <img> dropped): invisible in HTML, but the text
 # part would write its URL on a line of its own. Sanitised HTML has only these inline tags.
+# Where a paragraph or list item of sanitised HTML ends or begins: flattened to one line,
+# its text must not run into the next one's.
+KEPT_BLOCK = re.compile(rf"</?(?:{'|'.join(KEPT_BLOCKS)})\b[^>]*>", re.IGNORECASE)
 EMPTY_LINK = re.compile(r"<a\b[^>]*>((?:\s|&nbsp;|<br>|</?(?:strong|b|em|i)>)*)</a>")
 
 
@@ -49,10 +52,27 @@ def fit_summary(cleaned: str, max_chars: int | None) -> str:
     plain text cut at a word boundary."""
     # Text is never longer than its HTML: only a long fragment needs flattening to measure.
     if max_chars and len(cleaned) > max_chars:
-        text = html_to_text(cleaned, one_line=True)
+        text = _flat_text(cleaned, max_chars)
         if len(text) > max_chars:
             return f"<p>{html.escape(shorten(text, max_chars))}</p>"
     return cleaned
+
+
+def _flat_text(cleaned: str, max_chars: int) -> str:
+    """The one-line text of sanitised HTML (as far as it goes past max_chars), a full stop
+    between a block that ends without punctuation and one that starts a sentence: a
+    standfirst without full stop otherwise reads "... a traditional Republican Those ..."."""
+    text = ""
+    for block in KEPT_BLOCK.split(cleaned):
+        if len(text) > max_chars:
+            break
+        part = html_to_text(block, one_line=True)
+        if not part:
+            continue
+        if text and text[-1].isalnum() and part[0].isupper():
+            text += "."
+        text = f"{text} {part}" if text else part
+    return text
 
 
 def _empty_link_space(match: re.Match) -> str:

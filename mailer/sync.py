@@ -23,7 +23,8 @@ from mailer.store.source_state import load_validators, record_failure, record_su
 log = logging.getLogger(__name__)
 # 2: summaries keep words apart and punctuation next to them; avatars/share buttons no image
 # 3: summaries lose empty links, "read more" boilerplate and tracking parameters
-# 4: duplicates are compared keeping ref* and mc_* parameters (stored canonical URLs renew)
+# 4: duplicates are compared keeping ref* and mc_* parameters (stored canonical URLs renew);
+#    a cut summary puts a full stop between paragraphs that lacked one
 PARSING_VERSION = 4  # raise when a change in the sources' parsing should re-read everything
 
 

@@ -99,6 +99,18 @@ def test_sanitize_html_cuts_a_long_text_at_a_word_and_writes_no_link_targets():
     assert sanitize_html(fragment, max_chars=20) == "<p>Lees het hele…</p>"
 
 
+def test_a_cut_summary_does_not_run_a_paragraph_into_the_next():
+    # The Guardian's standfirst has no full stop (guardian-media-content.rss.xml): cut to
+    # one paragraph it read "... a traditional Republican Those expecting that ...".
+    fragment = ("<p>Even Trump's supporters did not mind that he sounded like a traditional "
+                "Republican</p><p>Those expecting a remarkable address were disappointed "
+                "last night.</p><ul><li>een</li><li>Twee.</li></ul><p>Drie<br>vier</p>")
+    assert sanitize_html(fragment, max_chars=170) == (
+        "<p>Even Trump&#x27;s supporters did not mind that he sounded like a traditional "
+        "Republican. Those expecting a remarkable address were disappointed last night. een. "
+        "Twee. Drie…</p>")  # list items alike; a line break does not end a sentence
+
+
 @pytest.mark.parametrize("fragment, text", [
     # The text part said only "bij het secretariaat": its reader had no address, and lint
     # reported the mailto link as missing from the plain-text part.
