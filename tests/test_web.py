@@ -16,7 +16,14 @@ from mailer.store.tables import consent_events, subscribers
 from mailer.subscriptions import forget
 from mailer.web import create_app
 from tests.conftest import DEMO_NOW, make_settings
-from tests.webhelpers import csrf_of, link_in, mails_in, text_of
+from tests.webhelpers import (
+    form_key_for,
+    form_key_of,
+    guard_of,
+    link_in,
+    mails_in,
+    text_of,
+)
 
 SENT = "/aanmelden/verstuurd"  # where the subscribe form's answer sends the browser
 HEADERS = {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy",
@@ -39,7 +46,7 @@ def join(web):
 
 def post_form(client, data, path="/aanmelden", **kw):
     page = client.get(path)
-    response = client.post(path, data={"csrf_token": csrf_of(page.text), **data}, **kw)
+    response = client.post(path, data={**guard_of(page.text), **data}, **kw)
     response.close()  # as a WSGI server does after sending: starts the after-answer work
     return response
 
@@ -105,7 +112,7 @@ def test_double_opt_in_through_the_web(client, web, mailer):
     page = client.get(confirm)  # a link scanner's GET changes nothing
     assert page.status_code == 200 and "Ja, ik wil" in page.text
     assert status_of(mailer, "anna@example.org") is SubscriberStatus.PENDING
-    done = client.post(confirm, data={"csrf_token": csrf_of(page.text)})
+    done = client.post(confirm, data={"form_key": form_key_of(page.text)})
     assert done.status_code == 200 and "Gelukt" in done.text
     assert status_of(mailer, "anna@example.org") is SubscriberStatus.ACTIVE
     again = client.get(confirm)
@@ -307,8 +314,8 @@ def test_an_expired_confirm_link_of_someone_already_active_says_they_are_confirm
     assert page.status_code == 200 and "Je aanmelding was al bevestigd" in page.text
     assert "verlopen" not in page.text and "Meld je opnieuw aan" not in page.text
     assert "/voorkeuren/" not in page.text  # an old link never yields a new one
-    csrf = csrf_of(visitor.get("/aanmelden").text)
-    posted = visitor.post(confirm, data={"csrf_token": csrf})
+    key = form_key_for(web, "confirm", confirm)  # the page had it, before it expired
+    posted = visitor.post(confirm, data={"form_key": key})
     assert posted.status_code == 200 and "al bevestigd" in posted.text
     assert "/voorkeuren/" not in posted.text
     with mailer.engine.begin() as conn:  # a revoked link stays dead, expired or not
@@ -449,8 +456,8 @@ def test_an_older_confirm_link_does_not_take_a_newer_request(client, web, mailer
     page = owner.get(own)
     assert page.status_code == 410 and "Deze link is vervangen" in page.text
     assert "Ja, ik wil" not in page.text
-    csrf = csrf_of(owner.get("/aanmelden").text)
-    refused = owner.post(own, data={"csrf_token": csrf})
+    key = form_key_for(web2, "confirm", own)  # the page had it before the newer request
+    refused = owner.post(own, data={"form_key": key})
     assert refused.status_code == 410 and "vervangen" in refused.text
     row = _row(mailer)
     assert (row.status, row.name, row.sections) == ("unsubscribed", "", ["agenda",

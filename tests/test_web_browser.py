@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/ (git-ignored) for people to look at.
 from __future__ import annotations
 
 import email
+import json
 import re
 import threading
 from email.policy import default
@@ -22,7 +23,7 @@ from mailer.sending import send_issue, store_issue
 from mailer.sync import sync_source
 from mailer.web import create_app
 from tests.conftest import DEMO_NOW, REPO, make_settings
-from tests.webhelpers import link_in, mails_in
+from tests.webhelpers import csrf_of, link_in, mails_in
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -76,6 +77,24 @@ def browser_page():
         context = browser.new_context(locale="nl-NL", viewport={"width": 1000, "height": 900})
         yield context.new_page()
         browser.close()
+
+
+@pytest.fixture
+def cookieless_page(tmp_path):
+    """A Chromium page whose profile blocks all cookies, as strict privacy settings do."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path / "chromium-profile"
+    (profile / "Default").mkdir(parents=True)
+    (profile / "Default" / "Preferences").write_text(json.dumps(
+        {"profile": {"default_content_setting_values": {"cookies": 2}}}))
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, locale="nl-NL",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield context.pages[0] if context.pages else context.new_page()
+        assert context.cookies() == []  # nothing got through the block
+        context.close()
 
 
 class Checker:
@@ -250,3 +269,46 @@ def test_every_focus_ring_stands_out_from_what_is_behind_it(site, browser_page):
     for ring in seen:
         assert ring["style"] != "none" and ring["width"] >= 2, ring
         assert contrast(ring["ring"], ring["behind"]) >= 3, ring
+
+
+def test_confirm_preferences_and_unsubscribe_in_chromium_with_cookies_blocked(
+        site, cookieless_page):
+    app, web, base = site
+    page = cookieless_page
+    page.goto(f"{base}/aanmelden")  # the public form keeps its cookie-bound CSRF token
+    page.fill("#email", "anna@example.org")
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "Formulier verlopen"
+    form = web.test_client()  # so Anna subscribed in a browser that takes cookies
+    token = csrf_of(form.get("/aanmelden").text)
+    form.post("/aanmelden", data={"csrf_token": token, "email": "anna@example.org"}).close()
+    web.extensions["weerbaarnl.mail"].join()
+    confirm = link_in(mails_in(app.settings.outbox_dir)[-1], "bevestigen")
+
+    # and opens the link in her mail app, which blocks cookies
+    forged = page.request.post(confirm, form={})
+    assert forged.status == 400 and status_of(app) == "pending"
+    page.goto(confirm)
+    page.click("text=Ja, ik wil WeerbaarNL ontvangen")
+    assert page.locator("h1").inner_text() == "Gelukt, je bent aangemeld"
+    assert status_of(app) == "active"
+
+    page.click("text=Kies welke onderdelen")
+    forged = page.request.post(page.url, form={"actie": "opslaan", "onderdelen": "agenda"})
+    assert forged.status == 400
+    page.uncheck("#onderdeel-magazine")
+    page.click("text=Voorkeuren opslaan")
+    assert "opgeslagen" in page.locator("[role=status]").inner_text()
+    assert not page.is_checked("#onderdeel-magazine") and page.is_checked("#onderdeel-agenda")
+
+    page.click("text=Afmelden voor WeerbaarNL")
+    page.click("button:has-text('Afmelden')")
+    assert page.locator("h1").inner_text() == "Je bent afgemeld"
+    assert status_of(app) == "unsubscribed"
+
+
+def status_of(app: App, email: str = "anna@example.org") -> str:
+    from mailer.store.subscribers import find_by_email
+
+    with app.engine.connect() as conn:
+        return find_by_email(conn, email).status.value

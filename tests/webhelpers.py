@@ -1,4 +1,5 @@
-"""Helpers for subscriber web tests: forms, CSRF tokens, and mails from the file outbox."""
+"""Helpers for subscriber web tests: form guards (CSRF tokens, link form keys) and mails
+from the file outbox."""
 
 from __future__ import annotations
 
@@ -34,3 +35,29 @@ def link_in(message: EmailMessage, path: str) -> str:
     match = re.search(rf"https?://\S+/{path}/[\w.-]+", text_of(message))
     assert match, f"no /{path}/ link in the mail"
     return match.group(0)
+
+
+FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
+
+
+def form_key_of(html: str) -> str:
+    """The key in the form of a page reached through a link (confirm, preferences)."""
+    match = FORM_KEY.search(html)
+    assert match, "no form key in the page"
+    return match.group(1)
+
+
+def guard_of(html: str) -> dict[str, str]:
+    """The hidden field a page's form is checked by: a link form's key, else the CSRF
+    token of the session (the public subscribe form)."""
+    if FORM_KEY.search(html):
+        return {"form_key": form_key_of(html)}
+    return {"csrf_token": csrf_of(html)}
+
+
+def form_key_for(web, purpose: str, path: str) -> str:
+    """The key the page of a link (a path ending in its token) puts in its form."""
+    from mailer.web.security import form_key
+
+    with web.app_context():
+        return form_key(purpose, path.rsplit("/", 1)[1])

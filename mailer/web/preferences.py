@@ -8,17 +8,18 @@ from mailer.models import Subscriber, SubscriberStatus
 from mailer.subscriptions import change_preferences, consent_context, resubscribe
 from mailer.web import mailer_app
 from mailer.web.forms import SECTION_LABELS, FormInput, read_preferences
-from mailer.web.security import client_ip, csrf_token, require_csrf, user_agent
+from mailer.web.security import client_ip, form_key, require_form_key, user_agent
 from mailer.web.tokens import subscriber_for
 
 blueprint = Blueprint("preferences", __name__)
 
 
-def _page(sub: Subscriber, form: FormInput, status: int = 200, saved: str | None = None):
+def _page(token: str, sub: Subscriber, form: FormInput, status: int = 200,
+          saved: str | None = None):
     app = mailer_app()
     return render_template(
         "preferences.html", sub=sub, form=form, sections=SECTION_LABELS,
-        themes=app.settings.themes, csrf=csrf_token(), saved=saved,
+        themes=app.settings.themes, form_key=form_key("preferences", token), saved=saved,
         unsubscribe_url=app.links.unsubscribe_url(sub.id, sub.token_version),
     ), status
 
@@ -32,13 +33,14 @@ def _stored(sub: Subscriber) -> FormInput:
 def preferences_page(token: str):
     """The subscriber's current choices, ready to change."""
     sub = subscriber_for("preferences", token)
-    return _page(sub, _stored(sub))
+    return _page(token, sub, _stored(sub))
 
 
 @blueprint.post("/voorkeuren/<token>")
 def preferences_post(token: str):
-    """Save new choices, or subscribe again after an unsubscribe."""
-    require_csrf()
+    """Save new choices, or subscribe again after an unsubscribe; no cookie needed (see
+    security.form_key)."""
+    require_form_key("preferences", token)
     app = mailer_app()
     sub = subscriber_for("preferences", token)
     context = consent_context(app.settings, "web:" + app.links.url("voorkeuren"),
@@ -48,14 +50,14 @@ def preferences_post(token: str):
         sub = subscriber_for("preferences", token)
         # Only an unsubscribed subscriber comes back; a bounced one, say, stays where it was.
         back = sub.status is SubscriberStatus.ACTIVE
-        return _page(sub, _stored(sub),
+        return _page(token, sub, _stored(sub),
                      saved="Welkom terug! Je ontvangt de nieuwsbrief weer." if back else None)
     form = read_preferences(request.form, app.settings.themes)
     if form.errors:
-        return _page(sub, form, 400)
+        return _page(token, sub, form, 400)
     change_preferences(app, sub.id, form.preferences, form.name, context)
     sub = subscriber_for("preferences", token)
     message = "Je voorkeuren zijn opgeslagen."
     if sub.status is SubscriberStatus.PENDING:
         message += " Bevestig nog wel je aanmelding via de link in je e-mail."
-    return _page(sub, _stored(sub), saved=message)
+    return _page(token, sub, _stored(sub), saved=message)

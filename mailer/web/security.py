@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, current_app, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -15,6 +16,7 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 ARCHIVE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
                "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 CSRF_FIELD = "csrf_token"
+FORM_KEY_FIELD = "form_key"
 
 
 @dataclass
@@ -85,6 +87,39 @@ def require_csrf() -> None:
                         "Je formulier kon niet worden gecontroleerd. Dit gebeurt als de pagina "
                         "lang open heeft gestaan of als je cookies blokkeert. Laad de pagina "
                         "opnieuw en probeer het nog eens.")
+
+
+# Forms reached through a link's signed token (confirm, preferences) carry no cookie-bound
+# CSRF token: mail apps' in-app browsers and strict privacy settings block cookies, and
+# people could then not confirm. They need none. CSRF abuses authority a browser attaches
+# by itself (a cookie); here the authority is the token in the URL, which a cross-site
+# attacker does not know, and whoever does know it can post from anywhere, with or without
+# the reader's browser. What such a form carries instead is a key only our page for that
+# very link and purpose can hold: an HMAC of both under the app's secret key. So a bare
+# POST to a link (a scanner trying forms, a script) or a key from another page (the
+# preferences form's key posted to a confirm link) changes nothing. It stays valid as long
+# as the token does; revoking or expiring the token ends both. No Origin/Referer check:
+# our pages send `Referrer-Policy: no-referrer`, so browsers post our own forms with
+# `Origin: null` and without Referer; such a check could tell nothing apart.
+def form_key(purpose: str, token: str) -> str:
+    """The key a form reached through a link with this token and purpose carries."""
+    message = f"web-form\x00{purpose}\x00{token}".encode()
+    return hmac.new(_secret(), message, hashlib.sha256).hexdigest()
+
+
+def require_form_key(purpose: str, token: str) -> None:
+    """Refuse a post to a link's form whose key is missing or not that link's page's."""
+    sent = request.form.get(FORM_KEY_FIELD, "")
+    # As bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+    if not hmac.compare_digest(sent.encode(), form_key(purpose, token).encode()):
+        raise PageError(400, "Formulier niet herkend",
+                        "Dit formulier kon niet worden gecontroleerd. Open de link uit je "
+                        "e-mail opnieuw en gebruik de knop op die pagina.")
+
+
+def _secret() -> bytes:
+    key = current_app.secret_key
+    return key.encode() if isinstance(key, str) else bytes(key)
 
 
 def client_ip() -> str:

@@ -17,7 +17,15 @@ from mailer.subscriptions import (
 )
 from mailer.web import mail_queue, mailer_app
 from mailer.web.forms import SECTION_LABELS, FormInput, read_subscribe
-from mailer.web.security import PageError, client_ip, csrf_token, require_csrf, user_agent
+from mailer.web.security import (
+    PageError,
+    client_ip,
+    csrf_token,
+    form_key,
+    require_csrf,
+    require_form_key,
+    user_agent,
+)
 from mailer.web.tokens import EXPIRED, SUPERSEDED, holder_of, subscriber_for
 
 blueprint = Blueprint("subscribe", __name__)
@@ -137,13 +145,15 @@ def confirm_page(token: str):
     choices = choices_to_confirm(app, sub.id, claims.request)
     if choices is None:  # a newer request replaced the one this link was sent for
         raise SUPERSEDED
-    return render_template("confirm.html", csrf=csrf_token(), chosen=_chosen(choices.preferences))
+    return render_template("confirm.html", form_key=form_key("confirm", token),
+                           chosen=_chosen(choices.preferences))
 
 
 @blueprint.post("/bevestigen/<token>")
 def confirm_post(token: str):
-    """Confirm the subscription: the subscriber becomes active with what the link was for."""
-    require_csrf()
+    """Confirm the subscription: the subscriber becomes active with what the link was for.
+    No cookie needed (see security.form_key): the link's token is the authority."""
+    require_form_key("confirm", token)
     app = mailer_app()
     held = _confirming(token)
     if held is None:
