@@ -10,8 +10,10 @@ from mailer.message import list_headers, list_id_value
 from mailer.models import Batch, Issue, Preferences, Recipient
 from mailer.providers.mime import mime_for
 from mailer.render.lint import Finding, lint_message
-from mailer.render.newsletter import RenderedSegment
+from mailer.render.newsletter import RenderedSegment, segment_counts, segment_texts, select_for
 from mailer.render.personalize import greeting
+from mailer.store import issues as issue_store
+from mailer.store import outbox as box
 
 SAMPLE_ID = 0  # no real subscriber has id 0, so the sample links never work for anyone
 
@@ -42,9 +44,11 @@ def sample_recipient(app: App, name: str = "") -> Recipient:
     )
 
 
-def build_preview(app: App, issue: Issue, preferences: Preferences | None = None) -> Preview:
-    """Render the issue for a preference set (default: everything) and lint it."""
-    segment = app.renderer.render(issue, preferences or Preferences())
+def build_preview(app: App, issue: Issue, preferences: Preferences | None = None,
+                  segment: RenderedSegment | None = None) -> Preview:
+    """Render the issue for a preference set (default: everything), or take a rendering
+    made already (`segment`), and lint it."""
+    segment = segment or app.renderer.render(issue, preferences or Preferences())
     recipient = sample_recipient(app)
     batch = Batch(issue_id=issue.id or 0, segment_key=segment.segment_key,
                   subject=segment.subject, html=segment.html, text=segment.text,
@@ -59,6 +63,30 @@ def build_preview(app: App, issue: Issue, preferences: Preferences | None = None
         preferences_url=recipient.values["preferences_url"],
     )
     return Preview(segment, html, text, message.as_bytes(), findings)
+
+
+def is_sent(app: App, issue: Issue) -> bool:
+    """Whether the issue's sending has begun: what it holds is fixed and stored."""
+    with app.engine.connect() as conn:
+        record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
+    return record is not None and record.frozen
+
+
+def sent_segment(app: App, issue: Issue) -> RenderedSegment | None:
+    """What the readers of every section were sent of a sent issue, as stored when its
+    sending began; None when nobody had that segment (so nothing of it was stored)."""
+    everything = Preferences()
+    with app.engine.connect() as conn:
+        stored = box.load_renders(conn, issue.id).get(everything.key())
+    if stored is None:
+        return None
+    subject, html, text = stored
+    magazine, agenda = select_for(issue, everything)
+    preheader = segment_texts(issue, magazine, agenda, app.settings.list_name).preheader
+    counts = segment_counts(issue, everything)
+    return RenderedSegment(segment_key=everything.key(), subject=subject, preheader=preheader,
+                           html=html, text=text, item_count=counts.item_count,
+                           new_count=counts.new_count)
 
 
 def write_preview(preview: Preview, folder: Path) -> dict[str, Path]:

@@ -126,8 +126,11 @@ def enqueue(app: App, issue: Issue, *, even_without_news: bool = False) -> int:
     still missing and renders only the segments still missing.
     """
     now = app.clock.now()
+    web_html = web_version_to_keep(app, issue)
     with app.engine.begin() as conn:
         issue_store.set_issue_status(conn, issue.id, IssueStatus.SENDING, now)
+        if web_html is not None:  # with the status, so the archive rarely lacks it
+            issue_store.keep_web_version(conn, issue.id, web_html, now)
         if even_without_news:
             issue_store.send_even_without_news(conn, issue.id)
     added = fill_outbox(app, issue.id, now)
@@ -144,6 +147,18 @@ def enqueue(app: App, issue: Issue, *, even_without_news: bool = False) -> int:
         # skipped, would fail or send it.
         issue_store.mark_enqueued(conn, issue.id, now)
     return added
+
+
+def web_version_to_keep(app: App, issue: Issue) -> str | None:
+    """The public web version to keep with an issue whose sending begins (what the archive
+    shows); None when it is kept already (a resumed or repeated send).
+
+    `web_html` renders every section without a personal marker or link, so the kept
+    page holds nothing of any subscriber."""
+    with app.engine.connect() as conn:
+        if issue_store.has_web_version(conn, issue.id):
+            return None
+    return app.renderer.web_html(issue)
 
 
 ENQUEUE_RANGE = 50_000  # subscriber ids per transaction: a crash loses at most this much work

@@ -14,7 +14,7 @@ from mailer.models import Preferences
 from mailer.render.personalize import MARKER
 from mailer.sending import send_issue, store_issue
 from mailer.store import issues as issue_store
-from mailer.store.tables import issues, items, subscribers
+from mailer.store.tables import issue_web_versions, issues, items, subscribers
 from mailer.web import create_app
 from mailer.web.archive import archive_title
 
@@ -119,22 +119,54 @@ def test_the_archive_index_names_each_number_once(sent):
     assert f">Nr. {issue.number}: Zomereditie</a>" in index
 
 
-def test_the_web_version_is_rendered_once_and_again_after_an_edit(sent, monkeypatch):
-    """Many readers open the page after a send: it is not rendered per request, but an
-    edited item shows at the next one."""
+def test_the_archive_shows_the_issue_as_sent_not_as_edited_since(sent, monkeypatch):
+    """The web version is kept when sending begins: an item edited after the send does not
+    change what the archive shows as sent, and no request renders it again."""
     app, issue, _ = sent
-    renders = []
-    web_html = app.renderer.web_html
-    monkeypatch.setattr(app.renderer, "web_html",
-                        lambda i: renders.append(i) or web_html(i))
-    client = create_app(app).test_client()
-    first = client.get(f"/archief/{issue.period}").text
-    assert client.get(f"/archief/{issue.period}").text == first
-    assert len(renders) == 1
     lead = issue.magazine[0].item
     with app.engine.begin() as conn:
         conn.execute(update(items).where(items.c.source == lead.source,
                                          items.c.source_id == lead.source_id)
                      .values(title="Een nieuwe kop voor het archief"))
-    edited = client.get(f"/archief/{issue.period}").text
-    assert len(renders) == 2 and "Een nieuwe kop voor het archief" in edited
+    renders = []
+    monkeypatch.setattr(app.renderer, "web_html", lambda i: renders.append(i) or "")
+    client = create_app(app).test_client()
+    page = client.get(f"/archief/{issue.period}").text
+    assert lead.title in page and "Een nieuwe kop voor het archief" not in page
+    assert client.get(f"/archief/{issue.period}").text == page
+    assert renders == []
+    with app.engine.connect() as conn:
+        assert page == issue_store.kept_web_version(conn, issue.id)
+
+
+def test_the_kept_web_version_holds_nothing_of_any_subscriber(sent):
+    app, issue, mails = sent
+    with app.engine.connect() as conn:
+        kept = issue_store.kept_web_version(conn, issue.id)
+        people = conn.execute(select(subscribers.c.email, subscribers.c.name)).all()
+    personal = {value for person in people for value in person if value}
+    for message in mails:
+        html = html_of(message)
+        personal.update(re.findall(r'href="[^"]+/(?:afmelden|voorkeuren)/([^"]+)"', html))
+    assert kept and MARKER.findall(kept) == []
+    assert [value for value in personal if value in kept] == []
+    assert not re.search(r"/(afmelden|voorkeuren)/", kept) and "Beste lezer," in kept
+
+
+def test_a_resumed_send_keeps_the_first_web_version(sent):
+    app, issue, _ = sent
+    with app.engine.begin() as conn:
+        first = issue_store.kept_web_version(conn, issue.id)
+        issue_store.keep_web_version(conn, issue.id, "<p>later</p>", app.clock.now())
+    send_issue(app, issue)  # a rerun of the finished send
+    with app.engine.connect() as conn:
+        assert issue_store.kept_web_version(conn, issue.id) == first
+
+
+def test_an_issue_sent_before_web_versions_were_kept_is_rendered_from_its_items(sent):
+    app, issue, _ = sent
+    with app.engine.begin() as conn:
+        conn.execute(issue_web_versions.delete())
+    page = create_app(app).test_client().get(f"/archief/{issue.period}")
+    assert page.status_code == 200 and issue.magazine[0].item.title in page.text
+    assert VIEW_IN_BROWSER not in page.text

@@ -16,7 +16,7 @@ from mailer.app import App
 from mailer.cli import CliState, main, pass_state, preview_tools
 from mailer.compose import compose_issue, issue_moment
 from mailer.models import Issue, IssueStatus, OutboxStatus, SubscriberStatus
-from mailer.preview import build_preview, write_preview
+from mailer.preview import build_preview, is_sent, sent_segment, write_preview
 from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
 from mailer.sending import (
@@ -92,10 +92,14 @@ def preview(state: CliState, on: datetime | None, out: Path | None, open_browser
     issue = compose_for(app, _day(on))
     if issue is None:
         return nothing_new(app, _day(on))
-    result = build_preview(app, issue)
+    sent = is_sent(app, issue)
+    stored = sent_segment(app, issue) if sent else None
+    result = build_preview(app, issue, segment=stored)
     folder = out or app.settings.path(app.settings.preview_dir)
     paths = write_preview(result, folder)
     click.echo(f"Issue nr. {issue.number} ({issue.period}): {issue.subject}")
+    if sent:
+        click.echo(sent_preview_note(stored is not None))
     for kind, path in paths.items():
         click.echo(f"  {kind:5} {path}")
     if screenshot:
@@ -105,6 +109,16 @@ def preview(state: CliState, on: datetime | None, out: Path | None, open_browser
     echo_findings(review(app, issue, result))
     if open_browser:
         webbrowser.open(paths["html"].resolve().as_uri())
+
+
+def sent_preview_note(stored: bool) -> str:
+    """What the preview of an issue whose sending began shows, in the editors' Dutch."""
+    if stored:
+        return ("Dit nummer is al verstuurd: dit is het opgeslagen nummer, precies zoals "
+                "lezers van alle onderdelen het kregen (niet opnieuw samengesteld).")
+    return ("Dit nummer is al verstuurd, maar niemand kreeg alle onderdelen: dit is het "
+            "opgeslagen nummer (dezelfde artikelen en activiteiten), opgemaakt zoals de "
+            "inhoud nu is.")
 
 
 @main.command()

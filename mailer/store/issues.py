@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, literal, select, update
 
 from mailer.models import Issue, IssueStatus
 from mailer.store.items import items_by_id
-from mailer.store.tables import issue_items, issues
+from mailer.store.tables import issue_items, issue_web_versions, issues
 
 FROZEN = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
 
@@ -187,3 +187,27 @@ def load_issue(conn: Connection, record: IssueRecord) -> Issue:
         intro=record.intro, magazine=section["magazine"], events=section["agenda"],
         number=record.number, id=record.id, announced=frozenset(announced),
     )
+
+
+def has_web_version(conn: Connection, issue_id: int) -> bool:
+    """Whether the issue's public web version has been kept."""
+    return conn.execute(select(exists().where(issue_web_versions.c.issue_id == issue_id))
+                        ).scalar_one()
+
+
+def keep_web_version(conn: Connection, issue_id: int, html: str, now: datetime) -> None:
+    """Keep the issue's public web version, unless one is kept already (the first stays).
+
+    Call it after `set_issue_status` in the same transaction: that update locks the issue
+    row, so two sends beginning at once get here one after the other and the second finds
+    the first one's row (no unique violation)."""
+    values = select(literal(issue_id), literal(html), literal(now)).where(
+        ~exists().where(issue_web_versions.c.issue_id == issue_id))
+    conn.execute(insert(issue_web_versions).from_select(["issue_id", "html", "created_at"],
+                                                        values))
+
+
+def kept_web_version(conn: Connection, issue_id: int) -> str | None:
+    """The public web version kept when the issue's sending began; None before 0016."""
+    return conn.execute(select(issue_web_versions.c.html)
+                        .where(issue_web_versions.c.issue_id == issue_id)).scalar()

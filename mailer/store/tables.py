@@ -159,6 +159,16 @@ issue_renders = Table(
     _utc("created_at", nullable=False),
 )
 
+# The public web version of an issue as it was when its sending began (0016): the archive
+# shows what was sent, not the items as edited since. Rendered without any personal value.
+issue_web_versions = Table(
+    "issue_web_versions",
+    metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("html", Text, nullable=False),
+    _utc("created_at", nullable=False),
+)
+
 subscribers = Table(
     "subscribers",
     metadata,

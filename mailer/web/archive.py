@@ -3,10 +3,9 @@ pages for anyone (no personal value or link), and `/afmelden`, `/voorkeuren` wit
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-from flask import Blueprint, Response, abort, current_app, render_template
+from flask import Blueprint, Response, abort, render_template
 
 from mailer.store import issues as issue_store
 from mailer.web import mailer_app
@@ -14,7 +13,6 @@ from mailer.web.security import ARCHIVE_CSP
 
 blueprint = Blueprint("archive", __name__)
 PERIOD = re.compile(r"^[0-9A-Za-z-]{1,40}$")
-CACHE = "weerbaarnl.archive"  # period -> (fingerprint of the issue, its web page)
 
 
 @blueprint.get("/archief")
@@ -43,23 +41,22 @@ def archived_issue(period: str):
 
 
 def public_html(period: str) -> str | None:
-    """The web version of a sent issue, or None if there is no such issue.
+    """The web version of a sent issue as kept when its sending began, or None if there
+    is no such issue.
 
-    Rendering (MJML, CSS inlining) costs ~15 ms, and after a send many readers open the
-    page through their mail's link: the page is kept per process with a fingerprint of
-    the issue as loaded, so an edited item still shows at the next request."""
+    An issue sent before web versions were kept (migration 0016), or one the scheduler
+    marked sending a moment before its send kept the version, has none: it is rendered
+    from its stored items as they are now, the best there is for it."""
     app = mailer_app()
     with app.engine.connect() as conn:
         record = issue_store.issue_by_period(conn, app.settings.list_id, period)
         if record is None or not record.frozen:
             return None
+        kept = issue_store.kept_web_version(conn, record.id)
+        if kept is not None:
+            return kept
         issue = issue_store.load_issue(conn, record)
-    fingerprint = hashlib.sha256(repr(issue).encode()).digest()
-    pages = current_app.extensions.setdefault(CACHE, {})
-    kept = pages.get(period)
-    if kept is None or kept[0] != fingerprint:
-        kept = pages[period] = (fingerprint, app.renderer.web_html(issue))
-    return kept[1]
+    return app.renderer.web_html(issue)
 
 
 @blueprint.get("/afmelden")
