@@ -96,6 +96,15 @@ class NothingNewForAnyone(MailerError):
     """No active subscriber's segment gets anything new in the issue: it is not sent."""
 
 
+def nothing_new_for_anyone_note(issue: Issue) -> str:
+    """What the command line tells editors about an issue with news for nobody, in the
+    dry run and the send alike (segments' own reasons: box.NOTHING_FOR_SEGMENT and
+    box.NOTHING_NEW_FOR_SEGMENT)."""
+    return (f"Niets nieuws voor de abonnees in nr. {issue.number} ({issue.period}): het wordt "
+            "niet verstuurd. Iedereen zou niets krijgen, of alleen wat al in een eerder nummer "
+            "stond; `mailer send --even-without-news` verstuurt het toch.")
+
+
 def require_news(app: App, issue: Issue, *, even_without_news: bool = False
                  ) -> list[SegmentPlan]:
     """The issue's segment plans; NothingNewForAnyone when its send has not begun and no

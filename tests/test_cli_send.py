@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from mailer.cli import main
+from mailer.store.outbox import NOTHING_FOR_SEGMENT, NOTHING_NEW_FOR_SEGMENT
 from mailer.store.tables import issues, outbox
 from tests.conftest import REPO, TEST_KEY
 from tests.delivery_support import provider_env, start_emulator
@@ -265,7 +266,7 @@ def test_a_dry_run_shows_the_segments_with_nothing_new_as_skipped(setup):
     dry = invoke(["send", "--dry-run"], env)
     assert dry.exit_code == 0, dry.output
     [managers] = [line for line in dry.output.splitlines() if MANAGERS in line]
-    assert managers.endswith("items, none new: skipped (all of it was in an earlier issue))")
+    assert managers.endswith(f"({NOTHING_NEW_FOR_SEGMENT})")
     assert "Would send to 7 of 12 active subscribers." in dry.output
     anyway = invoke(["send", "--dry-run", "--even-without-news"], env)
     [managers] = [line for line in anyway.output.splitlines() if MANAGERS in line]
@@ -278,8 +279,8 @@ def test_the_confirmation_names_the_skipped_segments_and_issues_show_counts_them
     app, emulator, env = setup
     env = in_week_50(setup)
     declined = invoke(["send"], env, input="n\n")
-    assert re.search(rf"^\s+1  {re.escape(MANAGERS)}  \(skipped: nothing new", declined.output,
-                     re.MULTILINE)
+    assert re.search(rf"^\s+1  {re.escape(MANAGERS)}  \(niet verstuurd: niets nieuws",
+                     declined.output, re.MULTILINE)
     assert "to 7 of 12 active subscribers (5 skipped: nothing or nothing new for them)?" \
         in declined.output
     sent = invoke(["send", "--yes"], env)
@@ -309,7 +310,8 @@ def test_an_issue_with_nothing_new_for_anyone_is_sent_only_when_asked(setup):
                      .values(status="unsubscribed"))
     refused = invoke(["send", "--yes"], env)
     assert refused.exit_code == 0, refused.output
-    assert "Nothing new for any subscriber in nr. 2 (2026-W50): not sent." in refused.output
+    assert "Niets nieuws voor de abonnees in nr. 2 (2026-W50): het wordt niet verstuurd." \
+        in refused.output
     assert "mailer send --even-without-news" in refused.output
     with app.engine.connect() as conn:
         assert conn.execute(select(issues.c.status).where(issues.c.id == 2)).scalar() == "draft"
@@ -318,3 +320,27 @@ def test_an_issue_with_nothing_new_for_anyone_is_sent_only_when_asked(setup):
     assert anyway.exit_code == 0, anyway.output
     assert "sent 1, failed 0" in anyway.output
     assert emulator.received["r.vandijk@example.org"] == 2
+
+
+def test_a_dry_run_and_the_send_give_the_same_dutch_reasons(setup):
+    from sqlalchemy import update
+
+    from mailer.store.tables import subscribers
+
+    app, emulator, env = setup
+    env = in_week_50(setup)
+
+    def reasons(output: str, mark: str = "niet verstuurd") -> set[str]:
+        return {line for line in output.splitlines() if mark in line}
+
+    dry = reasons(invoke(["send", "--dry-run"], env).output)
+    declined = reasons(invoke(["send"], env, input="n\n").output)
+    assert dry == declined and dry
+    assert {line.endswith((f"({NOTHING_FOR_SEGMENT})", f"({NOTHING_NEW_FOR_SEGMENT})"))
+            for line in dry} == {True}
+    with app.engine.begin() as conn:
+        conn.execute(update(subscribers).where(subscribers.c.email != "r.vandijk@example.org")
+                     .values(status="unsubscribed"))
+    dry = reasons(invoke(["send", "--dry-run"], env).output, "Niets nieuws voor de abonnees")
+    refused = reasons(invoke(["send", "--yes"], env).output, "Niets nieuws voor de abonnees")
+    assert dry == refused and len(dry) == 1

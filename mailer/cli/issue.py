@@ -24,6 +24,7 @@ from mailer.sending import (
     SegmentPlan,
     SendResult,
     check_sendable,
+    nothing_new_for_anyone_note,
     require_news,
     segment_plans,
     send_issue,
@@ -31,7 +32,6 @@ from mailer.sending import (
     store_issue,
 )
 from mailer.settings import with_overrides
-from mailer.store import outbox as box
 from mailer.store.tables import outbox, subscribers
 
 date_option = click.option(
@@ -231,21 +231,14 @@ def confirm_send(app: App, issue: Issue, skipped_segments: list[str]) -> None:
 
 def nothing_new_for_anyone(issue: Issue) -> None:
     """Say that the issue is not sent: no segment of the active subscribers gets news."""
-    click.echo(f"Nothing new for any subscriber in nr. {issue.number} ({issue.period}): not "
-               "sent. Each segment would get nothing, or only what an earlier issue carried; "
-               "`mailer send --even-without-news` sends it anyway.")
-
-
-# Why a segment is skipped, as the command line says it (the outbox rows say it in Dutch).
-SKIPPED_BECAUSE = {box.NOTHING_FOR_SEGMENT: "nothing for this segment",
-                   box.NOTHING_NEW_FOR_SEGMENT: "nothing new (all of it was in an earlier issue)"}
+    click.echo(nothing_new_for_anyone_note(issue))
 
 
 def echo_skipped(plans: list[SegmentPlan]) -> list[str]:
     """List the segments a send skips, and why; returns their keys."""
     skipped = [p for p in plans if p.skip_reason]
-    for p in skipped:
-        click.echo(f"  {p.subscribers:6}  {p.key}  (skipped: {SKIPPED_BECAUSE[p.skip_reason]})")
+    for p in skipped:  # the reason as the outbox rows and the dry run say it
+        click.echo(f"  {p.subscribers:6}  {p.key}  ({p.skip_reason})")
     return [p.key for p in skipped]
 
 
@@ -302,8 +295,7 @@ def dry_run_report(app: App, issue: Issue, even_without_news: bool = False) -> N
     click.echo(f"Would send to {total} of {sum(p.subscribers for p in plans)} active "
                "subscribers.")
     if plans and not any(p.new for p in plans) and not even_without_news:
-        click.echo("Nothing new for any subscriber: `mailer send` would send nothing "
-                   "(--even-without-news sends it anyway).")
+        click.echo(nothing_new_for_anyone_note(issue))
     sample = build_preview(app, issue)
     click.echo("--- sample message (text part) ---")
     click.echo(f"Subject: {sample.segment.subject}")
@@ -312,14 +304,13 @@ def dry_run_report(app: App, issue: Issue, even_without_news: bool = False) -> N
 
 
 def plan_note(plan: SegmentPlan, even_without_news: bool) -> str:
-    """'8 items, 1 new', or why the segment is skipped (or sent anyway)."""
-    if not plan.items:
-        return "nothing for this segment: skipped"
+    """'8 items, 1 new', or why the segment is skipped (as `mailer send` says it), or that
+    it is sent anyway."""
+    if plan.skip_reason:
+        return plan.skip_reason
     if plan.new:
         return f"{plan.items} items, {plan.new} new"
-    if even_without_news:
-        return f"{plan.items} items, none new: sent anyway (--even-without-news)"
-    return f"{plan.items} items, none new: skipped (all of it was in an earlier issue)"
+    return f"{plan.items} items, none new: sent anyway (--even-without-news)"
 
 
 def test_send(app: App, issue: Issue, addresses: tuple[str, ...]) -> None:
