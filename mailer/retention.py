@@ -38,6 +38,7 @@ class RetentionReport:
     ledger_entries: int
     webhook_keys: int
     rate_limit_hits: int
+    run_details: int
     files: int
 
     def lines(self) -> list[str]:
@@ -48,6 +49,7 @@ class RetentionReport:
             f"{self.ledger_entries} consent ledger entr(y/ies): IP address and user agent removed",
             f"{self.webhook_keys} webhook replay key(s) deleted",
             f"{self.rate_limit_hits} rate-limit hit(s) deleted",
+            f"{self.run_details} scheduler run record(s): outcome line removed",
             f"{self.files} stored message file(s) deleted",
         ]
 
@@ -78,6 +80,8 @@ def apply_retention(app: App, *, dry_run: bool = False) -> RetentionReport:
                            now - timedelta(days=s.webhook_event_days)),
         rate_limit_hits=_step(app, dry_run, store.count_rate_limit_hits,
                               ratelimit.forget_hits_before, now - mail_window(s)),
+        run_details=_step(app, dry_run, store.count_run_details, store.strip_run_details,
+                          now - timedelta(days=s.job_run_detail_days)),
         files=len(files) if dry_run else delete_copies(sorted(files)),
     )
     log.info("retention%s: %s", " (dry run)" if dry_run else "", "; ".join(report.lines()))

@@ -130,6 +130,7 @@ class Settings:
     delivery_record_days: int = _s("retention", 90)
     consent_ip_days: int = _s("retention", 365)
     webhook_event_days: int = _s("retention", 30)
+    job_run_detail_days: int = _s("retention", 90)
 
     # [scheduler]
     jobs_dir: Path = _s("scheduler", Path("jobs"))

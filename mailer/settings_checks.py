@@ -91,7 +91,7 @@ def _retention_checks(s: Settings) -> list[Check]:
     """How long personal data is kept: at least a day each (the job runs daily)."""
     return [(name, getattr(s, name) >= 1, "must be at least 1 (days)")
             for name in ("left_subscriber_days", "delivery_record_days", "consent_ip_days",
-                         "webhook_event_days")]
+                         "webhook_event_days", "job_run_detail_days")]
 
 
 def _scheduler_checks(s: Settings) -> list[Check]:

@@ -404,7 +404,8 @@ def test_the_retention_job_runs_daily_and_reports_counts(app):
 
 
 @pytest.mark.parametrize("name", ["left_subscriber_days", "delivery_record_days",
-                                  "consent_ip_days", "webhook_event_days"])
+                                  "consent_ip_days", "webhook_event_days",
+                                  "job_run_detail_days"])
 def test_a_retention_period_under_a_day_is_refused(name):
     from mailer.errors import ConfigError
     from mailer.settings import load_settings

@@ -32,6 +32,7 @@ from mailer.store.subscribers import email_hash
 from mailer.store.tables import (
     consent_events,
     issues,
+    job_runs,
     outbox,
     rate_limit_hits,
     subscribers,
@@ -193,3 +194,22 @@ def count_rate_limit_hits(conn: Connection, before: datetime) -> int:
     """How many rate-limit hits are older than any window still counted."""
     return conn.execute(select(func.count()).select_from(rate_limit_hits)
                         .where(rate_limit_hits.c.occurred_at < before)).scalar_one()
+
+
+def _run_details_before(before: datetime):
+    """Runs that finished before a moment and still have an outcome line. The row stays:
+    its (job, period key) is what stops a period from running twice."""
+    return and_(job_runs.c.finished_at < before, job_runs.c.detail.is_not(None))
+
+
+def count_run_details(conn: Connection, before: datetime) -> int:
+    """How many run records `strip_run_details` would change."""
+    return conn.execute(select(func.count()).select_from(job_runs)
+                        .where(_run_details_before(before))).scalar_one()
+
+
+def strip_run_details(conn: Connection, before: datetime) -> int:
+    """Drop the outcome line of runs that finished before a moment: a proof run's names the
+    editors' addresses, a failure's may quote a provider's answer naming a subscriber."""
+    return conn.execute(update(job_runs).where(_run_details_before(before))
+                        .values(detail=None)).rowcount or 0
