@@ -354,9 +354,9 @@ def purge_pending(app: App) -> int:
     They never confirmed, so there is no consent to prove and no suppression to keep.
     A subscribe request that waited as long goes too, whoever it was for (an unsubscribed
     subscriber keeps their record); a pending subscriber with a newer request stays, as
-    its link still works. Old rate-limit hits go too, and so do the confirmation mails the
-    file provider wrote (they hold the address, the name and a confirm link). The
-    scheduler runs this daily.
+    its link still works. The confirmation mails the file provider wrote go too (they hold
+    the address, the name and a confirm link). The scheduler runs this daily; old
+    rate-limit hits are the retention job's (`retention.apply_retention`).
     """
     now = app.clock.now()
     before = now - timedelta(days=app.settings.pending_purge_days)
@@ -367,6 +367,5 @@ def purge_pending(app: App) -> int:
             privacy.erase(conn, subscriber_id, now, "purge:pending",
                           suppress_address=False, event="purge")
         subscription_requests.drop_requests_before(conn, before)
-        ratelimit.forget_hits_before(conn, now - mail_window(app.settings))
     delete_copies(copies_for(app.settings.path(app.settings.outbox_dir), addresses))
     return len(ids)

@@ -31,6 +31,7 @@ from mailer.subscriptions import (
     confirm,
     consent_context,
     forget,
+    purge_pending,
     subscribe,
     unsubscribe,
 )
@@ -333,6 +334,17 @@ def test_old_webhook_replay_keys_and_rate_limit_hits_are_deleted(app):
     with app.engine.connect() as conn:
         assert conn.execute(select(webhook_events.c.event_id)).scalars().all() == ["new"]
         assert conn.execute(select(rate_limit_hits.c.key)).scalars().all() == ["ip:new"]
+
+
+def test_rate_limit_hits_are_left_to_the_retention_job_alone(app):
+    """One owner: the daily purge of unconfirmed sign-ups does not delete them as well."""
+    with app.engine.begin() as conn:
+        conn.execute(insert(rate_limit_hits).values(key="ip:old", occurred_at=app.clock.now()))
+    later = days_later(app, 31)
+    assert purge_pending(later) == 0
+    with app.engine.connect() as conn:
+        assert conn.execute(select(rate_limit_hits.c.key)).scalars().all() == ["ip:old"]
+    assert apply_retention(later).rate_limit_hits == 1
 
 
 # --- dry run, command, job, settings -------------------------------------------------------
