@@ -10,7 +10,6 @@ data retention", lists what is kept, for how long and why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -19,13 +18,10 @@ from sqlalchemy import Connection
 
 from mailer.app import App
 from mailer.providers.file import copies_for, copies_older_than, delete_copies
-from mailer.store import ratelimit
 from mailer.store import retention as store
 from mailer.subscriptions import mail_window
 
 log = logging.getLogger(__name__)
-# A count or an apply of store.retention: (connection, moment) -> rows.
-Step = Callable[[Connection, datetime], int]
 
 
 @dataclass(frozen=True)
@@ -57,8 +53,8 @@ class RetentionReport:
 def apply_retention(app: App, *, dry_run: bool = False) -> RetentionReport:
     """Erase or thin out what has outlived its retention period; a dry run only counts."""
     s, now = app.settings, app.clock.now()
-    left_before = now - timedelta(days=s.left_subscriber_days)
-    records_before = now - timedelta(days=s.delivery_record_days)
+    ago = partial(_days_before, now)
+    left_before, records_before = ago(s.left_subscriber_days), ago(s.delivery_record_days)
     folder = s.path(s.outbox_dir)
     with app.engine.begin() as conn:
         people = store.leavers(conn, left_before, lock=not dry_run)
@@ -67,28 +63,32 @@ def apply_retention(app: App, *, dry_run: bool = False) -> RetentionReport:
     addresses = [p.email for p in people]
     with app.engine.begin() as conn:
         issue_ids = store.finished_issue_ids(conn, records_before)
-        rows = (store.count_delivery_records(conn, issue_ids) if dry_run
-                else store.thin_delivery_records(conn, issue_ids))
+        rows = _count_or_apply(conn, store.old_delivery_records(issue_ids), dry_run)
     files = set(copies_for(folder, addresses)) | set(
         copies_older_than(folder, issue_ids, records_before))
     report = RetentionReport(
         dry_run=dry_run, leavers=len(addresses), delivery_rows=rows,
-        ledger_entries=_step(app, dry_run, partial(store.count_ledger_ips,
-                                                   left_before=left_before),
-                             store.strip_ledger_ips, now - timedelta(days=s.consent_ip_days)),
-        webhook_keys=_step(app, dry_run, store.count_webhook_keys, store.delete_webhook_keys,
-                           now - timedelta(days=s.webhook_event_days)),
-        rate_limit_hits=_step(app, dry_run, store.count_rate_limit_hits,
-                              ratelimit.forget_hits_before, now - mail_window(s)),
-        run_details=_step(app, dry_run, store.count_run_details, store.strip_run_details,
-                          now - timedelta(days=s.job_run_detail_days)),
+        ledger_entries=_step(app, dry_run, store.old_ledger_ips(ago(s.consent_ip_days),
+                                                                left_before)),
+        webhook_keys=_step(app, dry_run, store.old_webhook_keys(ago(s.webhook_event_days))),
+        rate_limit_hits=_step(app, dry_run, store.old_rate_limit_hits(now - mail_window(s))),
+        run_details=_step(app, dry_run, store.old_run_details(ago(s.job_run_detail_days))),
         files=len(files) if dry_run else delete_copies(sorted(files)),
     )
     log.info("retention%s: %s", " (dry run)" if dry_run else "", "; ".join(report.lines()))
     return report
 
 
-def _step(app: App, dry_run: bool, count: Step, apply: Step, before: datetime) -> int:
+def _days_before(now: datetime, days: int) -> datetime:
+    """The moment a number of days before now: where a retention period began."""
+    return now - timedelta(days=days)
+
+
+def _step(app: App, dry_run: bool, step: store.Step) -> int:
     """One step in a transaction of its own: count in a dry run, else apply."""
     with app.engine.begin() as conn:
-        return (count if dry_run else apply)(conn, before)
+        return _count_or_apply(conn, step, dry_run)
+
+
+def _count_or_apply(conn: Connection, step: store.Step, dry_run: bool) -> int:
+    return step.count(conn) if dry_run else step.apply(conn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import Connection, String, cast, literal, or_, select, update
+from sqlalchemy import ColumnElement, Connection, String, cast, literal, or_, select, update
 
 from mailer.models import SubscriberStatus
 from mailer.store.issues import issue_by_id
@@ -45,10 +45,15 @@ def erased_record(placeholder, now: datetime) -> dict:
                 token_version=subscribers.c.token_version + 1, updated_at=now)
 
 
+def ledger_of(subscriber_ids) -> ColumnElement[bool]:
+    """The ledger entries of subscribers (ids, or a select of them): what erasure blanks."""
+    return consent_events.c.subscriber_id.in_(subscriber_ids)
+
+
 def blank_ledger(conn: Connection, subscriber_ids: list[int]) -> None:
     """Drop IPs, user agents and details (provider texts may name the address) from the
     ledger entries of erased subscribers; the entries themselves are the proof and stay."""
-    conn.execute(update(consent_events).where(consent_events.c.subscriber_id.in_(subscriber_ids))
+    conn.execute(update(consent_events).where(ledger_of(subscriber_ids))
                  .values(ip=None, user_agent=None, details={}))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from mailer.store.tables import rate_limit_hits
 
@@ -34,9 +34,3 @@ def allow(conn: Connection, key: str, limit: int, window: timedelta, now: dateti
     return conn.execute(
         insert(rate_limit_hits).values(key=key, occurred_at=now)
     ).inserted_primary_key[0]
-
-
-def forget_hits_before(conn: Connection, before: datetime) -> int:
-    """Delete hits older than any window still counted."""
-    result = conn.execute(delete(rate_limit_hits).where(rate_limit_hits.c.occurred_at < before))
-    return result.rowcount or 0

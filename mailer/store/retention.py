@@ -1,33 +1,34 @@
 """Storage limitation in the store: set-based statements that erase or thin out personal
 data once its retention period is over (AVG art. 5(1)(e)).
 
-Each step comes as a count (for a dry run) and an apply over the same selection, so a dry
-run counts exactly what a run would change. Nothing in flight is selected: no subscriber
+Each step is one selection that a dry run counts and a run applies (`Step`), so a dry run
+counts exactly what a run would change. Nothing in flight is selected: no subscriber
 with a row queued or sending, no issue that is not sent or still has such rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Table,
     and_,
     case,
     delete,
     exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
 
 from mailer.models import IssueStatus, OutboxStatus, SubscriberStatus
 from mailer.store.outbox import NO_ADDRESS
-from mailer.store.privacy import blank_ledger, erased_address_sql, erased_record
+from mailer.store.privacy import blank_ledger, erased_address_sql, erased_record, ledger_of
 from mailer.store.subscribers import email_hash
 from mailer.store.tables import (
     consent_events,
@@ -138,78 +139,62 @@ def finished_issue_ids(conn: Connection, before: datetime) -> list[int]:
         .order_by(issues.c.id)).scalars())
 
 
-def _old_delivery_records(issue_ids: Sequence[int]):
-    return and_(outbox.c.issue_id.in_(issue_ids), outbox.c.email != NO_ADDRESS,
-                outbox.c.status.not_in(IN_FLIGHT))
+@dataclass(frozen=True)
+class Step:
+    """One retention step over one table: the rows it selects and what it does to them
+    (delete them, or set `values`). Counting and applying read the one selection, so a dry
+    run counts exactly the rows a run changes."""
+
+    table: Table
+    where: ColumnElement[bool]
+    values: Mapping[str, object] | None = None  # None: delete the selected rows
+
+    def count(self, conn: Connection) -> int:
+        """How many rows `apply` would change now."""
+        return conn.execute(select(func.count()).select_from(self.table)
+                            .where(self.where)).scalar_one()
+
+    def apply(self, conn: Connection) -> int:
+        """Delete or update the selected rows; returns how many."""
+        statement = (delete(self.table) if self.values is None
+                     else update(self.table).values(**self.values))
+        return conn.execute(statement.where(self.where)).rowcount or 0
 
 
-def count_delivery_records(conn: Connection, issue_ids: Sequence[int]) -> int:
-    """How many outbox rows `thin_delivery_records` would change."""
-    return conn.execute(select(func.count()).select_from(outbox)
-                        .where(_old_delivery_records(issue_ids))).scalar_one()
+def old_delivery_records(issue_ids: Sequence[int]) -> Step:
+    """Address, provider message id and provider error texts of finished issues' outbox
+    rows; status, attempts, times and skip reasons stay for the statistics."""
+    return Step(outbox, and_(outbox.c.issue_id.in_(issue_ids), outbox.c.email != NO_ADDRESS,
+                             outbox.c.status.not_in(IN_FLIGHT)),
+                dict(email=NO_ADDRESS, provider_message_id=None,
+                     last_error=_skip_reason_only()))
 
 
-def thin_delivery_records(conn: Connection, issue_ids: Sequence[int]) -> int:
-    """Drop address, provider message id and provider error texts from the outbox rows of
-    finished issues; status, attempts, times and skip reasons stay for the statistics."""
-    return conn.execute(update(outbox).where(_old_delivery_records(issue_ids)).values(
-        email=NO_ADDRESS, provider_message_id=None, last_error=_skip_reason_only())
-    ).rowcount or 0
+def old_ledger_ips(before: datetime, left_before: datetime) -> Step:
+    """IP address and user agent of ledger entries older than `before`, except those of the
+    people `erase_leavers` erases for `left_before` in the same run: the erasure blanks
+    their entries (selected by `privacy.ledger_of`) and counts them as erased."""
+    erased_first = ledger_of(select(subscribers.c.id).where(_leaving(left_before)))
+    return Step(consent_events, and_(
+        consent_events.c.occurred_at < before,
+        consent_events.c.ip.is_not(None) | consent_events.c.user_agent.is_not(None),
+        consent_events.c.subscriber_id.is_(None) | ~erased_first),
+        dict(ip=None, user_agent=None))
 
 
-def _ledger_with_ip(before: datetime):
-    return and_(consent_events.c.occurred_at < before,
-                (consent_events.c.ip.is_not(None)) | (consent_events.c.user_agent.is_not(None)))
+def old_webhook_keys(before: datetime) -> Step:
+    """Webhook replay keys received before a moment."""
+    return Step(webhook_events, webhook_events.c.received_at < before)
 
 
-def count_ledger_ips(conn: Connection, before: datetime, left_before: datetime) -> int:
-    """How many ledger entries `strip_ledger_ips` would change after `erase_leavers` for
-    `left_before` (which blanks the IPs of the people it erases)."""
-    erased_first = consent_events.c.subscriber_id.in_(
-        select(subscribers.c.id).where(_leaving(left_before)))
-    return conn.execute(select(func.count()).select_from(consent_events).where(
-        _ledger_with_ip(before), or_(consent_events.c.subscriber_id.is_(None),
-                                     ~erased_first))).scalar_one()
+def old_rate_limit_hits(before: datetime) -> Step:
+    """Rate-limit hits older than any window still counted (only retention deletes them)."""
+    return Step(rate_limit_hits, rate_limit_hits.c.occurred_at < before)
 
 
-def strip_ledger_ips(conn: Connection, before: datetime) -> int:
-    """Blank IP address and user agent of ledger entries older than a moment."""
-    return conn.execute(update(consent_events).where(_ledger_with_ip(before))
-                        .values(ip=None, user_agent=None)).rowcount or 0
-
-
-def count_webhook_keys(conn: Connection, before: datetime) -> int:
-    """How many webhook replay keys were received before a moment."""
-    return conn.execute(select(func.count()).select_from(webhook_events)
-                        .where(webhook_events.c.received_at < before)).scalar_one()
-
-
-def delete_webhook_keys(conn: Connection, before: datetime) -> int:
-    """Forget webhook replay keys received before a moment."""
-    return conn.execute(delete(webhook_events).where(webhook_events.c.received_at < before)
-                        ).rowcount or 0
-
-
-def count_rate_limit_hits(conn: Connection, before: datetime) -> int:
-    """How many rate-limit hits are older than any window still counted."""
-    return conn.execute(select(func.count()).select_from(rate_limit_hits)
-                        .where(rate_limit_hits.c.occurred_at < before)).scalar_one()
-
-
-def _run_details_before(before: datetime):
-    """Runs that finished before a moment and still have an outcome line. The row stays:
-    its (job, period key) is what stops a period from running twice."""
-    return and_(job_runs.c.finished_at < before, job_runs.c.detail.is_not(None))
-
-
-def count_run_details(conn: Connection, before: datetime) -> int:
-    """How many run records `strip_run_details` would change."""
-    return conn.execute(select(func.count()).select_from(job_runs)
-                        .where(_run_details_before(before))).scalar_one()
-
-
-def strip_run_details(conn: Connection, before: datetime) -> int:
-    """Drop the outcome line of runs that finished before a moment: a proof run's names the
-    editors' addresses, a failure's may quote a provider's answer naming a subscriber."""
-    return conn.execute(update(job_runs).where(_run_details_before(before))
-                        .values(detail=None)).rowcount or 0
+def old_run_details(before: datetime) -> Step:
+    """The outcome line of runs that finished before a moment: a proof run's names the
+    editors' addresses, a failure's may quote a provider's answer naming a subscriber. The
+    row stays: its (job, period key) is what stops a period from running twice."""
+    return Step(job_runs, and_(job_runs.c.finished_at < before, job_runs.c.detail.is_not(None)),
+                dict(detail=None))
