@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, insert, select
 
 from mailer.clock import FixedClock
-from mailer.models import Preferences, SubscriberStatus
+from mailer.models import SubscriberStatus
 from mailer.retention import apply_retention
 from mailer.store import outbox as box
 from mailer.store import privacy
@@ -29,19 +29,12 @@ from mailer.subscriptions import (
     ConfirmOutcome,
     SubscribeOutcome,
     confirm,
-    consent_context,
     forget,
     purge_pending,
     subscribe,
     unsubscribe,
 )
-
-PREFS = Preferences(frozenset({"magazine"}), frozenset({"onderwijs"}))
-UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
-
-
-def ctx(app):
-    return consent_context(app.settings, "web:test", "192.0.2.77", UA)
+from tests.subscription_support import PREFS, ctx, ledger, row_of
 
 
 def days_later(app, days: float):
@@ -61,17 +54,6 @@ def leave(app, sid: int, status: SubscriberStatus) -> None:
     with app.engine.begin() as conn:
         subs.set_status(conn, sid, status, app.clock.now(), "webhook:postmark",
                         {"detail": "550 5.1.1 mailbox unavailable"})
-
-
-def row(app, sid: int):
-    with app.engine.connect() as conn:
-        return subs.subscriber_row(conn, sid)
-
-
-def ledger(app, sid: int):
-    with app.engine.connect() as conn:
-        return conn.execute(select(consent_events).where(
-            consent_events.c.subscriber_id == sid).order_by(consent_events.c.id)).all()
 
 
 def add_issue(app, number: int, *, status: str = "sent", sent: datetime | None) -> int:
@@ -127,7 +109,7 @@ def test_who_left_longer_ago_than_left_subscriber_days_is_erased_but_stays_suppr
 
     assert report.leavers == 3
     for status, sid in gone.items():
-        erased = row(app, sid)
+        erased = row_of(app, sid)
         assert erased.status == "erased" and erased.name == ""
         assert erased.email == privacy.erased_address(sid)
         events = ledger(app, sid)
@@ -145,7 +127,7 @@ def test_who_left_longer_ago_than_left_subscriber_days_is_erased_but_stays_suppr
     assert outbox_row(app, failed).email == privacy.erased_address(gone[SubscriberStatus.BOUNCED])
     assert outbox_row(app, failed).last_error is None
     for sid, name in ((stays, "Bea Blijft"), (recent, "Rik Recent")):
-        assert row(app, sid).name == name and row(app, sid).status != "erased"
+        assert row_of(app, sid).name == name and row_of(app, sid).status != "erased"
     assert apply_retention(days_later(app, 92)).leavers == 0  # idempotent
 
 
@@ -161,7 +143,7 @@ def test_a_leaver_who_asked_to_come_back_or_has_a_row_in_flight_is_kept(app):
     add_row(app, issue, in_flight, "onderweg@example.org", "sending")
 
     assert apply_retention(later).leavers == 0
-    assert row(app, asking).name == "Tess" and row(app, in_flight).name == "Otto"
+    assert row_of(app, asking).name == "Tess" and row_of(app, in_flight).name == "Otto"
 
 
 def test_who_was_erased_after_unsubscribing_can_come_back_only_by_double_opt_in(app):
@@ -316,7 +298,7 @@ def test_ledger_ip_addresses_and_user_agents_go_after_consent_ip_days(app):
     assert [e.event for e in early_events] == ["subscribe", "confirm"]
     assert early_events[1].details["sections"] == ["magazine"]  # what was agreed stays
     assert all(e.ip == "192.0.2.0" for e in ledger(app, late))
-    assert row(app, early).name == "Vera"
+    assert row_of(app, early).name == "Vera"
 
 
 def test_old_webhook_replay_keys_and_rate_limit_hits_are_deleted(app):
@@ -412,7 +394,7 @@ def test_the_retention_job_runs_daily_and_reports_counts(app):
     outcome = runner.run(runner.specs["retention"], moment)
     assert outcome.status.value == "done", outcome.detail
     assert "1 subscriber(s) who left" in outcome.detail and "@" not in outcome.detail
-    assert row(app, gone).status == "erased"
+    assert row_of(app, gone).status == "erased"
 
 
 @pytest.mark.parametrize("name", ["left_subscriber_days", "delivery_record_days",

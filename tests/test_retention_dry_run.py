@@ -19,7 +19,8 @@ from mailer.store.tables import (
     webhook_events,
 )
 from mailer.subscriptions import SubscribeOutcome, subscribe
-from tests.test_retention import PREFS, active, add_issue, add_row, ctx, days_later, leave
+from tests.subscription_support import PREFS, ctx
+from tests.test_retention import active, add_issue, add_row, days_later, leave
 
 STEPS = [f.name for f in fields(RetentionReport) if f.name != "dry_run"]
 

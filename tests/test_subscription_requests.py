@@ -16,42 +16,27 @@ from mailer.models import Preferences, SubscriberStatus
 from mailer.store import privacy
 from mailer.store import subscribers as subs
 from mailer.store.db import make_engine, upgrade
-from mailer.store.tables import consent_events, subscription_requests
+from mailer.store.tables import subscription_requests
 from mailer.subscriptions import (
     ConfirmOutcome,
     SubscribeOutcome,
     confirm,
-    consent_context,
     forget,
     purge_pending,
     subscribe,
     unsubscribe,
 )
+from tests.subscription_support import ctx, ledger, row_of
 from tests.test_cli import invoke
 
 OWN = Preferences(frozenset({"magazine"}), frozenset({"onderwijs"}))
 STRANGER = Preferences(frozenset({"agenda"}), frozenset({"jeugdhulp"}))
 
 
-def ctx(app):
-    return consent_context(app.settings, "web:test", "192.0.2.77", "Firefox")
-
-
-def row_of(app, sid):
-    with app.engine.connect() as conn:
-        return subs.subscriber_row(conn, sid)
-
-
 def requests_of(app, sid):
     with app.engine.connect() as conn:
         return conn.execute(select(subscription_requests).where(
             subscription_requests.c.subscriber_id == sid)).all()
-
-
-def ledger(app, sid):
-    with app.engine.connect() as conn:
-        return conn.execute(select(consent_events).where(
-            consent_events.c.subscriber_id == sid).order_by(consent_events.c.id)).all()
 
 
 def known(app, status):

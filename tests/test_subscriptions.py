@@ -33,20 +33,8 @@ from mailer.subscriptions import (
     unsubscribe,
 )
 from tests.conftest import make_settings
+from tests.subscription_support import PREFS, UA, ctx, ledger
 from tests.webhelpers import link_in, mails_in
-
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
-PREFS = Preferences(frozenset({"magazine"}), frozenset({"onderwijs"}))
-
-
-def ctx(app, ip="192.0.2.77"):
-    return consent_context(app.settings, "web:test", ip, UA)
-
-
-def ledger(app, subscriber_id):
-    with app.engine.connect() as conn:
-        return conn.execute(select(consent_events).where(
-            consent_events.c.subscriber_id == subscriber_id).order_by(consent_events.c.id)).all()
 
 
 def test_double_opt_in_lifecycle_and_ledger(app):
