@@ -179,6 +179,20 @@ def test_a_wrong_provider_setting_stops_send_before_the_issue_is_stored(setup):
     assert count(app, issues) == 0 and count(app, outbox) == 0
 
 
+def test_a_missing_secret_key_stops_send_before_the_issue_is_stored(setup):
+    # Without MAILER_SECRET_KEY the send stored the issue, queued every subscriber and
+    # marked it sending, then failed on the first link it signed: a frozen issue (the
+    # editor's later corrections no longer count) that only a resume after fixing the
+    # key could finish.
+    app, emulator, env = setup
+    for key in ("", "too-short"):
+        result = invoke(["send", "--yes"], {**env, "MAILER_SECRET_KEY": key})
+        assert result.exit_code == 1 and "MAILER_SECRET_KEY" in result.output
+        enqueue = invoke(["send", "--yes", "--enqueue-only"], {**env, "MAILER_SECRET_KEY": key})
+        assert enqueue.exit_code == 1 and "MAILER_SECRET_KEY" in enqueue.output
+    assert count(app, issues) == 0 and count(app, outbox) == 0
+
+
 def test_a_dry_run_reports_a_provider_that_cannot_send(setup):
     app, emulator, env = setup
     result = invoke(["send", "--dry-run"], {**env, "MAILER_PROVIDER": "postmarc"})

@@ -180,6 +180,7 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
     Segments with nothing new for them are skipped unless --even-without-news."""
     refuse_combined_modes(dry_run, test_addresses, enqueue_only, even_without_news)
     app = state.app()
+    app.settings.require_secret_key()  # every mode signs links: fail before anything is stored
     if not (enqueue_only or app.settings.enqueue_only):  # workers send: their settings count
         require_provider(app)
     if dry_run or test_addresses:
