@@ -108,6 +108,25 @@ def test_an_invalid_job_file_stops_the_scheduler_with_one_line(tmp_path, sqlite_
     assert "newsletter.toml: field trigger.minute" in result.output
 
 
+@pytest.mark.parametrize("setting, value, says", [
+    ("MAILER_SECRET_KEY", "", "MAILER_SECRET_KEY"),
+    ("MAILER_PROVIDER", "postmarc", "unknown provider 'postmarc'"),
+    ("MAILER_PROVIDER", "postmark", "MAILER_PROVIDER_KEY"),
+])
+def test_settings_a_job_needs_stop_the_scheduler_at_start(tmp_path, sqlite_url, setting, value,
+                                                          says):
+    # The scheduler started, synced hourly and failed only at the Wednesday proof or the
+    # Thursday newsletter, when it was too late to fix the key or the provider; the note
+    # about it could not even be mailed through an unknown provider.
+    env = {"MAILER_DATABASE_URL": sqlite_url, "MAILER_JOBS_DIR": str(REPO / "jobs"),
+           "MAILER_SECRET_KEY": "k" * 32, setting: value}
+    result = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), "scheduler", "run"],
+                                env=env)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.output
+
+
 def test_jobs_list_json_shows_next_runs_in_local_time(sqlite_url):
     env = {"MAILER_DATABASE_URL": sqlite_url, "MAILER_NOW": "2026-10-24T12:00"}
     result = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), "jobs", "list",

@@ -32,6 +32,14 @@ def require_current_schema(app: App) -> None:
         raise ConfigError("the database schema is not up to date: run `mailer init` first")
 
 
+def require_job_settings(app: App) -> None:
+    """Refuse to start without what the proof and the newsletter need: the signing key and a
+    provider that can be built. Otherwise the scheduler would run for days and fail only at
+    the Wednesday proof, and could not even mail the editors about it."""
+    app.settings.require_secret_key()
+    app.provider  # noqa: B018 - building it is the check
+
+
 @main.group()
 def scheduler() -> None:
     """The process that runs the jobs in jobs/*.toml on time."""
@@ -47,6 +55,7 @@ def scheduler_run(state: CliState) -> None:
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)
     app = state.app()
+    require_job_settings(app)
     specs = specs_of(app)
     require_current_schema(app)
     stopping = threading.Event()
