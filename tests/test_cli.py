@@ -133,6 +133,21 @@ def test_an_unreachable_database_is_one_clear_line(env):
     assert "geheim" not in result.output
 
 
+@pytest.mark.parametrize("url, says", [
+    ("foo://mailer:geheim@db/mailer", "unknown database kind 'foo'"),
+    ("mysql://mailer:geheim@db/mailer", "driver for 'mysql' is not installed"),
+])
+def test_a_database_url_of_an_unknown_kind_or_driver_is_one_clear_line(env, url, says):
+    # An unknown scheme or a driver that is not installed ended in SQLAlchemy's traceback.
+    result = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), "issues", "list"],
+                                env={**env, "MAILER_DATABASE_URL": url})
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: setting database_url (MAILER_DATABASE_URL): "), result.output
+    assert says in lines[0] and "geheim" not in result.output
+
+
 def test_a_folder_that_cannot_be_written_is_one_clear_line(env, tmp_path):
     invoke(["init"], env)
     invoke(["content", "sync"], env)

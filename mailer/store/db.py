@@ -18,7 +18,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import NoSuchModuleError, StatementError
+
+from mailer.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,13 +29,27 @@ def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return _server_engine(url, parsed.drivername)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30}, future=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
+
+
+def _server_engine(url: str, kind: str) -> Engine:
+    """An engine for a database server; a ConfigError when its kind or driver is unknown."""
+    where = "setting database_url (MAILER_DATABASE_URL)"
+    try:
+        return create_engine(url, pool_pre_ping=True, future=True)
+    except NoSuchModuleError:
+        raise ConfigError(f"{where}: unknown database kind {kind!r}; use sqlite:///PATH or "
+                          "postgresql+psycopg://USER@HOST/DB") from None
+    except ImportError as exc:  # the dialect is known, its driver module is not installed
+        raise ConfigError(f"{where}: the driver for {kind!r} is not installed ({exc}); "
+                          "for PostgreSQL use postgresql+psycopg://… "
+                          "(pip install -e '.[postgres]')") from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
