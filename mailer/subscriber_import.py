@@ -46,9 +46,10 @@ def parse_csv(path: Path, themes: set[str]) -> tuple[list[CsvRow], list[Rejected
         line = data.count(b"\n", 0, exc.start) + 1
         return [], [Rejected(line, "not UTF-8 text; save the file as CSV UTF-8")]
     with io.StringIO(text, newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, delimiter=field_separator(text))
         if not reader.fieldnames or "email" not in reader.fieldnames:
-            return [], [Rejected(1, "header must contain an 'email' column")]
+            found = ", ".join(reader.fieldnames or []) or "nothing"
+            return [], [Rejected(1, f"header must contain an 'email' column, found: {found}")]
         for record in reader:
             line = reader.line_num
             try:
@@ -56,6 +57,15 @@ def parse_csv(path: Path, themes: set[str]) -> tuple[list[CsvRow], list[Rejected
             except ValueError as exc:
                 rejected.append(Rejected(line, str(exc)))
     return rows, rejected
+
+
+def field_separator(text: str) -> str:
+    """',' or, when only that makes the header name an `email` column, ';' (what Excel
+    writes as "CSV" under Dutch regional settings)."""
+    header = text.split("\n", 1)[0]
+    semicolon_names = {name.strip().strip('"') for name in header.split(";")}
+    comma_names = {name.strip().strip('"') for name in header.split(",")}
+    return ";" if "email" in semicolon_names and "email" not in comma_names else ","
 
 
 # A `status` column (as `mailer subscribers export` writes) saying a person left or must

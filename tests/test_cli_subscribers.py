@@ -179,6 +179,33 @@ def test_a_csv_that_is_not_utf8_is_reported_not_a_traceback(env, tmp_path):
     assert "0 added" in result.output  # nothing half-imported with garbled names
 
 
+def test_a_csv_saved_by_dutch_excel_with_semicolons_is_imported(env, tmp_path):
+    # Excel with Dutch regional settings saves "CSV" with ';' between fields. The import
+    # said the header had no 'email' column and imported nobody.
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffemail;name;sections;themes\r\n"
+                     "a@example.org;Anna;magazine;onderwijs,jeugdhulp\r\n"
+                     "j@example.org;\"Jörg; de Vries\";;\r\n".encode())
+    result = invoke(["subscribers", "import", str(path), "--confirmed", "--consent-note", "x"],
+                    env)
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.output
+    anna = json.loads(invoke(["subscribers", "show", "a@example.org", "--json"], env).output)
+    assert anna["subscriber"]["sections"] == ["magazine"]
+    assert sorted(anna["subscriber"]["themes"]) == ["jeugdhulp", "onderwijs"]
+    jorg = json.loads(invoke(["subscribers", "show", "j@example.org", "--json"], env).output)
+    assert jorg["subscriber"]["name"] == "Jörg; de Vries"
+
+
+def test_a_csv_without_an_email_column_names_the_header_it_found(env, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("adres,naam\na@example.org,Anna\n", encoding="utf-8")
+    result = invoke(["subscribers", "import", str(path)], env)
+    assert result.exit_code == 2
+    assert ("list.csv line 1: header must contain an 'email' column, found: adres, naam"
+            in result.output)
+
+
 def test_purge_command(env):
     invoke(["subscribers", "add", "p@example.org"], env)
     later = {**env, "MAILER_NOW": "2027-01-10T09:00"}
