@@ -25,7 +25,7 @@ from mailer.liveness import owner_is_dead
 from mailer.notify import notify_editors
 from mailer.store import jobs as job_store
 from mailer.store.jobs import FINAL, RunStatus
-from mailer.tasks import TASK_FUNCTIONS, TaskContext, TaskResult, moment_text
+from mailer.tasks import TASK_FUNCTIONS, TaskContext, TaskFailed, TaskResult, moment_text
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,9 @@ class JobRunner:
         renewer.start()
         try:
             return TASK_FUNCTIONS[spec.task](ctx)
+        except TaskFailed as exc:  # a failure the task explains itself: no code locations
+            log.exception("job %s failed for %s", spec.id, fire_time.isoformat())
+            return TaskResult(RunStatus.FAILED, str(exc), note=exc.note)
         except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
             log.exception("job %s failed for %s", spec.id, fire_time.isoformat())
             return TaskResult(RunStatus.FAILED, failure_summary(exc))
@@ -126,7 +129,7 @@ class JobRunner:
             # One mail when a job starts failing, not one per hour while it keeps failing.
             notify_editors(self.app, f"Planner: taak {spec.id} is mislukt", [
                 f"De taak {spec.id} ({spec.task}) van {moment_text(fire_time)} is mislukt.",
-                f"Foutmelding: {result.detail}",
+                *(result.note or [f"Foutmelding: {result.detail}"]),
                 "Zolang de fout blijft, krijg je hier geen nieuwe mail over; kijk in het log "
                 "van de planner voor details.",
             ])

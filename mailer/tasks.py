@@ -27,7 +27,7 @@ from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store.jobs import RunStatus
 from mailer.subscriptions import purge_pending
-from mailer.sync import sync_source
+from mailer.sync import SourceReport, sync_source
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,22 @@ class TaskContext:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task run ended, in a line an operator can read."""
+    """How a task run ended, in a line an operator can read; `note` says it to the editors
+    (Dutch lines) when the run failed for a reason they can act on."""
 
     status: RunStatus
     detail: str
     issue_id: int | None = None
+    note: tuple[str, ...] = ()
 
 
 class TaskFailed(Exception):
-    """A task could not do its work; the message says why (the run is recorded failed)."""
+    """A task could not do its work; the message says why (the run is recorded failed),
+    `note` the same for the editors, in Dutch."""
+
+    def __init__(self, message: str, note: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.note = note
 
 
 def moment_text(moment: datetime) -> str:
@@ -224,11 +231,24 @@ def run_sync(ctx: TaskContext) -> TaskResult:
     """Sync every content source into the item ledger; a failed source fails the run."""
     app = ctx.app
     reports = [sync_source(app.engine, name, src, app.clock) for name, src in app.sources()]
-    failed = [f"{r.name}: {r.error}" for r in reports if not r.ok]
+    failed = [r for r in reports if not r.ok]
     if failed:
-        raise TaskFailed("source(s) failed: " + "; ".join(failed))
+        raise TaskFailed("source(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed),
+                         note=failed_sources_note(failed))
     return TaskResult(RunStatus.DONE, ", ".join(
         f"{r.name}: new {r.new}, updated {r.updated}, deleted {r.deleted}" for r in reports))
+
+
+def failed_sources_note(failed: list[SourceReport]) -> tuple[str, ...]:
+    """The editors' lines on sources that could not be read: which, why, what it means."""
+    return (
+        *(f"Bron {r.name} kon niet worden gelezen: {r.error}" for r in failed),
+        "De andere bronnen zijn wel bijgewerkt. Wat eerder uit "
+        f"{'deze bron' if len(failed) == 1 else 'deze bronnen'} is binnengekomen, blijft "
+        "staan en de nieuwsbrief gaat gewoon uit; nieuwe stukken ervan komen er pas in als "
+        "de bron weer te lezen is.",
+        "Bekijk een bron met: mailer content check " + failed[0].name,
+    )
 
 
 def run_purge(ctx: TaskContext) -> TaskResult:

@@ -19,7 +19,7 @@ from mailer.scheduler import JobRunner, SchedulerProcess, period_key
 from mailer.store import jobs as job_store
 from mailer.store.issue_control import IssueStateError, hold_issue, release_issue
 from mailer.store.jobs import RunStatus
-from mailer.store.tables import issues, job_runs, outbox
+from mailer.store.tables import issues, items, job_runs, outbox
 
 AMS = ZoneInfo("Europe/Amsterdam")
 THURSDAY_NINE = datetime(2026, 12, 3, 9, 0, tzinfo=AMS).astimezone(UTC)
@@ -257,12 +257,49 @@ def test_a_failing_job_is_recorded_mails_the_editors_once_and_may_be_retried(app
     assert first.status is second.status is RunStatus.FAILED
     assert len(notes(app)) == 1 and notes(app)[0] == "Planner: taak sync-content is mislukt"
     body = next((app.settings.path(app.settings.outbox_dir) / "issue-0").glob("*.eml")).read_text()
-    assert "TaskFailed" in body and "verdwenen-content" in body
+    assert "Bron local kon niet worden gelezen" in body and "verdwenen-content" in body
     # A failed run stays open: a restart within the grace period tries it again.
     with app.engine.connect() as conn:
         assert job_store.covered_until(conn, "sync-content") < THURSDAY_NINE + timedelta(hours=1)
     retry = runner_at(app, THURSDAY_NINE + timedelta(hours=1), owner="restarted:3")
     assert retry.run(sync, THURSDAY_NINE + timedelta(hours=1)).ran
+
+
+def test_a_broken_source_is_named_to_the_editors_in_dutch_and_the_rest_still_syncs(app,
+                                                                                  tmp_path):
+    # The note quoted the Python exception ("TaskFailed: source(s) failed: ...") with code
+    # locations ("at tasks.py:229 run_sync <- scheduler.py:98 _run_task"): nothing an
+    # editor can act on, nor does it say what the failure means for the newsletter.
+    feed = tmp_path / "afgebroken.xml"
+    feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+                    "<item><title>Half", encoding="utf-8")
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f"""
+[[sources]]
+name = "local"
+kind = "markdown"
+location = "{app.settings.path(app.settings.content_dir)}"
+
+[[sources]]
+name = "partner-feed"
+kind = "feed"
+location = "{feed}"
+""", encoding="utf-8")
+    app = app.with_settings(sources_file=sources)
+    runner = runner_at(app, THURSDAY_NINE)
+    outcome = runner.run(spec(runner, "sync-content"), THURSDAY_NINE)
+    assert outcome.status is RunStatus.FAILED
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(items)).scalar() > 0
+    body = message_from_bytes(
+        next((app.settings.path(app.settings.outbox_dir) / "issue-0").glob("*.eml")).read_bytes(),
+        policy=policy.default).get_body(("plain",)).get_content()
+    assert "Bron partner-feed kon niet worden gelezen: file://" in body
+    assert "afgebroken.xml: feed is truncated" in body
+    assert "de nieuwsbrief gaat gewoon uit" in body
+    assert "mailer content check partner-feed" in body
+    assert "TaskFailed" not in body and ".py:" not in body and "local" not in body
+    assert "TaskFailed" not in outcome.detail and "partner-feed" in outcome.detail
 
 
 def test_a_run_owned_by_a_live_process_is_left_alone(loaded_app):
