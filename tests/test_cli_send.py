@@ -113,6 +113,19 @@ def test_a_paused_issue_is_resumed_and_failed_rows_retried(setup):
     assert sorted(emulator.received.values()) == [1] * 12
 
 
+def test_a_send_that_ends_with_failed_rows_says_how_to_send_them_again(setup):
+    # A finished send with failed rows said only "sent" and "failed 2": the operator was
+    # not told that the rows stay failed until `issues retry-failed`, the one way back.
+    app, emulator, env = setup
+    emulator.fail_next("status", count=1000, status=500)
+    env = {**env, "MAILER_BATCH_SIZE": "4", "MAILER_CONCURRENCY": "1",
+           "MAILER_MAX_ATTEMPTS": "1", "MAILER_ERROR_BUDGET": "1"}
+    result = invoke(["send", "--yes"], env)
+    assert "failed 12" in result.output, result.output
+    assert ("12 row(s) failed; once the cause is fixed, `mailer issues retry-failed 1` "
+            "sends them again") in result.output
+
+
 def test_a_paused_send_points_to_resume_not_to_running_send_again(setup):
     # A rerun of `mailer send` refuses a paused issue, so "run again to resume" sent the
     # operator in a circle; the pause itself must say how to go on.

@@ -381,3 +381,6 @@ def echo_result(result: SendResult) -> None:
     for error in d.errors[:5]:
         times = d.error_counts.get(error, 1)
         click.echo(f"  error: {error}" + (f" ({times} times)" if times > 1 else ""))
+    if c["failed"] and not d.paused:  # failed rows stay failed: no rerun or resume takes them
+        click.echo(f"  {c['failed']} row(s) failed; once the cause is fixed, "
+                   f"`mailer issues retry-failed {result.issue.id}` sends them again")
