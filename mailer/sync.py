@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 # 3: summaries lose empty links, "read more" boilerplate and tracking parameters
 # 4: duplicates are compared keeping ref* and mc_* parameters (stored canonical URLs renew);
 #    a cut summary puts a full stop between paragraphs that lacked one
-PARSING_VERSION = 4  # raise when a change in the sources' parsing should re-read everything
+# 5: event descriptions lose a last line that only repeats the event's own link
+PARSING_VERSION = 5  # raise when a change in the sources' parsing should re-read everything
 
 
 @dataclass

@@ -363,3 +363,57 @@ def test_an_unknown_x_wr_timezone_is_reported_not_read_as_amsterdam_time(httpser
     assert [str(p) for p in source.problems] == [
         "test: calendar: unknown time zone 'Olympus Mons Time' in X-WR-TIMEZONE (no IANA, "
         "Windows or Outlook name); 3 events skipped"]
+
+
+def test_lastfm_descriptions_lose_the_events_own_link_at_the_end(httpserver):
+    # Last.fm ends every description with a line holding the event's own URL, which the
+    # mail links already: shown as text it was a 90-character URL under each concert.
+    items, _ = fetch(httpserver, corpus("ical/lastfm-events-floating.ics"), utc(2010, 2, 1))
+    fink = items["LFMEVENT-1319333"]
+    assert fink.url == "http://www.last.fm/event/1319333+Fink+at+Burgerweeshuis+on+13+February+2010"
+    assert fink.summary == "<p>Fink</p>"
+    assert not any("last.fm" in i.summary for i in items.values())
+
+
+def test_meetup_details_line_with_the_events_own_link_is_dropped(httpserver):
+    items, _ = fetch(httpserver, corpus("ical/meetup-going.ics"), utc(2011, 11, 1))
+    meetup = items["event_nsmxnyppbfc@meetup.com"]
+    assert meetup.url == "http://www.meetup.com/Phoenix-Drupal-User-Group/events/33627272/"
+    assert "Details" not in meetup.summary and "meetup.com" not in meetup.summary
+    assert meetup.summary.startswith("<p>Phoenix Drupal User Group")
+    assert "(OKED) Knowledge..." in meetup.summary
+
+
+def test_a_link_at_the_end_that_points_elsewhere_stays(httpserver):
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Meetup//RemoteApi//EN\r\n"
+        b"BEGIN:VEVENT\r\nUID:elders@platformjep.example.nl\r\nSUMMARY:Open avond\r\n"
+        b"URL:https://www.platformjep.example.nl/agenda/open-avond/\r\n"
+        b"DTSTART:20261210T170000Z\r\nDTEND:20261210T190000Z\r\n"
+        b"DESCRIPTION:Iedereen is welkom.\\n\\nAanmelden: https://forms.example.org/open\r\n"
+        b"END:VEVENT\r\nBEGIN:VEVENT\r\nUID:eigen@platformjep.example.nl\r\nSUMMARY:Training\r\n"
+        b"URL:https://www.platformjep.example.nl/agenda/training/\r\n"
+        b"DTSTART:20261211T170000Z\r\nDTEND:20261211T190000Z\r\n"
+        b"DESCRIPTION:Zie ook https://www.platformjep.example.nl/agenda/training\\n\\nMeer inf\r\n"
+        b" o: https://www.platformjep.example.nl/agenda/training?utm_source=ical\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, _ = fetch(httpserver, calendar, utc(2026, 12, 3))
+    elsewhere = items["elders@platformjep.example.nl"].summary
+    assert elsewhere == ("<p>Iedereen is welkom. Aanmelden: https://forms.example.org/open</p>")
+    # The own link (compared as the ledger compares URLs) goes only as a line of its own.
+    own = items["eigen@platformjep.example.nl"].summary
+    assert own == "<p>Zie ook https://www.platformjep.example.nl/agenda/training</p>"
+
+
+def test_an_html_details_line_linking_the_event_itself_is_dropped(httpserver):
+    # Google Calendar and Meetup's HTML exports write the same line as a link.
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+        b"BEGIN:VEVENT\r\nUID:html@platformjep.example.nl\r\nSUMMARY:Open avond\r\n"
+        b"URL:https://www.platformjep.example.nl/agenda/open-avond/\r\n"
+        b"DTSTART:20261210T170000Z\r\nDTEND:20261210T190000Z\r\n"
+        b"DESCRIPTION:Iedereen is welkom.<br><br>Details: <a href=\"https://www.platformjep.e\r\n"
+        b" xample.nl/agenda/open-avond/\">https://www.platformjep.example.nl/agenda/open-av\r\n"
+        b" ond/</a>\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, _ = fetch(httpserver, calendar, utc(2026, 12, 3))
+    assert items["html@platformjep.example.nl"].summary == "Iedereen is welkom."

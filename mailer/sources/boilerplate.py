@@ -5,7 +5,8 @@ Blogs end an excerpt with a link back to the article ("Continue reading…", "Le
 and Yoast SEO adds "The post X appeared first on Y." to every feed item. The newsletter
 links each item itself, so these only cost space and print as extra URLs in the text part.
 Only the end of a summary is looked at, and only what is plainly such boilerplate goes: a
-sentence that ends in a link to the article itself is content and stays.
+sentence that ends in a link to the article itself is content and stays. Plain-text event
+descriptions (Last.fm, Meetup) end the same way, with a line holding the event's own URL.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ READ_MORE = (r"(?:continue reading|read more|read the rest|keep reading|read on|
 MARKS = r"[\s.…:!|»›>→–—-]*"
 READ_MORE_START = re.compile(rf"^{MARKS}{READ_MORE}\b", re.IGNORECASE)
 READ_MORE_ONLY = re.compile(rf"^{MARKS}{READ_MORE}{MARKS}$", re.IGNORECASE)
+# What may stand before a link to the item itself on a line of its own: "Details:", "Meer info:".
+LINK_LABEL = re.compile(r"^\s*[^\W\d][\w ]{0,29}:\s*$")
 ONLY_MARKS = re.compile(rf"^(?:{MARKS}|[∞#¶]|permalink|\W)*$", re.IGNORECASE)
 # Yoast SEO's feed footer "The post %%POSTLINK%% appeared first on %%BLOGLINK%%." in its
 # translations; a paragraph counts only when it also links to the item.
@@ -41,6 +44,10 @@ LAST_LINK = re.compile(r'<a href="([^"]*)"[^>]*>((?:(?!<a\b).)*?)</a>(\s*(?:</p>
                        re.DOTALL)
 LINK = re.compile(r'<a href="([^"]*)"[^>]*>(.*?)</a>', re.DOTALL)
 CUT_MARK = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;)\s*\](\s*(?:</p>\s*)?)$")
+# A plain-text line that is only a URL, or a short label and a URL: Meetup's "Details: <url>",
+# Last.fm's bare link line.
+LINK_LINE = re.compile(r"(?:[^\s:][^:]{0,30}:\s*)?(https?://\S+?)[.,;]?")
+TRAILING_BREAKS = re.compile(r"(?:\s*<br>)+$")  # what separated the dropped line
 MAX_ROUNDS = 4  # a footer, then a "read more", then "[…]": each round takes one
 TAIL_CHARS = 1200
 
@@ -52,8 +59,19 @@ def drop_boilerplate(fragment: str, own_url: str | None) -> str:
         shorter = _drop_last(fragment.rstrip(), own)
         if shorter is None:
             break
-        fragment = shorter
+        fragment = TRAILING_BREAKS.sub("", shorter.rstrip())
     return fragment.rstrip()
+
+
+def drop_own_link_lines(lines: list[str], own_url: str | None) -> list[str]:
+    """Plain-text lines without the trailing ones that only give the item's own URL."""
+    own = canonical_url(own_url) if own_url else None
+    while own and lines:
+        line = LINK_LINE.fullmatch(lines[-1])
+        if line is None or canonical_url(line.group(1)) != own:
+            break
+        lines = lines[:-1]
+    return lines
 
 
 def _drop_last(fragment: str, own: str | None) -> str | None:
@@ -82,7 +100,8 @@ def _loose_tail(fragment: str) -> re.Match | None:
 
 
 def _is_boilerplate(block: str, own: str | None) -> bool:
-    """A paragraph that is a feed footer, a "read more" or only a link back to the item."""
+    """A paragraph that is a feed footer, a "read more" or only a link back to the item
+    (maybe with a label such as "Details:")."""
     text = html_to_text(block, one_line=True)
     links = LINK.findall(block)
     to_own = [href for href, _ in links if own and _same_page(href, own)]
@@ -92,8 +111,8 @@ def _is_boilerplate(block: str, own: str | None) -> bool:
         return True
     if len(to_own) != len(links):
         return False
-    outside = LINK.sub(" ", block)
-    if ONLY_MARKS.match(html_to_text(outside, one_line=True)):
+    outside = html_to_text(LINK.sub(" ", block), one_line=True)
+    if ONLY_MARKS.match(outside) or LINK_LABEL.match(outside):
         return True
     return READ_MORE_START.match(text) is not None and len(text.split()) <= 8
 

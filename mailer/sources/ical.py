@@ -24,6 +24,7 @@ from mailer.errors import ContentError
 from mailer.models import Item, ItemKind, ItemStatus
 from mailer.sanitize import html_to_text, shorten
 from mailer.sources import Window, register
+from mailer.sources.boilerplate import drop_own_link_lines
 from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
 from mailer.sources.ical_zones import place_calendar_zone, place_named_zones
@@ -331,7 +332,8 @@ def _categories(event: Any) -> list[str]:
 
 
 def _description(event: Any, max_chars: int, base: str) -> str:
-    """The description as safe HTML: HTML ones sanitised, plain text in one paragraph."""
+    """The description as safe HTML: HTML ones sanitised, plain text in one paragraph; without
+    a last line that only repeats the event's own link (base), which the mail links."""
     text = str(event.get("DESCRIPTION") or "").strip()
     if not text:
         return ""
@@ -340,5 +342,8 @@ def _description(event: Any, max_chars: int, base: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]
+    paragraphs = drop_own_link_lines(paragraphs, base)
+    if not paragraphs:
+        return ""
     short = shorten(" ".join(paragraphs), max_chars) if max_chars else " ".join(paragraphs)
     return f"<p>{html.escape(short)}</p>"
