@@ -33,6 +33,13 @@ BLOCK = re.compile(rf"</?(?:{'|'.join(sorted(BLOCK_TAGS))})\b[^>]*>", re.IGNOREC
 # Where a paragraph or list item of sanitised HTML ends or begins: flattened to one line,
 # its text must not run into the next one's.
 KEPT_BLOCK = re.compile(rf"</?(?:{'|'.join(KEPT_BLOCKS)})\b[^>]*>", re.IGNORECASE)
+# What a producer leaves in front of the first word: white space, breaks, and a separator
+# whose left part was empty (officeholidays.com writes " . New Years Day is ..."). A mark
+# counts only followed by a space or the end of its block: ".NET" and "…" are words.
+DEBRIS = r"(?:\s|&nbsp;|<br>|[.,;:|·•–—-](?=\s|&nbsp;|<|$))+"
+LEADING_DEBRIS = re.compile(rf"^((?:<(?:p|ul|ol|li|strong|b|em|i)>)*){DEBRIS}")
+LEADING_EMPTY_BLOCK = re.compile(r"^(?:<(p|li)>\s*</\1>\s*)+")
+PLAIN_DEBRIS = re.compile(rf"^{DEBRIS}")
 EMPTY_LINK = re.compile(r"<a\b[^>]*>((?:\s|&nbsp;|<br>|</?(?:strong|b|em|i)>)*)</a>")
 
 
@@ -44,7 +51,22 @@ def sanitize_html(fragment: str, max_chars: int | None = None) -> str:
     cleaned = CLEANER.clean(fragment).strip()
     if "</a>" in cleaned:
         cleaned = EMPTY_LINK.sub(_empty_link_space, cleaned)
-    return fit_summary(cleaned, max_chars)
+    return fit_summary(without_leading_debris(cleaned), max_chars)
+
+
+def without_leading_debris(cleaned: str) -> str:
+    """Sanitised HTML without white space, breaks or stray separators before its first word."""
+    for _ in range(3):  # "<p>.</p><p> | Tekst": debris, an emptied block, debris again
+        trimmed = LEADING_EMPTY_BLOCK.sub("", LEADING_DEBRIS.sub(r"\1", cleaned, count=1))
+        if trimmed == cleaned:
+            break
+        cleaned = trimmed
+    return cleaned
+
+
+def plain_without_leading_debris(text: str) -> str:
+    """Plain text without white space or stray separators before its first word."""
+    return PLAIN_DEBRIS.sub("", text, count=1)
 
 
 def fit_summary(cleaned: str, max_chars: int | None) -> str:

@@ -147,3 +147,20 @@ def test_a_link_around_only_an_image_is_dropped_not_left_empty():
     assert cleaned == ('<p>此主题相关图片如下：<br><br> '
                        '<a href="https://x.example.nl/lees">Lees</a></p>')
     assert html_to_text(cleaned) == "此主题相关图片如下：\n\nLees (https://x.example.nl/lees)"
+
+
+@pytest.mark.parametrize(("fragment", "expected"), [
+    # officeholidays.com: the separator of an empty first part stays in front
+    ("<p> . New Years Day is a public holiday</p>", "<p>New Years Day is a public holiday</p>"),
+    ("<p><strong>, | Vandaag</strong> open</p>", "<p><strong>Vandaag</strong> open</p>"),
+    ("<p>&nbsp;– Lezing</p>", "<p>Lezing</p>"),
+    ("<p>.</p><p>Tekst</p>", "<p>Tekst</p>"),
+    ("<br>; Tekst", "Tekst"),
+    # Not debris: a word that starts with a dot, an ellipsis, a quote, a list
+    ("<p>.NET 8 is uit</p>", "<p>.NET 8 is uit</p>"),
+    ("<p>… en verder</p>", "<p>… en verder</p>"),
+    ("<p>“Citaat” – iemand</p>", "<p>“Citaat” – iemand</p>"),
+    ("<ul><li>Punt</li></ul>", "<ul><li>Punt</li></ul>"),
+])
+def test_a_summary_does_not_start_with_punctuation_or_space_debris(fragment, expected):
+    assert sanitize_html(fragment, 400) == expected

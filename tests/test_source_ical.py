@@ -417,3 +417,18 @@ def test_an_html_details_line_linking_the_event_itself_is_dropped(httpserver):
         b" ond/</a>\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
     items, _ = fetch(httpserver, calendar, utc(2026, 12, 3))
     assert items["html@platformjep.example.nl"].summary == "Iedereen is welkom."
+
+
+def test_a_description_does_not_start_with_a_leftover_separator(httpserver):
+    # officeholidays.com (Outlook 12 export, outlook12-germany-holidays.ics in the shared
+    # corpus) writes " . New Years Day is ...": the part before its separator is empty.
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook 12.0 "
+        b"MIMEDIR//EN\r\nBEGIN:VEVENT\r\nUID:7\r\nSUMMARY;LANGUAGE=en-us:Germany: New Years Day\r\n"
+        b"DESCRIPTION: . New Years Day is a public holiday in all countries that observe the "
+        b"Gregorian calendar\\, with the exception of Israel\\n\\nInformation provided by www.off"
+        b"iceholidays.com\r\nURL:http://www.officeholidays.com/countries/global/new_years_day.php"
+        b"\r\nDTSTART;VALUE=DATE:20270101\r\nDTEND;VALUE=DATE:20270102\r\nEND:VEVENT\r\n"
+        b"END:VCALENDAR\r\n")
+    items, _ = fetch(httpserver, calendar, utc(2026, 12, 3))
+    assert items["7"].summary.startswith("<p>New Years Day is a public holiday")

@@ -22,7 +22,7 @@ import recurring_ical_events
 from mailer.clock import AMSTERDAM
 from mailer.errors import ContentError
 from mailer.models import Item, ItemKind, ItemStatus
-from mailer.sanitize import html_to_text, shorten
+from mailer.sanitize import html_to_text, plain_without_leading_debris, shorten
 from mailer.sources import Window, register
 from mailer.sources.boilerplate import drop_own_link_lines
 from mailer.sources.http import Document
@@ -342,8 +342,8 @@ def _description(event: Any, max_chars: int, base: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]
-    paragraphs = drop_own_link_lines(paragraphs, base)
-    if not paragraphs:
+    text = plain_without_leading_debris(" ".join(drop_own_link_lines(paragraphs, base)))
+    if not text:
         return ""
-    short = shorten(" ".join(paragraphs), max_chars) if max_chars else " ".join(paragraphs)
+    short = shorten(text, max_chars) if max_chars else text
     return f"<p>{html.escape(short)}</p>"
