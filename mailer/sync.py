@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #    a cut summary puts a full stop between paragraphs that lacked one
 # 5: event descriptions lose a last line that only repeats the event's own link
 #    summaries lose white space and stray separators before their first word
+#    password-protected events of The Events Calendar are not offered
 PARSING_VERSION = 5  # raise when a change in the sources' parsing should re-read everything
 
 

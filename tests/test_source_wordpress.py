@@ -182,3 +182,22 @@ def test_events_without_start_are_problems(httpserver):
     source = make_source("wordpress-events", site(httpserver))
     assert [i.source_id for i in source.fetch()] == ["101"]
     assert "without utc_start_date" in str(source.problems[0])
+
+
+def test_password_protected_events_are_not_offered(httpserver):
+    # The Events Calendar's REST archive hides a password-protected event's fields by
+    # nulling the flags it otherwise always sends as booleans and emptying `website` (its
+    # snapshot Archive_EventTest__it_should_hide_password_protected_fields, in the shared
+    # corpus as tribe-events-v1-events.json): title and times stay, the page asks a password.
+    hidden = {"all_day": None, "show_map": None, "show_map_link": None,
+              "hide_from_listings": None, "sticky": None, "featured": None, "website": ""}
+    shown = {"all_day": False, "show_map": True, "show_map_link": True,
+             "hide_from_listings": False, "sticky": False, "featured": False}
+    records = [event(1, **shown), event(2, **hidden, description="", excerpt=""),
+               event(3, **{**shown, "all_day": None})]  # one null flag: an old or odd site, shown
+    httpserver.expect_request(EVENTS).respond_with_handler(paged(records, key="events"))
+    source = make_source("wordpress-events", site(httpserver))
+    assert sorted(i.source_id for i in source.fetch()) == ["101", "103"]
+    assert source.problems == [] and source.complete
+    assert ["password-protected" in str(w) and "event 102" in str(w) for w in source.warnings] \
+        == [True]
