@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # 5: event descriptions lose a last line that only repeats the event's own link
 #    summaries lose white space and stray separators before their first word
 #    password-protected events of The Events Calendar are not offered
+#    shortcodes a WordPress site left unrendered ([vc_row], [caption]) are dropped
 PARSING_VERSION = 5  # raise when a change in the sources' parsing should re-read everything
 
 

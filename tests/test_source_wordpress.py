@@ -201,3 +201,19 @@ def test_password_protected_events_are_not_offered(httpserver):
     assert source.problems == [] and source.complete
     assert ["password-protected" in str(w) and "event 102" in str(w) for w in source.warnings] \
         == [True]
+
+
+def test_shortcodes_a_site_left_unrendered_are_not_shown(httpserver):
+    # A switched-off page builder leaves [vc_row] and friends in the rendered excerpt; a
+    # hand-written excerpt keeps [caption]. Brackets that are punctuation stay.
+    records = [
+        post(1, excerpt={"rendered": '<p>[caption id="attachment_7" align="alignleft" '
+                                     'width="300"]<img src="https://x.example.nl/a.jpg"> Foto: '
+                                     'gemeente[/caption]Het wijkteam [sic] opent.</p>'}),
+        post(2, excerpt={"rendered": "<p>[vc_row][vc_column][vc_column_text]Samen sterk in de "
+                                     "wijk[/vc_column_text][/vc_column][/vc_row]</p>"}),
+    ]
+    httpserver.expect_request(POSTS).respond_with_handler(paged(records))
+    items = {i.source_id: i for i in make_source("wordpress", site(httpserver)).fetch()}
+    assert items["1"].summary == "<p>Het wijkteam [sic] opent.</p>"
+    assert items["2"].summary == "<p>Samen sterk in de wijk</p>"

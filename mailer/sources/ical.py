@@ -29,6 +29,7 @@ from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
 from mailer.sources.ical_zones import place_calendar_zone, place_named_zones
 from mailer.sources.remote import RemoteSource, is_online, summarize
+from mailer.sources.shortcodes import drop_shortcodes
 from mailer.sources.windows_zones import zone_for_tzid
 
 VTIMEZONE = re.compile(rb"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n", re.DOTALL)
@@ -341,6 +342,7 @@ def _description(event: Any, max_chars: int, base: str) -> str:
         return summarize(text, max_chars, base, base)
     if "&" in text:
         text = html.unescape(text)
+    text = drop_shortcodes(text)  # The Events Calendar's export keeps unrendered ones
     paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]
     text = plain_without_leading_debris(" ".join(drop_own_link_lines(paragraphs, base)))
     if not text:

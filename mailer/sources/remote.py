@@ -18,6 +18,7 @@ from mailer.sources import SourceConfig, Window
 from mailer.sources.boilerplate import drop_boilerplate
 from mailer.sources.config import normalize_tag
 from mailer.sources.http import Document, HttpClient, Validators
+from mailer.sources.shortcodes import drop_shortcodes
 from mailer.tracking_params import unwrap_google_redirect, without_tracking
 
 SUMMARY_CHARS = 400
@@ -133,10 +134,12 @@ def is_online(location: str | None) -> bool:
 
 
 def summarize(fragment: str, max_chars: int, base: str, own_url: str | None = None) -> str:
-    """Sanitised summary HTML with absolute links, without the "read more" boilerplate that
-    points back to the item at own_url, cut to max_chars of text when longer."""
+    """Sanitised summary HTML with absolute links, without shortcodes left as text and the
+    "read more" boilerplate that points back to the item at own_url, cut to max_chars of text
+    when longer."""
     if not fragment:
         return ""
+    fragment = drop_shortcodes(fragment)
     if "<" in fragment:
         # Dropped block tags keep a space at their place: "<h3>Kop</h3><div>Tekst".
         fragment = DROPPED_BLOCK.sub(r" \g<0> ", fragment)
