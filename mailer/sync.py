@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 #    summaries lose white space and stray separators before their first word
 #    password-protected events of The Events Calendar are not offered
 #    shortcodes a WordPress site left unrendered ([vc_row], [caption]) are dropped
+#    a featured image whose alt_text is its file name gets the title as alt text
 PARSING_VERSION = 5  # raise when a change in the sources' parsing should re-read everything
 
 

@@ -7,6 +7,7 @@ that is missing was deleted, unpublished or made private, and stops appearing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -24,6 +25,8 @@ from mailer.sources.remote import RemoteSource, summarize
 POSTS_PATH = "/wp-json/wp/v2/posts"
 IMAGE_SIZES = ("medium_large", "large", "full")  # ~768 px suits a 600 px mail best
 MAX_PAGES = 50
+# What WordPress adds to an upload's name: "-768x512" sizes, "-scaled", "-e1480000000" edits.
+FILE_SUFFIXES = re.compile(r"(?:-\d+x\d+|-scaled|-e\d{10,})+$")
 
 
 class PagedSource(RemoteSource):
@@ -131,7 +134,19 @@ def featured_image(embedded: Mapping[str, Any]) -> tuple[str | None, str | None]
                 if isinstance(sizes.get(s), dict) and sizes[s].get("source_url")),
                first.get("source_url"))
     alt = " ".join(str(first.get("alt_text") or "").split()) or None
+    if alt and _is_file_name(alt, str(first.get("source_url") or url or "")):
+        alt = None  # "unitedarabemirates" for UnitedArabEmirates.jpg describes nothing
     return url, alt
+
+
+def _is_file_name(alt: str, url: str) -> bool:
+    """Whether an alt text only repeats the image's file name (WCAG failure F30)."""
+    stem = url.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return _letters(alt) == _letters(FILE_SUFFIXES.sub("", stem)) != ""
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
 
 
 def term_names(groups: Any) -> list[str]:
