@@ -47,9 +47,9 @@ def lease_of(app) -> timedelta:
 
 
 def states(app, ids) -> dict[int, tuple[str, str | None, str | None]]:
-    """Outbox id -> (status, claimed_by, batch_key)."""
+    """Outbox id -> (status, worker holding it, batch_key)."""
     with app.engine.connect() as conn:
-        return {i: (s, w, k) for i, s, w, k in conn.execute(
+        return {i: (s, w and box.worker_of(w), k) for i, s, w, k in conn.execute(
             select(outbox.c.id, outbox.c.status, outbox.c.claimed_by, outbox.c.batch_key)
             .where(outbox.c.id.in_(list(ids))))}
 
@@ -129,6 +129,58 @@ def test_a_stale_thread_cannot_give_back_rows_its_process_claimed_again(loaded_a
     assert set(states(app, ids).values()) == {("sending", SLOW, "k2")}
 
 
+def test_a_stale_thread_cannot_record_over_a_take_over_by_its_own_process(loaded_app):
+    """A sender thread of host-a outlives its lease, and host-a itself takes the rows
+    over (another thread, or the next drain's resume), keeping their batch key. The stale
+    thread shares worker id and batch key with that take-over, yet its late answer, its
+    give-back and its renewal must all miss: the take-over decides those rows."""
+    app, issue = sending_app(loaded_app)
+    with app.engine.begin() as conn:
+        stale = box.claim_batch(conn, issue.id, SLOW, 3, app.clock.now(), lease_of(app),
+                                batch_key="k")
+    ids = [r.id for r in stale]
+    app.clock.instant += lease_of(app) + timedelta(seconds=1)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        taken = box.take_over_stranded(conn, issue.id, SLOW, now, lease_of(app))
+        late = box.record_outcomes(conn, [Outcome(i, OutboxStatus.QUEUED, error="late")
+                                          for i in ids], now, SLOW, "k")
+        given_back = box.release_unsent(conn, ids, SLOW, now, "k")
+        renewed = box.renew_lease(conn, issue.id, (ids[0], ids[-1]), SLOW, ("k",),
+                                  now + lease_of(app))
+    assert (late.rows, late.missed, given_back, renewed) == (0, 3, 0, 0)
+    assert {s for s, _, _ in states(app, ids).values()} == {"sending"}
+    with app.engine.begin() as conn:
+        decided = box.record_outcomes(conn, [Outcome(i, OutboxStatus.SENT, "p") for i in ids],
+                                      now, taken.holder, "k")
+    assert decided.rows == 3
+
+
+def test_each_take_over_holds_its_rows_under_its_own_name_of_its_worker(loaded_app):
+    """Two take-overs by one process hold rows under different names, each showing the
+    worker (as `mailer send` reports rows leased elsewhere), and a second take-over
+    fences out the first."""
+    app, issue = sending_app(loaded_app)
+    with app.engine.begin() as conn:
+        box.claim_batch(conn, issue.id, OTHER, 2, app.clock.now(), lease_of(app),
+                        batch_key="k")
+    app.clock.instant += lease_of(app) + timedelta(seconds=1)
+    with app.engine.begin() as conn:
+        first = box.take_over_stranded(conn, issue.id, SLOW, app.clock.now(), lease_of(app))
+    assert box.worker_of(first.holder) == SLOW != first.holder
+    with app.engine.connect() as conn:
+        assert box.live_leases(conn, issue.id, app.clock.now()) == {SLOW: 2}
+    app.clock.instant += lease_of(app) + timedelta(seconds=1)
+    with app.engine.begin() as conn:
+        second = box.take_over_stranded(conn, issue.id, SLOW, app.clock.now(), lease_of(app))
+        ids = [r.id for r in second.rows]
+        late = box.record_outcomes(conn, [Outcome(i, OutboxStatus.SENT, "p") for i in ids],
+                                   app.clock.now(), first.holder, "k")
+    assert len(ids) == 2 and second.holder != first.holder and late.missed == 2
+    with app.engine.connect() as conn:
+        assert box.sending_workers(conn, issue.id) == [second.holder]
+
+
 @pytest.mark.parametrize("final", [OutboxStatus.SENT, OutboxStatus.FAILED,
                                    OutboxStatus.SKIPPED])
 def test_no_late_write_moves_a_decided_row_backwards(loaded_app, final):
@@ -165,7 +217,7 @@ def take_over(app, issue) -> list[int]:
     """The rows another worker looking for stranded rows takes over now."""
     with app.engine.begin() as conn:
         return [r.id for r in box.take_over_stranded(conn, issue.id, OTHER, app.clock.now(),
-                                                     lease_of(app))]
+                                                     lease_of(app)).rows]
 
 
 def test_a_claim_renews_its_lease_before_each_next_segment(loaded_app):

@@ -62,12 +62,12 @@ def test_stranded_rows_are_taken_over_by_one_worker_only(loaded_app):
         first = box.take_over_stranded(conn, issue.id, "alive:2/0", now, LEASE)
     with loaded_app.engine.begin() as conn:
         second = box.take_over_stranded(conn, issue.id, "alive:3/0", now, LEASE)
-    assert [r.id for r in first] == [r.id for r in claimed]
-    assert second == []  # the first taker's fresh lease keeps the others off
+    assert [r.id for r in first.rows] == [r.id for r in claimed]
+    assert second.rows == []  # the first taker's fresh lease keeps the others off
     with loaded_app.engine.connect() as conn:
         owners = set(conn.execute(select(outbox.c.claimed_by).where(
             outbox.c.id.in_([r.id for r in claimed]))).scalars())
-    assert owners == {"alive:2/0"}
+    assert owners == {first.holder} and box.worker_of(first.holder) == "alive:2/0"
 
 
 def test_a_worker_that_outlived_its_lease_cannot_overwrite_the_new_owner(loaded_app):
@@ -75,12 +75,12 @@ def test_a_worker_that_outlived_its_lease_cannot_overwrite_the_new_owner(loaded_
     now = loaded_app.clock.now()
     with loaded_app.engine.begin() as conn:
         [row] = box.claim_batch(conn, issue.id, "slow:1/0", 1, now - 2 * LEASE, LEASE)
-        box.take_over_stranded(conn, issue.id, "fast:2/0", now, LEASE)
+        taker = box.take_over_stranded(conn, issue.id, "fast:2/0", now, LEASE).holder
         box.record_outcomes(conn, [Outcome(row.id, OutboxStatus.QUEUED, error="late")], now,
                             worker="slow:1/0")
         status, owner = conn.execute(select(outbox.c.status, outbox.c.claimed_by).where(
             outbox.c.id == row.id)).one()
-    assert (status, owner) == (OutboxStatus.SENDING.value, "fast:2/0")
+    assert (status, owner) == (OutboxStatus.SENDING.value, taker)
 
 
 @dataclass

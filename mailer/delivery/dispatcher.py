@@ -214,7 +214,7 @@ class Dispatcher:
         yet sent go back to the queue as they were (those still held by the claim)."""
         groups = list(_by_segment(rows).items())
         # Claims come in id order: the first and the last row bound its ids.
-        lease = _Lease(issue_id, (rows[0].batch_key,), (rows[0].id, rows[-1].id),
+        lease = _Lease(issue_id, self.worker, (rows[0].batch_key,), (rows[0].id, rows[-1].id),
                        rows[0].lease_until or self.clock.now(), len(rows))
         for n, (segment, group) in enumerate(groups):
             if run.halt.is_set():
@@ -228,7 +228,7 @@ class Dispatcher:
             return
         with write_transaction(self.engine) as conn:
             box.release_unsent(conn, [r.id for _, g in groups[n:] for r in g],
-                               self.worker, self.clock.now(), rows[0].batch_key)
+                               lease.holder, self.clock.now(), rows[0].batch_key)
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
                     rows: list[ClaimedRow], run: _Run, stop: threading.Event, lease: _Lease,
@@ -240,7 +240,8 @@ class Dispatcher:
         statuses, pause = self._call(batch, run, stop, lease)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
-            recorded, erased = self._record(conn, rows, outcomes, rows[0].batch_key)
+            recorded, erased = self._record(conn, rows, outcomes, lease.holder,
+                                            rows[0].batch_key)
             bounced = self._mark_bounced(conn, rows, statuses)
             pause = pause or (_paused_elsewhere(conn, issue_id) if more else None)
         lease.unsent -= len(rows)
@@ -320,7 +321,7 @@ class Dispatcher:
             return
         until = now + self.lease
         with write_transaction(self.engine) as conn:
-            held = box.renew_lease(conn, lease.issue_id, lease.id_range, self.worker,
+            held = box.renew_lease(conn, lease.issue_id, lease.id_range, lease.holder,
                                    lease.keys, until)
         if held < lease.unsent:
             raise _taken_over(lease, lease.unsent - held, "found at renewal")
@@ -338,14 +339,13 @@ class Dispatcher:
                 else RecipientStatus(DeliveryOutcome.UNKNOWN, detail=str(exc))
                 for k in known]
 
-    def _record(self, conn, rows: list[ClaimedRow], outcomes: list[Outcome],
+    def _record(self, conn, rows: list[ClaimedRow], outcomes: list[Outcome], holder: str,
                 batch_key: str | None) -> tuple[Recorded, list[str]]:
-        """Record outcomes of rows of one claim (fenced on it: this worker, that batch
-        key); what was recorded, and the addresses of subscribers erased while their rows
+        """Record outcomes of rows of one claim (fenced on it: its holder, that batch key);
+        what was recorded, and the addresses of subscribers erased while their rows
         were in flight, whose provider data is cleaned as `privacy.erase` cleans it
         (`forget` ran before the answer was written, and must not be undone by it)."""
-        recorded = box.record_outcomes(conn, outcomes, self.clock.now(), self.worker,
-                                       batch_key)
+        recorded = box.record_outcomes(conn, outcomes, self.clock.now(), holder, batch_key)
         if not recorded.erased:
             return recorded, []
         gone = set(recorded.erased)
@@ -435,14 +435,15 @@ class Dispatcher:
         rows still undecided here are given back, stranded again."""
         now = self.clock.now()
         with write_transaction(self.engine) as conn:
-            dead = [w for w in box.sending_workers(conn, issue_id) if owner_is_dead(w)]
-            rows = box.take_over_stranded(conn, issue_id, self.worker, now, self.lease,
-                                          include_live_leases, dead)
+            dead = [w for w in box.sending_workers(conn, issue_id)
+                    if owner_is_dead(box.worker_of(w))]
+            holder, rows = box.take_over_stranded(conn, issue_id, self.worker, now,
+                                                  self.lease, include_live_leases, dead)
             renders = box.load_renders(conn, issue_id) if rows else {}
         if not rows:
             return 0
         groups = list(_by_claim(rows).values())
-        lease = _Lease(issue_id, tuple(dict.fromkeys(g[0].batch_key for g in groups)),
+        lease = _Lease(issue_id, holder, tuple(dict.fromkeys(g[0].batch_key for g in groups)),
                        (rows[0].id, rows[-1].id), now + self.lease, len(rows))
         decided = 0
         for n, group in enumerate(groups):
@@ -472,7 +473,8 @@ class Dispatcher:
             outcomes = [self._stranded_outcome(r, s) for r, s in zip(rows, known, strict=True)]
         with write_transaction(self.engine) as conn:
             # Under the batch key the rows kept through the take-over.
-            recorded, erased = self._record(conn, rows, outcomes, rows[0].batch_key)
+            recorded, erased = self._record(conn, rows, outcomes, lease.holder,
+                                            rows[0].batch_key)
         lease.unsent -= len(rows)
         self._erase_copies(erased)
         return recorded
@@ -488,7 +490,7 @@ class Dispatcher:
         with write_transaction(self.engine) as conn:
             for key, rows in claims.items():
                 ids = [r.id for r in rows]
-                box.renew_lease(conn, lease.issue_id, (min(ids), max(ids)), self.worker,
+                box.renew_lease(conn, lease.issue_id, (min(ids), max(ids)), lease.holder,
                                 (key,), rows[0].lease_until)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
@@ -549,6 +551,9 @@ class _Lease:
     or the stranded rows it took over and decides."""
 
     issue_id: int
+    # Who holds its rows (claimed_by): the worker id for a claim (its batch key tells it
+    # from the process's other claims), a name of its own for a take-over.
+    holder: str
     # The batch keys of its rows: the claim's, or those of the claims the take-over took.
     keys: tuple[str | None, ...]
     id_range: tuple[int, int]  # its first and last outbox id

@@ -9,6 +9,8 @@ the same statement runs inside a BEGIN IMMEDIATE transaction, which serialises c
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,14 +173,15 @@ _IN_FLIGHT = outbox.c.status == OutboxStatus.SENDING.value
 
 
 def _claim_fence(worker: str, batch_key: str) -> list:
-    """The row is still held by this claim: the worker and the claim's batch key.
+    """The row is still held by this claim: its holder (claimed_by) and batch key.
 
     The worker id alone (host:pid) is shared by every sender thread of a process: a thread
     whose lease ran out, whose rows were taken over, decided, queued again and then
     claimed by another thread of the same process, would still pass it. The batch key
     tells the claims apart; a take-over keeps the key (the identical batch can then be
-    resent under the provider's idempotency key), and its own claimed_by tells it apart
-    from the claim it took over. IS NOT DISTINCT FROM: rows claimed without a key."""
+    resent under the provider's idempotency key), and holds the rows under a name of its
+    own (`_taker_name`), even when its process is the one whose stale thread it fences
+    out. IS NOT DISTINCT FROM: rows claimed without a key."""
     return [outbox.c.claimed_by == bindparam(worker),
             outbox.c.batch_key.is_not_distinct_from(bindparam(batch_key, type_=String))]
 
@@ -475,9 +478,10 @@ def _lease_update(dialect: str):
 def renew_lease(conn: Connection, issue_id: int, id_range: tuple[int, int], worker: str,
                 batch_keys: Sequence[str | None], until: datetime | None) -> int:
     """Set the lease of rows to `until`, for those still in `sending` and still held by
-    this worker under one of `batch_keys` (a claim's key, or the keys of the claims a
-    take-over took) between the first and last id; returns how many. Fewer than it has
-    in flight: another worker has taken rows of it over, after its lease ran out.
+    `worker` (a claim's worker id, or a take-over's holder) under one of `batch_keys` (a
+    claim's key, or the keys of the claims a take-over took) between the first and last
+    id; returns how many. Fewer than it has in flight: another worker has taken rows of it
+    over, after its lease ran out.
 
     A lease set back to one that ran out gives taken-over rows back, stranded again."""
     first, last = id_range
@@ -500,6 +504,30 @@ def rows_with_subscribers(conn: Connection, ids: Sequence[int]) -> list[ClaimedR
     return [ClaimedRow(*r) for r in rows]
 
 
+# A take-over holds its rows as its worker id plus this mark and a random suffix, a name
+# no other claim or take-over shares; `worker_of` gives the worker id back.
+_TAKER_MARK = "#"
+_TAKER_SUFFIX = re.compile(r"#[0-9a-f]{8}$")
+
+
+def _taker_name(worker: str) -> str:
+    """A claimed_by value for one take-over by this worker, unlike any other."""
+    return f"{worker}{_TAKER_MARK}{secrets.token_hex(4)}"
+
+
+def worker_of(claimed_by: str) -> str:
+    """The worker id (host:pid) in a claimed_by value: a claim's, or a take-over's."""
+    return _TAKER_SUFFIX.sub("", claimed_by)
+
+
+class TakeOver(NamedTuple):
+    """Stranded rows a worker took over, and the name it holds them under (claimed_by),
+    with which it records, renews and gives them back."""
+
+    holder: str
+    rows: list[ClaimedRow]
+
+
 def _stranded(issue_id: int, now: datetime, include_live_leases: bool,
               dead_workers: Sequence[str]):
     query = select(outbox.c.id).where(
@@ -512,28 +540,33 @@ def _stranded(issue_id: int, now: datetime, include_live_leases: bool,
 
 def take_over_stranded(conn: Connection, issue_id: int, worker: str, now: datetime,
                        lease: timedelta, include_live_leases: bool = False,
-                       dead_workers: Sequence[str] = ()) -> list[ClaimedRow]:
+                       dead_workers: Sequence[str] = ()) -> TakeOver:
     """Lease stranded rows to this worker, so two workers never decide the same row.
+    `dead_workers` are claimed_by values (`sending_workers`) whose rows count as
+    stranded even under a live lease.
 
     Rows another worker is taking over right now are skipped (SKIP LOCKED), and rows it
     took over a moment ago carry its fresh lease and no longer match. The rows come back
     as they were (batch key, old lease, when the claim was made), so the identical batch
     can still be rebuilt. The rows keep their batch key, under which the taker records
     (see `_claim_fence`), and `claimed_at`: the key's age, which the new lease does not
-    tell once a taker has crashed too (`Dispatcher._can_resend_identical`).
+    tell once a taker has crashed too (`Dispatcher._can_resend_identical`). The taker
+    holds them under a name of its own (`TakeOver.holder`), never its bare worker id: a
+    stale sender thread of the same process must not pass the fence.
     """
     query = _stranded(issue_id, now, include_live_leases, dead_workers).order_by(outbox.c.id)
     ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
+    holder = _taker_name(worker)
     if not ids:
-        return []
+        return TakeOver(holder, [])
     # Read before re-leasing: the old lease tells when a claim made before migration 0015
     # (no claimed_at) was made.
     rows = rows_with_subscribers(conn, ids)
     conn.execute(
         update(outbox).where(outbox.c.id.in_(ids))
-        .values(claimed_by=worker, lease_until=now + lease, updated_at=now)
+        .values(claimed_by=holder, lease_until=now + lease, updated_at=now)
     )
-    return rows
+    return TakeOver(holder, rows)
 
 
 # What rows with the same new state share: (status, error, retry_at, possible_duplicate),
@@ -566,11 +599,12 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime
 
     Rows with the same new state (usually a whole batch: sent) are one UPDATE, which
     also gives each row its own provider message id where they differ. Only rows in
-    `sending` change. With `worker`, only rows still held by that claim (worker and
-    `batch_key`) change: a sender that outlived its lease must not overwrite the row
-    another worker, or another claim of its own process, holds since (provider ids
-    included). The answers for the other rows are thrown away, and counted only as
-    `missed`: whoever holds those rows now decides and counts them.
+    `sending` change. With `worker` (a claim's worker id, or a take-over's holder), only
+    rows still held by that claim (worker and `batch_key`) change: a sender that outlived
+    its lease must not overwrite the row another worker, or another claim of its own
+    process, holds since (provider ids included). The answers for the other rows are
+    thrown away, and counted only as `missed`: whoever holds those rows now decides and
+    counts them.
 
     What was written for an erased subscriber (a refusal, the file provider's path) may
     name the address that `privacy.erase` has just cleaned out: the caller, who knows the
@@ -633,7 +667,8 @@ def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
 
 
 def sending_workers(conn: Connection, issue_id: int) -> list[str]:
-    """Workers holding rows of an issue in `sending`."""
+    """Who holds rows of an issue in `sending`: claimed_by values, a take-over's with its
+    suffix (`worker_of` gives the worker id)."""
     return [w for w in conn.execute(
         select(outbox.c.claimed_by).distinct()
         .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value)
@@ -641,13 +676,17 @@ def sending_workers(conn: Connection, issue_id: int) -> list[str]:
 
 
 def live_leases(conn: Connection, issue_id: int, now: datetime) -> dict[str, int]:
-    """Rows of an issue in `sending` under a lease that has not run out, per worker."""
-    return dict(conn.execute(
+    """Rows of an issue in `sending` under a lease that has not run out, per worker id
+    (a worker's claims and take-overs together)."""
+    per_worker: Counter[str] = Counter()
+    for holder, n in conn.execute(
         select(outbox.c.claimed_by, func.count())
         .where(outbox.c.issue_id == issue_id, outbox.c.status == OutboxStatus.SENDING.value,
                outbox.c.claimed_by.is_not(None), outbox.c.lease_until >= now)
         .group_by(outbox.c.claimed_by)
-    ).all())
+    ):
+        per_worker[worker_of(holder)] += n
+    return dict(per_worker)
 
 
 def make_waiting_rows_due(conn: Connection, issue_id: int, now: datetime) -> int:
