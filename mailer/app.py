@@ -99,7 +99,7 @@ class App:
             self.engine, self.provider, self.links, self.identity, self.clock,
             worker=worker or default_worker_id(), batch_size=s.batch_size,
             max_attempts=s.max_attempts, lease=timedelta(seconds=s.lease_seconds),
-            concurrency=s.concurrency, rate=s.rate_per_second,
+            request_timeout=s.request_timeout, concurrency=s.concurrency, rate=s.rate_per_second,
             error_budget=s.error_budget, budget_window=s.error_budget_window,
         )
 

@@ -453,23 +453,36 @@ def lease_ends(app, ids) -> dict[int, datetime]:
                                  .where(outbox.c.id.in_(list(ids)))).all())
 
 
-@pytest.mark.parametrize("provider", ["mailgun", "postmark"])
+def test_the_reconcile_chunk_follows_the_lease_and_the_request_timeout():
+    from mailer.delivery.dispatcher import reconcile_chunk
+
+    assert reconcile_chunk(timedelta(seconds=300), 30.0) == 4  # the defaults
+    assert reconcile_chunk(timedelta(seconds=600), 10.0) == 29
+    assert reconcile_chunk(timedelta(seconds=60), 20.0) == 1
+    assert reconcile_chunk(timedelta(seconds=30), 60.0) == 1  # never none
+
+
+@pytest.mark.parametrize(("provider", "overrides"), [
+    ("mailgun", {}), ("postmark", {}),
+    # Four look-ups that each time out outlast this lease: fewer fit between renewals.
+    ("mailgun", {"lease_seconds": 60, "request_timeout": 20.0}),
+    ("postmark", {"lease_seconds": 120, "request_timeout": 20.0}),
+])
 def test_a_take_over_renews_its_lease_while_a_slow_reconcile_looks_rows_up(loaded_app,
-                                                                          provider):
-    """Each look-up of the provider takes a ninth of a lease by the test's clock, so the
-    reconcile of the crashed claim outlasts the lease: the worker deciding it renews its
-    lease on the way, and another worker looking for stranded rows after every look-up
-    finds none; each row is looked up once and decided once."""
-    from mailer.delivery.dispatcher import RECONCILE_CHUNK
+                                                                          provider, overrides):
+    """Each look-up of the provider takes the whole request timeout by the test's clock
+    (it timed out), so the reconcile of the crashed claim outlasts the lease: the worker
+    deciding it renews its lease on the way, and another worker looking for stranded
+    rows after every look-up finds none; each row is looked up once and decided once."""
     from tests.delivery_support import app_for, start_emulator
 
-    plain, issue = sending_app(loaded_app)
+    plain, issue = sending_app(loaded_app, **overrides)
     one_segment(plain, issue.id)
     emu = start_emulator(provider)
     try:
         app = app_for(plain, provider, emu)
         ids = crashed_claim(app, issue, delivered=6)
-        step = lease_of(app) / (2 * RECONCILE_CHUNK + 1)
+        step = timedelta(seconds=app.settings.request_timeout)
         assert 12 * step > lease_of(app)
         taken: list[list[int]] = []
 
@@ -494,7 +507,6 @@ def test_a_take_over_whose_rows_were_taken_stops_and_gives_the_rest_back(loaded_
     the first chunk over: at its next renewal the worker sees it, asks nothing more, and
     gives the rows it still holds back with the crashed claim's lease (run out), so a
     later take-over decides them and still knows when the claim was made."""
-    from mailer.delivery.dispatcher import RECONCILE_CHUNK
     from tests.delivery_support import app_for, start_emulator
 
     plain, issue = sending_app(loaded_app)
@@ -505,7 +517,8 @@ def test_a_take_over_whose_rows_were_taken_stops_and_gives_the_rest_back(loaded_
         app = app_for(plain, "mailgun", emu)
         ids = crashed_claim(app, issue, delivered=6)
         crashed_lease = lease_ends(app, ids)
-        first_chunk = ids[:RECONCILE_CHUNK]
+        chunk = app.dispatcher(worker=SLOW).reconcile_chunk
+        first_chunk = ids[:chunk]
 
         def hanging_lookup():
             looked_up.append(1)
@@ -517,8 +530,8 @@ def test_a_take_over_whose_rows_were_taken_stops_and_gives_the_rest_back(loaded_
 
         emu.before_lookup = hanging_lookup
         decided = app.dispatcher(worker=SLOW).resume_stranded(issue.id)
-        assert decided == 0 and len(looked_up) == RECONCILE_CHUNK
-        rest = ids[RECONCILE_CHUNK:]
+        assert decided == 0 and len(looked_up) == chunk
+        rest = ids[chunk:]
         assert {states(app, [i])[i][:2] for i in first_chunk} == {("sending", OTHER)}
         assert {lease_ends(app, [i])[i] for i in rest} == {crashed_lease[rest[0]]}
         assert take_over(app, issue) == rest  # stranded again

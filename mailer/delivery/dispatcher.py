@@ -60,10 +60,15 @@ log = logging.getLogger(__name__)
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
 DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
 HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
-# Rows a reconcile asks the provider about between two looks at the lease. Mailgun and
-# Postmark look each row up by itself: at the defaults (300 s lease, 30 s request timeout)
-# four look-ups that all time out still end within the half lease a renewal keeps free.
-RECONCILE_CHUNK = 4
+
+
+def reconcile_chunk(lease: timedelta, request_timeout: float) -> int:
+    """Rows a reconcile asks the provider about between two looks at the lease: Mailgun
+    and Postmark look each row up by itself, so as many look-ups as can all time out
+    within the half lease a renewal keeps free, less one to spare (for connecting, the
+    renewal itself, a clock running ahead); at least 1. At the defaults (300 s lease,
+    30 s request timeout): 4."""
+    return max(1, int(lease.total_seconds() / 2 // request_timeout) - 1)
 
 
 class MessageTooLarge(MailerError):
@@ -107,7 +112,8 @@ class Dispatcher:
 
     def __init__(self, engine: Engine, provider: Provider, links: Links, identity: ListIdentity,
                  clock: Clock, *, worker: str, batch_size: int, max_attempts: int,
-                 lease: timedelta, concurrency: int = 1, rate: float = 0.0,
+                 lease: timedelta, request_timeout: float = 30.0, concurrency: int = 1,
+                 rate: float = 0.0,
                  call_attempts: int = 4, retry_base: float = 0.5,
                  error_budget: float = 0.05, budget_window: int = 500):
         self.engine = engine
@@ -119,6 +125,7 @@ class Dispatcher:
         self.batch_size = min(batch_size or provider.max_batch, provider.max_batch)
         self.max_attempts = max_attempts
         self.lease = lease
+        self.reconcile_chunk = reconcile_chunk(lease, request_timeout)
         self.concurrency = max(1, concurrency)
         self.limiter = RateLimiter(rate)
         self.call_attempts = max(1, call_attempts)
@@ -296,7 +303,7 @@ class Dispatcher:
         `wait` seconds (before each call, so before each next segment, and before each
         retry wait); _LeaseLost when another worker has taken rows of the claim over.
         A take-over's lease is held the same way, before each batch it resends and every
-        RECONCILE_CHUNK rows it asks the provider about (`resume_stranded`).
+        `reconcile_chunk` rows it asks the provider about (`resume_stranded`).
 
         A heartbeat, as mature job queues keep a job they are working on (SQS
         ChangeMessageVisibility, Pub/Sub's lease extension, Temporal's activity
@@ -520,15 +527,15 @@ class Dispatcher:
 
     def _reconcile(self, issue_id: int, rows: list[ClaimedRow], lease: _Lease
                    ) -> list[RecipientStatus | None]:
-        """What the provider knows of each row, asked RECONCILE_CHUNK rows at a time with
-        the lease renewed (when due) before each chunk."""
+        """What the provider knows of each row, asked `reconcile_chunk` rows at a time
+        with the lease renewed (when due) before each chunk."""
         reconcile = getattr(self.provider, "reconcile", None)
         if reconcile is None:
             return [None] * len(rows)
         known: list[RecipientStatus | None] = []
-        for start in range(0, len(rows), RECONCILE_CHUNK):
+        for start in range(0, len(rows), self.reconcile_chunk):
             self._hold_lease(lease, 0.0, False)
-            chunk = rows[start:start + RECONCILE_CHUNK]
+            chunk = rows[start:start + self.reconcile_chunk]
             known += reconcile(issue_id, [self.recipient_for(r) for r in chunk])
         return known
 
