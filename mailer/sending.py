@@ -114,6 +114,12 @@ def require_news(app: App, issue: Issue, *, even_without_news: bool = False
     has begun goes on as it began (also with the even-without-news choice stored then)."""
     with app.engine.connect() as conn:
         record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
+    return _require_news(app, issue, record, even_without_news)
+
+
+def _require_news(app: App, issue: Issue, record: issue_store.IssueRecord | None,
+                  even_without_news: bool) -> list[SegmentPlan]:
+    """`require_news` for an issue whose stored record (None: not stored) was read."""
     even_without_news = even_without_news or bool(record and record.even_without_news)
     plans = segment_plans(app, issue, even_without_news)
     begun = record is not None and record.frozen
@@ -233,7 +239,7 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
         with app.engine.begin() as conn:
             box.make_waiting_rows_due(conn, issue.id, app.clock.now())
     if not (record and record.frozen):
-        require_news(app, issue, even_without_news=even_without_news)
+        _require_news(app, issue, record, even_without_news)
     enqueued = enqueue(app, issue, even_without_news=even_without_news)
     if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)
         return SendResult(issue, enqueued, DrainReport(), *finish_if_done(app, issue.id))

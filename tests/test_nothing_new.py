@@ -226,3 +226,26 @@ def test_a_rendering_from_before_migration_0014_is_never_skipped_for_no_news(loa
             box.save_render(conn, second.id, key, "s", "<p>h</p>", "t", (items_count, None), now)
         assert box.skip_segments_without_news(conn, second.id, now) == 2
         assert box.skip_reasons(conn, second.id) == {box.NOTHING_FOR_SEGMENT: 2}
+
+
+def test_a_send_reads_the_stored_issue_once_before_it_fills_the_outbox(loaded_app,
+                                                                       monkeypatch):
+    """The checks before a send (held? paused? anything new?) share one read of it."""
+    import mailer.sending as sending
+
+    issue = issue_of(loaded_app, date(2026, 12, 3))
+    reads: list[int] = []
+    read = issue_store.issue_by_id
+    monkeypatch.setattr(issue_store, "issue_by_id",
+                        lambda conn, issue_id: reads.append(issue_id) or read(conn, issue_id))
+
+    class Enqueuing(Exception):
+        pass
+
+    def enqueue_stopped(*args, **kwargs):
+        raise Enqueuing
+
+    monkeypatch.setattr(sending, "enqueue", enqueue_stopped)
+    with pytest.raises(Enqueuing):
+        send_issue(loaded_app, issue)
+    assert reads == [issue.id]
