@@ -454,7 +454,7 @@ def lease_ends(app, ids) -> dict[int, datetime]:
 
 
 def test_the_reconcile_chunk_follows_the_lease_and_the_request_timeout():
-    from mailer.delivery.dispatcher import reconcile_chunk
+    from mailer.delivery.leases import reconcile_chunk
 
     assert reconcile_chunk(timedelta(seconds=300), 30.0) == 4  # the defaults
     assert reconcile_chunk(timedelta(seconds=600), 10.0) == 29

@@ -4,7 +4,7 @@ Progress is recorded per batch *after* the provider answered, and each row's sta
 from the provider's per-recipient answer, so a crash can strand at most the rows of the
 batches in flight, and those stay in `sending` for `resume_stranded` to decide. A claim
 is recorded only while it still holds its rows (worker and batch key), and its lease is
-renewed while it is being sent (`_hold_lease`), so only a dead worker's rows run out.
+renewed while it is being sent (`leases.Leases.hold`), so only a dead worker's rows run out.
 Rows taken over after a crash are held the same way while they are decided. Reports and
 the error budget count only the rows a recording changed (as the database counts them),
 so an answer the fence threw away is counted by nobody but the worker that decided it.
@@ -25,13 +25,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from mailer.clock import Clock
 from mailer.delivery.budget import ErrorBudget
+from mailer.delivery.leases import Lease, LeaseLost, Leases, reconcile_chunk, taken_over
 from mailer.delivery.pacing import RateLimiter, retry_delay
 from mailer.errors import MailerError, ProviderError
 from mailer.links import Links
@@ -60,15 +61,6 @@ log = logging.getLogger(__name__)
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
 DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
 HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
-
-
-def reconcile_chunk(lease: timedelta, request_timeout: float) -> int:
-    """Rows a reconcile asks the provider about between two looks at the lease: Mailgun
-    and Postmark look each row up by itself, so as many look-ups as can all time out
-    within the half lease a renewal keeps free, less one to spare (for connecting, the
-    renewal itself, a clock running ahead); at least 1. At the defaults (300 s lease,
-    30 s request timeout): 4."""
-    return max(1, int(lease.total_seconds() / 2 // request_timeout) - 1)
 
 
 class MessageTooLarge(MailerError):
@@ -126,6 +118,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.lease = lease
         self.reconcile_chunk = reconcile_chunk(lease, request_timeout)
+        self.leases = Leases(engine, clock, lease)
         self.concurrency = max(1, concurrency)
         self.limiter = RateLimiter(rate)
         self.call_attempts = max(1, call_attempts)
@@ -221,7 +214,7 @@ class Dispatcher:
         yet sent go back to the queue as they were (those still held by the claim)."""
         groups = list(_by_segment(rows).items())
         # Claims come in id order: the first and the last row bound its ids.
-        lease = _Lease(issue_id, self.worker, (rows[0].batch_key,), (rows[0].id, rows[-1].id),
+        lease = Lease(issue_id, self.worker, (rows[0].batch_key,), (rows[0].id, rows[-1].id),
                        rows[0].lease_until or self.clock.now(), len(rows))
         for n, (segment, group) in enumerate(groups):
             if run.halt.is_set():
@@ -229,7 +222,7 @@ class Dispatcher:
             try:
                 self._send_group(issue_id, renders[segment], segment, group, run, stop,
                                  lease, more=n + 1 < len(groups))
-            except _LeaseLost:
+            except LeaseLost:
                 break
         else:
             return
@@ -238,11 +231,11 @@ class Dispatcher:
                                lease.holder, self.clock.now(), rows[0].batch_key)
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
-                    rows: list[ClaimedRow], run: _Run, stop: threading.Event, lease: _Lease,
+                    rows: list[ClaimedRow], run: _Run, stop: threading.Event, lease: Lease,
                     *, more: bool = False) -> None:
         """Send and record one segment's rows; with `more` segments of the claim to go,
         also see (in the same transaction) whether the issue was paused elsewhere.
-        _LeaseLost when answers were thrown away: another worker took the rows over."""
+        LeaseLost when answers were thrown away: another worker took the rows over."""
         batch = self.batch_for(issue_id, render, segment, rows)
         statuses, pause = self._call(batch, run, stop, lease)
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
@@ -257,19 +250,19 @@ class Dispatcher:
         if pause:
             run.halt_with(pause)
         if recorded.missed:
-            raise _taken_over(lease, recorded.missed, "answers thrown away")
+            raise taken_over(lease, recorded.missed, "answers thrown away")
 
-    def _call(self, batch: Batch, run: _Run, stop: threading.Event, lease: _Lease
+    def _call(self, batch: Batch, run: _Run, stop: threading.Event, lease: Lease
               ) -> tuple[list[RecipientStatus], str | None]:
         """Call the provider with retries; returns statuses and a reason to pause, if any.
-        Raises _LeaseLost, before a call, when another worker has taken the rows over."""
+        Raises LeaseLost, before a call, when another worker has taken the rows over."""
         n = len(batch.recipients)
         error: ProviderError | None = None
         maybe_accepted = False
         for attempt in range(1, self.call_attempts + 1):
             if not self.limiter.acquire(n, stop) and error is not None:
                 break
-            self._hold_lease(lease, 0.0, maybe_accepted)  # also after a long pacing wait
+            self.leases.hold(lease, 0.0, maybe_accepted)  # also after a long pacing wait
             try:
                 statuses = self.provider.send_batch(batch)
                 self.limiter.succeeded(n)
@@ -288,51 +281,15 @@ class Dispatcher:
                 if attempt == self.call_attempts:
                     break
                 if exc.status == 429:  # the wait is the limiter's, at the next acquire
-                    self._hold_lease(lease, exc.retry_after or 1.0, maybe_accepted)
+                    self.leases.hold(lease, exc.retry_after or 1.0, maybe_accepted)
                     continue
                 delay = retry_delay(attempt, exc.retry_after, base=self.retry_base)
-                self._hold_lease(lease, delay, maybe_accepted)
+                self.leases.hold(lease, delay, maybe_accepted)
                 if stop.wait(delay):
                     break
         assert error is not None
         outcome = DeliveryOutcome.UNKNOWN if error.maybe_accepted else DeliveryOutcome.FAILED
         return [RecipientStatus(outcome, detail=str(error))] * n, None
-
-    def _hold_lease(self, lease: _Lease, wait: float, maybe_accepted: bool) -> None:
-        """Renew the claim's lease when less than half of it would be left after waiting
-        `wait` seconds (before each call, so before each next segment, and before each
-        retry wait); _LeaseLost when another worker has taken rows of the claim over.
-        A take-over's lease is held the same way, before each batch it resends and every
-        `reconcile_chunk` rows it asks the provider about (`resume_stranded`).
-
-        A heartbeat, as mature job queues keep a job they are working on (SQS
-        ChangeMessageVisibility, Pub/Sub's lease extension, Temporal's activity
-        heartbeats), rather than giving a claim back whenever it takes long: the lease is
-        there to find the rows of a worker that died, not to cut short a live one slowed
-        by retries and 429 waits (another worker would claim the same rows and meet the
-        same waits). So the lease only has to cover the next call and its wait, and a
-        renewal is one UPDATE, only when one is due. Half a lease of margin covers the
-        call itself and a clock of the taking-over machine that runs ahead of ours. A
-        lease that ran out but that nobody took over is still only ours (a take-over
-        moves claimed_by in the transaction that sees the lease run out): renewed too.
-
-        Not renewed after an attempt the provider may have accepted (an idempotent
-        provider is then retried under the same key): a take-over used to judge whether
-        the provider still knows that key by when the lease was given. It now reads when
-        the claim was made (`claimed_at`, which renewals and take-overs keep; see
-        `_can_resend_identical`), and the lease only for claims from before migration
-        0015. A take-over meanwhile resends under the same key, which the provider
-        deduplicates, and our answer is fenced out."""
-        now = self.clock.now()
-        if maybe_accepted or now + timedelta(seconds=wait) + self.lease / 2 < lease.until:
-            return
-        until = now + self.lease
-        with write_transaction(self.engine) as conn:
-            held = box.renew_lease(conn, lease.issue_id, lease.id_range, lease.holder,
-                                   lease.keys, until)
-        if held < lease.unsent:
-            raise _taken_over(lease, lease.unsent - held, "found at renewal")
-        lease.until = until
 
     def _after_ambiguous(self, batch: Batch, exc: ProviderError) -> list[RecipientStatus]:
         """The call may have been accepted: ask the provider; what it cannot tell is
@@ -437,7 +394,7 @@ class Dispatcher:
         The rows are leased to this worker first (one decider per row), and each claim
         and segment is recorded as soon as it is decided. Asking the provider can take
         long (Mailgun and Postmark look each row up by itself), so the lease is renewed
-        on the way as a sender renews its claim's (`_hold_lease`). Should another worker
+        on the way as a sender renews its claim's (`Leases.hold`). Should another worker
         take rows over all the same, this one stops: that worker decides them, and the
         rows still undecided here are given back, stranded again."""
         now = self.clock.now()
@@ -450,30 +407,30 @@ class Dispatcher:
         if not rows:
             return 0
         groups = list(_by_claim(rows).values())
-        lease = _Lease(issue_id, holder, tuple(dict.fromkeys(g[0].batch_key for g in groups)),
+        lease = Lease(issue_id, holder, tuple(dict.fromkeys(g[0].batch_key for g in groups)),
                        (rows[0].id, rows[-1].id), now + self.lease, len(rows))
         decided = 0
         for n, group in enumerate(groups):
             try:
                 recorded = self._resume_group(issue_id, renders[group[0].segment_key],
                                               group, lease)
-            except _LeaseLost:
-                self._give_back(lease, groups[n:])
+            except LeaseLost:
+                self.leases.give_back(lease, groups[n:])
                 break
             decided += recorded.rows
             if recorded.missed:
-                _taken_over(lease, recorded.missed, "answers thrown away")
-                self._give_back(lease, groups[n + 1:])
+                taken_over(lease, recorded.missed, "answers thrown away")
+                self.leases.give_back(lease, groups[n + 1:])
                 break
         return decided
 
     def _resume_group(self, issue_id: int, render: tuple[str, str, str],
-                      rows: list[ClaimedRow], lease: _Lease) -> Recorded:
-        """Decide and record the taken-over rows of one claim and segment; _LeaseLost,
+                      rows: list[ClaimedRow], lease: Lease) -> Recorded:
+        """Decide and record the taken-over rows of one claim and segment; LeaseLost,
         before anything is recorded, when another worker has taken rows over."""
         segment = rows[0].segment_key
         if self._can_resend_identical(rows):
-            self._hold_lease(lease, 0.0, False)
+            self.leases.hold(lease, 0.0, False)
             outcomes = self._resend_identical(issue_id, render, segment, rows)
         else:
             known = self._reconcile(issue_id, rows, lease)
@@ -485,20 +442,6 @@ class Dispatcher:
         lease.unsent -= len(rows)
         self._erase_copies(erased)
         return recorded
-
-    def _give_back(self, lease: _Lease, groups: list[list[ClaimedRow]]) -> None:
-        """Give taken-over rows not yet decided back as they were: their claim's old
-        lease, which has run out (so they are stranded again, and a later take-over
-        still judges by it the age of a claim from before migration 0015, which has no
-        claimed_at); only those this worker still holds."""
-        claims: dict[str | None, list[ClaimedRow]] = {}
-        for group in groups:
-            claims.setdefault(group[0].batch_key, []).extend(group)
-        with write_transaction(self.engine) as conn:
-            for key, rows in claims.items():
-                ids = [r.id for r in rows]
-                box.renew_lease(conn, lease.issue_id, (min(ids), max(ids)), lease.holder,
-                                (key,), rows[0].lease_until)
 
     def _can_resend_identical(self, rows: list[ClaimedRow]) -> bool:
         """Whether the provider will still recognise this batch's idempotency key.
@@ -525,7 +468,7 @@ class Dispatcher:
                             error=f"in flight at a crash; resend failed: {exc}") for r in rows]
         return [self.outcome_for(r, s) for r, s in zip(rows, statuses, strict=True)]
 
-    def _reconcile(self, issue_id: int, rows: list[ClaimedRow], lease: _Lease
+    def _reconcile(self, issue_id: int, rows: list[ClaimedRow], lease: Lease
                    ) -> list[RecipientStatus | None]:
         """What the provider knows of each row, asked `reconcile_chunk` rows at a time
         with the lease renewed (when due) before each chunk."""
@@ -534,7 +477,7 @@ class Dispatcher:
             return [None] * len(rows)
         known: list[RecipientStatus | None] = []
         for start in range(0, len(rows), self.reconcile_chunk):
-            self._hold_lease(lease, 0.0, False)
+            self.leases.hold(lease, 0.0, False)
             chunk = rows[start:start + self.reconcile_chunk]
             known += reconcile(issue_id, [self.recipient_for(r) for r in chunk])
         return known
@@ -546,41 +489,6 @@ class Dispatcher:
             return Outcome(row.id, OutboxStatus.QUEUED, error="not sent before the crash")
         return Outcome(row.id, OutboxStatus.QUEUED, possible_duplicate=True,
                        error="in flight at a crash; sent again, may arrive twice")
-
-
-class _LeaseLost(Exception):
-    """Another worker has taken rows of this claim over: it decides them now."""
-
-
-@dataclass
-class _Lease:
-    """The lease of the rows a thread is working on, renewed as it goes: a claim it sends,
-    or the stranded rows it took over and decides."""
-
-    issue_id: int
-    # Who holds its rows (claimed_by): the worker id for a claim (its batch key tells it
-    # from the process's other claims), a name of its own for a take-over.
-    holder: str
-    # The batch keys of its rows: the claim's, or those of the claims the take-over took.
-    keys: tuple[str | None, ...]
-    id_range: tuple[int, int]  # its first and last outbox id
-    until: datetime
-    unsent: int  # rows not yet recorded, which the lease has to cover
-
-    def name(self) -> str:
-        """How the log names it."""
-        if len(self.keys) == 1:
-            return f"claim {self.keys[0]}"
-        return f"take-over of {len(self.keys)} claims"
-
-
-def _taken_over(lease: _Lease, rows: int, how: str) -> _LeaseLost:
-    """Say once that rows of a lease were taken over by another worker; the exception
-    that stops the work on it."""
-    log.warning("%s: %d row(s) taken over by another worker after the lease ran out (%s); "
-                "it decides them, and this one stops and gives back the rest", lease.name(),
-                rows, how)
-    return _LeaseLost(lease.name())
 
 
 @dataclass
