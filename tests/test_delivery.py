@@ -357,13 +357,13 @@ def test_a_claim_in_flight_across_migration_0015_is_judged_by_its_lease(loaded_a
 def test_a_drain_hands_the_garbage_collector_back_as_it_found_it():
     import gc
 
-    from mailer.delivery.dispatcher import _settled_heap
+    from mailer.delivery.heap import settled_heap
 
     before = gc.get_threshold()
-    with _settled_heap():
+    with settled_heap():
         assert gc.get_threshold()[0] >= before[0] and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-    with pytest.raises(RuntimeError), _settled_heap():  # also after an error inside
+    with pytest.raises(RuntimeError), settled_heap():  # also after an error inside
         raise RuntimeError
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 

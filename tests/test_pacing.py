@@ -74,11 +74,11 @@ def test_error_budget_is_decided_as_soon_as_it_is_certain():
 def test_a_batch_counts_in_the_report_and_only_its_first_rows_in_the_budget():
     from collections import Counter
 
-    from mailer.delivery.dispatcher import DrainReport, _Run
+    from mailer.delivery.drain_run import DrainReport, DrainRun
     from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
     from mailer.store.outbox import Recorded
 
-    run = _Run(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 3),
+    run = DrainRun(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 3),
                None, 5)
     ok, bad = RecipientStatus(DeliveryOutcome.SENT), RecipientStatus(DeliveryOutcome.FAILED)
     recorded = Recorded(Counter({OutboxStatus.SENT: 2, OutboxStatus.QUEUED: 2,
@@ -98,11 +98,11 @@ def test_a_batch_partly_taken_over_counts_only_what_was_recorded():
     the rest only the number per status is known, so its failures count first."""
     from collections import Counter
 
-    from mailer.delivery.dispatcher import DrainReport, _Run
+    from mailer.delivery.drain_run import DrainReport, DrainRun
     from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
     from mailer.store.outbox import Recorded
 
-    run = _Run(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 4),
+    run = DrainRun(DrainReport(), threading.Lock(), threading.Event(), ErrorBudget(0.5, 4),
                None, 6)
     bad = RecipientStatus(DeliveryOutcome.FAILED)
     recorded = Recorded(Counter({OutboxStatus.SENT: 2, OutboxStatus.QUEUED: 1}), missed=3)

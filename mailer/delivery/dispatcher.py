@@ -16,15 +16,13 @@ backoff; an error budget pauses the issue when too many of the first recipients 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -32,6 +30,8 @@ from sqlalchemy.exc import DBAPIError
 
 from mailer.clock import Clock
 from mailer.delivery.budget import ErrorBudget
+from mailer.delivery.drain_run import DELIVERED, DrainReport, DrainRun
+from mailer.delivery.heap import settled_heap
 from mailer.delivery.leases import Lease, LeaseLost, Leases, reconcile_chunk, taken_over
 from mailer.delivery.pacing import RateLimiter, retry_delay
 from mailer.errors import MailerError, ProviderError
@@ -59,7 +59,6 @@ from mailer.store.outbox import ClaimedRow, Outcome, Recorded
 log = logging.getLogger(__name__)
 
 PERMANENT = {DeliveryOutcome.INVALID, DeliveryOutcome.REJECTED}
-DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
 HEADER_ALLOWANCE = 4096  # headers and personal values on top of the rendered bodies
 
 
@@ -74,29 +73,6 @@ class ListIdentity:
     list_id: str
     list_name: str
     unsubscribe_mailto: str
-
-
-@dataclass
-class DrainReport:
-    """What one drain did."""
-
-    sent: int = 0
-    failed: int = 0
-    retrying: int = 0
-    batches: int = 0
-    possible_duplicates: int = 0
-    bounced: int = 0
-    # Answers thrown away: another worker had taken their rows over (and decides them).
-    lost_to_takeover: int = 0
-    stopped: bool = False
-    paused: str | None = None  # why the error budget paused the issue
-    # Distinct provider errors in the order they first occurred, with how often each did.
-    error_counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[str]:
-        """The distinct provider errors, first first."""
-        return list(self.error_counts)
 
 
 class Dispatcher:
@@ -137,13 +113,13 @@ class Dispatcher:
         with self.engine.connect() as conn:
             renders = box.load_renders(conn, issue_id)
         size = self.check_sizes(renders)
-        run = _Run(report, threading.Lock(), threading.Event(),
+        run = DrainRun(report, threading.Lock(), threading.Event(),
                    ErrorBudget(self.error_budget, self.budget_window), on_progress,
                    self._batch_size_for(size))
         threads = [threading.Thread(target=self._work, args=(issue_id, renders, run, stop),
                                     name=f"send-{i}", daemon=True)
                    for i in range(self.concurrency)]
-        with _settled_heap():
+        with settled_heap():
             for t in threads:
                 t.start()
             for t in threads:
@@ -178,7 +154,7 @@ class Dispatcher:
         limit = getattr(self.provider, "batch_limit", None)
         return min(self.batch_size, limit(message_bytes)) if limit else self.batch_size
 
-    def _work(self, issue_id: int, renders: dict, run: _Run, stop: threading.Event) -> None:
+    def _work(self, issue_id: int, renders: dict, run: DrainRun, stop: threading.Event) -> None:
         while not (stop.is_set() or run.halt.is_set()):
             key = uuid.uuid4().hex
             try:
@@ -206,7 +182,7 @@ class Dispatcher:
                 run.halt_with(f"unexpected error: {exc}")
                 return
 
-    def _send_claim(self, issue_id: int, renders: dict, rows: list[ClaimedRow], run: _Run,
+    def _send_claim(self, issue_id: int, renders: dict, rows: list[ClaimedRow], run: DrainRun,
                     stop: threading.Event) -> None:
         """Send a claimed batch, one provider call per segment, renewing its lease on the
         way; once the drain halts (the error budget ran out, the issue was paused
@@ -231,7 +207,7 @@ class Dispatcher:
                                lease.holder, self.clock.now(), rows[0].batch_key)
 
     def _send_group(self, issue_id: int, render: tuple[str, str, str], segment: str,
-                    rows: list[ClaimedRow], run: _Run, stop: threading.Event, lease: Lease,
+                    rows: list[ClaimedRow], run: DrainRun, stop: threading.Event, lease: Lease,
                     *, more: bool = False) -> None:
         """Send and record one segment's rows; with `more` segments of the claim to go,
         also see (in the same transaction) whether the issue was paused elsewhere.
@@ -252,7 +228,7 @@ class Dispatcher:
         if recorded.missed:
             raise taken_over(lease, recorded.missed, "answers thrown away")
 
-    def _call(self, batch: Batch, run: _Run, stop: threading.Event, lease: Lease
+    def _call(self, batch: Batch, run: DrainRun, stop: threading.Event, lease: Lease
               ) -> tuple[list[RecipientStatus], str | None]:
         """Call the provider with retries; returns statuses and a reason to pause, if any.
         Raises LeaseLost, before a call, when another worker has taken the rows over."""
@@ -489,93 +465,6 @@ class Dispatcher:
             return Outcome(row.id, OutboxStatus.QUEUED, error="not sent before the crash")
         return Outcome(row.id, OutboxStatus.QUEUED, possible_duplicate=True,
                        error="in flight at a crash; sent again, may arrive twice")
-
-
-@dataclass
-class _Run:
-    """State the threads of one drain share, behind one lock."""
-
-    report: DrainReport
-    lock: threading.Lock
-    halt: threading.Event
-    budget: ErrorBudget
-    on_progress: Callable[[DrainReport], None] | None
-    batch_size: int
-    database_error: DBAPIError | None = None
-
-    def account(self, recorded: Recorded, statuses: list[RecipientStatus],
-                bounced: int) -> None:
-        """Add a batch to the report and the error budget, as far as it was recorded: the
-        answers the fence threw away are the worker's that took their rows over."""
-        by_status = recorded.by_status  # counted by the database, per UPDATE
-        with self.lock:
-            r = self.report
-            r.batches += 1
-            r.bounced += bounced
-            r.sent += by_status[OutboxStatus.SENT]
-            r.failed += by_status[OutboxStatus.FAILED]
-            r.retrying += by_status[OutboxStatus.QUEUED]
-            r.possible_duplicates += recorded.possible_duplicates
-            r.lost_to_takeover += recorded.missed
-            if not recorded.missed:  # only the first recipients of a run reach the budget
-                for s in statuses[:self.budget.room()]:
-                    self.budget.count(s.outcome not in DELIVERED)
-            else:  # which rows were recorded is known per status only
-                sent = by_status[OutboxStatus.SENT]
-                self.budget.count_unordered(recorded.rows - sent, sent)
-            exhausted = self.budget.exhausted()
-            if self.on_progress:
-                self.on_progress(r)
-        if exhausted:
-            self.halt_with(exhausted)
-
-    def note_error(self, message: str) -> None:
-        # Each call and each sender thread meets the same error (a wrong key): keep it
-        # once with a count, so a different error later still finds room.
-        with self.lock:
-            counts = self.report.error_counts
-            if message in counts:
-                counts[message] += 1
-            elif len(counts) < 20:
-                counts[message] = 1
-
-    def lost_database(self, error: DBAPIError) -> None:
-        """Stop every thread; the drain raises the first database error after them."""
-        with self.lock:
-            self.database_error = self.database_error or error
-        self.halt.set()
-
-    def halt_with(self, reason: str) -> None:
-        with self.lock:
-            self.report.paused = self.report.paused or reason
-        self.halt.set()
-
-
-@contextmanager
-def _settled_heap() -> Iterator[None]:
-    """Leave the objects that exist before a drain out of the garbage collector's full
-    passes while it runs, and collect the youngest objects less often.
-
-    A drain allocates a few dozen small objects per recipient, which triggers full
-    collections that walk every object of the process (SQLAlchemy's, requests', the
-    renders...): measured at ~6 us per recipient, a fifth of the pipeline. What existed
-    before the drain is frozen (gc.freeze: kept, not collected) and handed back after.
-    A batch's objects (tens of thousands, freed together by reference counting when the
-    batch is done) also set off a young-generation pass every 700 allocations, ~1 us per
-    recipient; a higher first threshold lets a batch come and go between passes. Cycles
-    are still collected, only later. Concurrent drains in one process only shorten each
-    other's frozen time and raised threshold."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
-YOUNG_THRESHOLD = 100_000  # allocations between young-generation passes during a drain
 
 
 def _paused_elsewhere(conn, issue_id: int) -> str | None:
