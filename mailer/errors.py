@@ -6,6 +6,33 @@ per-recipient delivery problems are data (see models.RecipientStatus), not excep
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any
+
+
+class Failure(StrEnum):
+    """Why a whole source could not be read: the closed set mailer.sources.failures words."""
+
+    REFUSED = "refused"  # nothing listens at the host and port
+    UNKNOWN_HOST = "unknown-host"  # the host name does not resolve
+    CONNECTION = "connection"  # reset, no route, TLS: the connection broke
+    TIMEOUT = "timeout"  # facts: seconds
+    HTTP_STATUS = "http-status"  # facts: status
+    REDIRECTS = "redirects"  # a loop, or a redirect without or to a non-http(s) target
+    TOO_LARGE = "too-large"  # facts: limit (bytes)
+    CUT_OFF = "cut-off"  # the response stopped before its end
+    NOT_ALLOWED = "not-allowed"  # a scheme other than http, https or file
+    UNREADABLE_FILE = "unreadable-file"  # facts: missing (bool)
+    NO_FOLDER = "no-folder"
+    HTML_PAGE = "html-page"  # facts: expected (feed, calendar, json), feed_url (a hint)
+    NOT_A_FEED = "not-a-feed"
+    TRUNCATED_FEED = "truncated-feed"  # facts: parser
+    NOT_A_CALENDAR = "not-a-calendar"
+    TRUNCATED_CALENDAR = "truncated-calendar"
+    INVALID_CALENDAR = "invalid-calendar"  # facts: parser
+    INVALID_JSON = "invalid-json"  # facts: parser
+    NOT_A_LIST = "not-a-list"  # facts: wanted (posts, events), got (one, error, other), message
+
 
 class MailerError(Exception):
     """Base class for every error this package raises on purpose."""
@@ -16,12 +43,19 @@ class ConfigError(MailerError):
 
 
 class ContentError(MailerError):
-    """A content file or source could not be read; the message names it and the problem."""
+    """A content file or source could not be read; the message names it and the problem.
 
-    def __init__(self, where: str, problem: str):
+    A whole-source failure also says which `failure` it is, with the `facts` its Dutch
+    wording needs; the message stays the technical line for operators.
+    """
+
+    def __init__(self, where: str, problem: str, failure: Failure | None = None,
+                 **facts: Any):
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
+        self.failure = failure
+        self.facts = facts
 
 
 class ComposeError(MailerError):

@@ -15,6 +15,7 @@ from mailer.clock import Clock
 from mailer.errors import ContentError, MailerError
 from mailer.models import Item
 from mailer.sources import Source
+from mailer.sources.failures import database_reason, editor_reason
 from mailer.sources.http import FetchError, Validators
 from mailer.store.db import driver_reason
 from mailer.store.items import UpsertCounts, upsert_items
@@ -46,7 +47,8 @@ class SourceReport:
     not_modified: bool = False  # the server answered 304: nothing new since last time
     problems: list[str] = field(default_factory=list)  # per-entry problems; source still synced
     warnings: list[str] = field(default_factory=list)  # e.g. an unknown field; the entry synced
-    error: str | None = None  # the whole source failed; nothing of it was committed
+    error: str | None = None  # the whole source failed, why in Dutch; nothing was committed
+    detail: str | None = None  # the same for operators: the technical line, URL fetched
 
     @property
     def ok(self) -> bool:
@@ -75,15 +77,15 @@ def sync_source(engine: Engine, name: str, source: Source, clock: Clock) -> Sour
         # would fail the same way, and the caller says what to do in one line.
         raise
     except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
-        report.error = describe(exc)
+        report.error, report.detail = reason(exc, source), describe(exc)
         # A database error's text holds the statement and its parameters: debug log only.
-        log.warning("source %s failed: %s", name, report.error,
+        log.warning("source %s failed: %s", name, report.detail,
                     exc_info=not isinstance(exc, MailerError | OSError | ValueError
                                             | StatementError))
         if isinstance(exc, StatementError):
             log.debug("source %s failed in the database", name, exc_info=True)
         with engine.begin() as conn:
-            record_failure(conn, name, clock.now(), report.error)
+            record_failure(conn, name, clock.now(), report.detail)
         return report
     for problem in [*report.problems, *report.warnings]:
         log.warning("source %s: %s", name, problem)
@@ -105,7 +107,8 @@ def preview_source(engine: Engine, name: str, source: Source,
     except (OperationalError, ProgrammingError):
         raise  # the database failed, not the source (as in sync_source)
     except Exception as exc:  # noqa: BLE001 - report it like sync does
-        report.error = describe(exc)
+        report.error, report.detail = reason(exc, source), describe(exc)
+        log.info("source %s failed: %s", name, report.detail)
         return [], report
     return fetched, report
 
@@ -139,8 +142,16 @@ def config_fingerprint(source: Source) -> str | None:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def reason(exc: BaseException, source: Source) -> str:
+    """Why a source failed, for the editors: Dutch, naming the location they configured."""
+    if isinstance(exc, StatementError):
+        return database_reason()
+    config = getattr(source, "config", None)
+    return editor_reason(exc, config) if config is not None else describe(exc)
+
+
 def describe(exc: BaseException) -> str:
-    """One line saying why a source failed."""
+    """One line saying why a source failed, for the operators (log, source_state)."""
     if isinstance(exc, ContentError | FetchError):
         return str(exc)
     if isinstance(exc, StatementError):  # not the SQL, its parameters or a failing row

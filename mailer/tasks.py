@@ -233,7 +233,7 @@ def run_sync(ctx: TaskContext) -> TaskResult:
     reports = [sync_source(app.engine, name, src, app.clock) for name, src in app.sources()]
     failed = [r for r in reports if not r.ok]
     if failed:
-        raise TaskFailed("source(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed),
+        raise TaskFailed("source(s) failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed),
                          note=failed_sources_note(failed))
     return TaskResult(RunStatus.DONE, ", ".join(
         f"{r.name}: new {r.new}, updated {r.updated}, deleted {r.deleted}" for r in reports))

@@ -294,12 +294,14 @@ location = "{feed}"
     body = message_from_bytes(
         next((app.settings.path(app.settings.outbox_dir) / "issue-0").glob("*.eml")).read_bytes(),
         policy=policy.default).get_body(("plain",)).get_content()
-    assert "Bron partner-feed kon niet worden gelezen: file://" in body
-    assert "afgebroken.xml: feed is truncated" in body
+    assert ("Bron partner-feed kon niet worden gelezen: afgebroken feed: "
+            f"{feed.as_uri()} houdt halverwege op") in body
+    assert "truncated" not in body and "<unknown>" not in body
     assert "de nieuwsbrief gaat gewoon uit" in body
     assert "mailer content check partner-feed" in body
     assert "TaskFailed" not in body and ".py:" not in body and "local" not in body
     assert "TaskFailed" not in outcome.detail and "partner-feed" in outcome.detail
+    assert "afgebroken.xml: feed is truncated" in outcome.detail  # the operators' line
 
 
 def test_a_run_owned_by_a_live_process_is_left_alone(loaded_app):

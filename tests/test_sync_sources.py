@@ -140,13 +140,17 @@ def test_one_broken_source_fails_alone_and_commits_nothing(tmp_path, httpserver,
         '[[sources]]\nname = "site"\nkind = "wordpress"\nlocation = "SERVER"\n'))
     reports = sync_all(app)
     assert reports["blog"].ok and reports["blog"].new == 1
-    assert not reports["site"].ok and "HTTP 500" in reports["site"].error
-    assert "/wp-json/wp/v2/posts" in reports["site"].error
+    site = reports["site"]
+    # The editors read which site they configured, in Dutch; the operators the API page.
+    assert not site.ok and site.error.startswith("HTTP 500 (fout op de server) voor "
+                                                 + httpserver.url_for("").rstrip("/"))
+    assert "wp-json" not in site.error and "page=" not in site.error
+    assert "/wp-json/wp/v2/posts" in site.detail and "page=2" in site.detail
     assert {s.item.source for s in ledger(app).values()} == {"blog"}  # page 1 not committed
     with app.engine.connect() as conn:
         errors = dict(conn.execute(select(source_state.c.source,
                                                source_state.c.last_error)).all())
-    assert errors["blog"] is None and "HTTP 500" in errors["site"]
+    assert errors["blog"] is None and errors["site"] == site.detail
 
 
 def test_control_characters_from_a_source_are_not_stored(tmp_path, httpserver, make_app):
@@ -291,8 +295,9 @@ def test_cli_sync_reports_per_source_and_exits_2_when_one_failed(cli_env):
     lines = result.stdout.splitlines()
     assert lines[0] == ("blog: fetched 2, new 2, updated 0, deleted 0, duplicates 0, "
                         "problems 0")
-    assert lines[1].startswith("kapot: FAILED: http://127.0.0.1:")
-    assert lines[1].endswith("/gone.xml: HTTP 404 NOT FOUND")
+    assert lines[1].startswith("kapot: FAILED: HTTP 404 (niet gevonden) van de server voor "
+                               "http://127.0.0.1:")
+    assert "/gone.xml. Controleer de URL" in lines[1]
     assert lines[2].startswith("agenda: fetched 5, new 5")
     assert "1 of 3 sources failed: kapot" in result.stderr
     only = invoke(["content", "sync", "--source", "blog"], cli_env)
@@ -430,11 +435,12 @@ def test_a_database_failure_is_reported_in_one_line_without_sql(db_url, tmp_path
     finally:
         engine.dispose()
     assert not report.ok
-    assert report.error.startswith("database error: ")
-    assert "title" in report.error and "\n" not in report.error
-    for text in (report.error, stored):
+    assert report.error.startswith("de database kon de stukken van deze bron niet opslaan")
+    assert report.detail.startswith("database error: ")
+    assert "title" in report.detail and "\n" not in report.detail
+    for text in (report.error, report.detail, stored):
         assert "INSERT" not in text and "geheim" not in text and "xxxx" not in text
-    assert stored == report.error
+    assert stored == report.detail
     assert "INSERT INTO items" in caplog.text  # the statement is in the debug log
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from mailer.clock import AMSTERDAM
-from mailer.errors import ContentError
+from mailer.errors import ContentError, Failure
 from mailer.models import Item, ItemKind
 from mailer.sanitize import html_to_text
 from mailer.sources import Window, register
@@ -138,24 +138,27 @@ def parse_feed(doc: Document) -> Any:
     parsed = feedparser.parse(doc.content, response_headers=headers,
                               sanitize_html=False, resolve_relative_uris=False)
     if not parsed.get("version"):
-        raise ContentError(doc.url, _not_a_feed(doc, parsed))
+        raise _not_a_feed(doc, parsed)
     lenient = parsed.bozo and not isinstance(parsed.bozo_exception, HARMLESS)
     if lenient and not CLOSING_ROOT.search(doc.content[-4096:]):
         raise ContentError(doc.url, "feed is truncated or not well-formed "
-                                    f"(no closing root element; {parsed.bozo_exception})")
+                                    f"(no closing root element; {parsed.bozo_exception})",
+                           Failure.TRUNCATED_FEED, parser=str(parsed.bozo_exception))
     return parsed
 
 
-def _not_a_feed(doc: Document, parsed: Any) -> str:
+def _not_a_feed(doc: Document, parsed: Any) -> ContentError:
     head = doc.content[:4096].decode("utf-8", "replace")
     if "<html" in head.lower() or doc.content_type == "text/html":
         found = FEED_LINK.search(doc.content[:65536].decode("utf-8", "replace"))
-        hint = ""
+        feed_url = ""
         if found and (href := re.search(r"""href=["']([^"']+)""", found.group(0))):
-            hint = f"; the page names a feed at {urljoin(doc.url, html.unescape(href.group(1)))}"
-        return f"not a feed: the server sent an HTML page{hint}"
+            feed_url = urljoin(doc.url, html.unescape(href.group(1)))
+        hint = f"; the page names a feed at {feed_url}" if feed_url else ""
+        return ContentError(doc.url, f"not a feed: the server sent an HTML page{hint}",
+                            Failure.HTML_PAGE, expected="feed", feed_url=feed_url)
     reason = f" ({parsed.bozo_exception})" if parsed.get("bozo") else ""
-    return f"not an RSS or Atom feed{reason}"
+    return ContentError(doc.url, f"not an RSS or Atom feed{reason}", Failure.NOT_A_FEED)
 
 
 def _content_type(doc: Document) -> str:

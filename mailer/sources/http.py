@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 import requests
 
-from mailer.errors import MailerError
+from mailer.errors import Failure, MailerError
 
 SCHEMES = ("http", "https", "file")
 RETRY_STATUSES = {500, 502, 503, 504}
@@ -31,12 +33,15 @@ USER_AGENT = f"WeerbaarNL-mailer/{_version()} (+https://www.platformjep.example.
 
 
 class FetchError(MailerError):
-    """A document could not be fetched; the message names the URL and the reason."""
+    """A document could not be fetched; the message names the URL and the reason (for
+    operators), `failure` and `facts` say it for mailer.sources.failures to word."""
 
-    def __init__(self, url: str, reason: str):
+    def __init__(self, url: str, reason: str, failure: Failure, **facts: Any):
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+        self.failure = failure
+        self.facts = facts
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class HttpClient:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in SCHEMES:
             raise FetchError(url, f"scheme {scheme or '(none)'!r} not allowed; "
-                                  "use http, https or file")
+                                  "use http, https or file", Failure.NOT_ALLOWED)
         if scheme == "file":
             return _read_file(url, policy.max_bytes)
         headers = {"Accept": accept} if accept else {}
@@ -119,12 +124,14 @@ class HttpClient:
             location = response.headers.get("location")
             response.close()
             if not location:
-                raise FetchError(url, f"HTTP {response.status_code} redirect without Location")
+                raise FetchError(url, f"HTTP {response.status_code} redirect without Location",
+                                 Failure.REDIRECTS)
             target = urljoin(url, location)
             if urlsplit(target).scheme.lower() not in ("http", "https"):
-                raise FetchError(url, f"redirect to a non-http(s) URL refused: {target}")
+                raise FetchError(url, f"redirect to a non-http(s) URL refused: {target}",
+                                 Failure.REDIRECTS)
             url = target
-        raise FetchError(url, f"more than {policy.max_redirects} redirects")
+        raise FetchError(url, f"more than {policy.max_redirects} redirects", Failure.REDIRECTS)
 
     def _get_with_retries(self, url: str, headers: dict, policy: FetchPolicy) -> requests.Response:
         delay = policy.backoff
@@ -135,12 +142,14 @@ class HttpClient:
                                             allow_redirects=False, stream=True)
             except requests.Timeout:
                 # A server that hangs would hang again: report instead of waiting 3 times.
-                raise FetchError(url, f"timed out after {policy.timeout:g} s") from None
+                raise FetchError(url, f"timed out after {policy.timeout:g} s", Failure.TIMEOUT,
+                                 seconds=policy.timeout) from None
             except requests.ConnectionError as exc:
                 if last:
-                    raise FetchError(url, f"connection failed: {_root_cause(exc)}") from None
+                    raise FetchError(url, f"connection failed: {_root_cause(exc)}",
+                                     _connection_failure(exc)) from None
             except requests.RequestException as exc:
-                raise FetchError(url, f"request failed: {exc}") from None
+                raise FetchError(url, f"request failed: {exc}", Failure.CONNECTION) from None
             else:
                 if response.status_code not in RETRY_STATUSES or last:
                     return response
@@ -156,9 +165,11 @@ class HttpClient:
             if response.status_code == 304:
                 return Document(url, b"", headers, validators, not_modified=True)
             if response.status_code >= 400:
-                raise FetchError(url, f"HTTP {response.status_code} {response.reason}")
+                raise FetchError(url, f"HTTP {response.status_code} {response.reason}",
+                                 Failure.HTTP_STATUS, status=response.status_code)
             if response.status_code != 200:
-                raise FetchError(url, f"unexpected HTTP {response.status_code} {response.reason}")
+                raise FetchError(url, f"unexpected HTTP {response.status_code} {response.reason}",
+                                 Failure.HTTP_STATUS, status=response.status_code)
             return Document(url, _read_capped(url, response, policy), headers, validators)
 
 
@@ -168,21 +179,25 @@ def _read_capped(url: str, response: requests.Response, policy: FetchPolicy) -> 
     encoded = response.headers.get("content-encoding")
     if declared.isdigit() and not encoded and int(declared) > policy.max_bytes:
         raise FetchError(url, f"document of {int(declared)} bytes exceeds the {policy.max_bytes} "
-                              "byte limit")
+                              "byte limit", Failure.TOO_LARGE, limit=policy.max_bytes)
     chunks, size = [], 0
     try:
         for chunk in response.iter_content(CHUNK):
             size += len(chunk)
             if size > policy.max_bytes:
-                raise FetchError(url, f"document exceeds the {policy.max_bytes} byte limit")
+                raise FetchError(url, f"document exceeds the {policy.max_bytes} byte limit",
+                                 Failure.TOO_LARGE, limit=policy.max_bytes)
             chunks.append(chunk)
     except requests.Timeout:
-        raise FetchError(url, f"timed out after {policy.timeout:g} s while reading") from None
+        raise FetchError(url, f"timed out after {policy.timeout:g} s while reading",
+                         Failure.TIMEOUT, seconds=policy.timeout) from None
     except requests.RequestException as exc:
-        raise FetchError(url, f"reading the response failed: {_root_cause(exc)}") from None
+        raise FetchError(url, f"reading the response failed: {_root_cause(exc)}",
+                         Failure.CUT_OFF) from None
     body = b"".join(chunks)
     if declared.isdigit() and not encoded and len(body) < int(declared):
-        raise FetchError(url, f"truncated response: {len(body)} of {declared} bytes")
+        raise FetchError(url, f"truncated response: {len(body)} of {declared} bytes",
+                         Failure.CUT_OFF)
     return body
 
 
@@ -191,10 +206,36 @@ def _read_file(url: str, max_bytes: int) -> Document:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise FetchError(url, f"file of {size} bytes exceeds the {max_bytes} byte limit")
+            raise FetchError(url, f"file of {size} bytes exceeds the {max_bytes} byte limit",
+                             Failure.TOO_LARGE, limit=max_bytes)
         return Document(url, path.read_bytes())
     except OSError as exc:
-        raise FetchError(url, f"cannot read file: {exc.strerror or exc}") from None
+        raise FetchError(url, f"cannot read file: {exc.strerror or exc}",
+                         Failure.UNREADABLE_FILE,
+                         missing=isinstance(exc, FileNotFoundError)) from None
+
+
+def _connection_failure(exc: BaseException) -> Failure:
+    """Which connection failure a requests/urllib3 exception chain ends in."""
+    for cause in _chain(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return Failure.REFUSED
+        if isinstance(cause, socket.gaierror):
+            return Failure.UNKNOWN_HOST
+    return Failure.CONNECTION
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and the reasons and contexts under it, outermost first."""
+    found = [exc]
+    while len(found) < 20:
+        inner = getattr(found[-1], "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = found[-1].__context__
+        if inner is None or inner in found:
+            break
+        found.append(inner)
+    return found
 
 
 def _root_cause(exc: BaseException) -> str:

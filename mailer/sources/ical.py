@@ -20,7 +20,7 @@ import icalendar
 import recurring_ical_events
 
 from mailer.clock import AMSTERDAM
-from mailer.errors import ContentError
+from mailer.errors import ContentError, Failure
 from mailer.models import Item, ItemKind, ItemStatus
 from mailer.sanitize import html_to_text, plain_without_leading_debris, shorten
 from mailer.sources import Window, register
@@ -69,7 +69,8 @@ class ICalSource(RemoteSource):
             occurrences = recurring_ical_events.of(series, skip_bad_series=True).between(
                 start, end)
         except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
-            raise ContentError(doc.url, f"cannot expand the calendar's events: {exc}") from None
+            raise ContentError(doc.url, f"cannot expand the calendar's events: {exc}",
+                               Failure.INVALID_CALENDAR, parser=str(exc)) from None
         for component in [*self._within(singles, start, end, floating), *occurrences]:
             item = self._item(component, recurring, floating, doc.url)
             if item is not None:
@@ -232,14 +233,19 @@ def parse_calendar(doc: Document) -> tuple[Any, str | None]:
     """
     text = doc.content.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text[:15].upper().startswith(b"BEGIN:VCALENDAR"):
-        what = "an HTML page" if b"<html" in text[:2048].lower() else "something else"
-        raise ContentError(doc.url, f"not an iCalendar file (no BEGIN:VCALENDAR; got {what})")
+        if b"<html" in text[:2048].lower():
+            raise ContentError(doc.url, "not an iCalendar file (no BEGIN:VCALENDAR; got an "
+                                        "HTML page)", Failure.HTML_PAGE, expected="calendar")
+        raise ContentError(doc.url, "not an iCalendar file (no BEGIN:VCALENDAR; got something "
+                                    "else)", Failure.NOT_A_CALENDAR)
     if b"END:VCALENDAR" not in text[-512:].upper():
-        raise ContentError(doc.url, "iCalendar file is truncated (no END:VCALENDAR at the end)")
+        raise ContentError(doc.url, "iCalendar file is truncated (no END:VCALENDAR at the end)",
+                           Failure.TRUNCATED_CALENDAR)
     try:
         return calendar_from_ical(text), None
     except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
         reason = f"malformed iCalendar: {type(exc).__name__}: {exc}"
+        parser = str(exc)
     without_alarms = VALARM.sub(b"", text)
     if without_alarms != text:
         try:
@@ -253,7 +259,7 @@ def parse_calendar(doc: Document) -> tuple[Any, str | None]:
             return calendar_from_ical(without), f"{reason}; read without its VTIMEZONEs"
         except Exception:  # noqa: BLE001, S110 - report the first reason below
             pass
-    raise ContentError(doc.url, reason)
+    raise ContentError(doc.url, reason, Failure.INVALID_CALENDAR, parser=parser)
 
 
 def _span(event: Any, floating: tzinfo) -> tuple[datetime, datetime | None, bool]:

@@ -13,7 +13,7 @@ import markdown as md
 import yaml
 
 from mailer.clock import AMSTERDAM
-from mailer.errors import ContentError
+from mailer.errors import ContentError, Failure
 from mailer.models import EVENT_TYPES, Item, ItemKind, ItemStatus
 from mailer.sanitize import sanitize_html
 from mailer.sources import SourceConfig, register
@@ -77,7 +77,7 @@ class MarkdownSource:
         """Yield one Item per valid file that is no draft; bad files go to `problems`."""
         self.problems, self.warnings = [], []
         if not self.folder.is_dir():
-            raise ContentError(str(self.folder), "content folder not found")
+            raise ContentError(str(self.folder), "content folder not found", Failure.NO_FOLDER)
         # id -> file: the ledger keeps one item per id, so a second file (often a copy
         # whose id was not changed) would be dropped without a word.
         owners: dict[str, Path] = {}

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from requests.utils import parse_header_links
 
-from mailer.errors import ContentError
+from mailer.errors import ContentError, Failure
 from mailer.models import Item, ItemKind
 from mailer.sanitize import html_to_text
 from mailer.sources import register
@@ -58,8 +58,7 @@ class PagedSource(RemoteSource):
             body = _json(doc.content, doc.url)
             records = body.get(list_key) if list_key and isinstance(body, dict) else body
             if not isinstance(records, list):
-                raise ContentError(doc.url, f"expected a JSON list of {list_key or 'posts'}, "
-                                            f"got {type(records).__name__}")
+                raise _not_a_list(doc.url, list_key or "posts", body, records)
             yield records
             following = _next_page(doc.headers, body, number)
             if following is None:
@@ -184,8 +183,23 @@ def _json(content: bytes, url: str) -> Any:
         return json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         head = content[:200].lstrip().lower()
-        what = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "invalid JSON"
-        raise ContentError(url, f"expected JSON, got {what} ({exc})") from None
+        if head.startswith((b"<!doctype html", b"<html")):
+            raise ContentError(url, f"expected JSON, got an HTML page ({exc})",
+                               Failure.HTML_PAGE, expected="json") from None
+        raise ContentError(url, f"expected JSON, got invalid JSON ({exc})",
+                           Failure.INVALID_JSON, parser=str(exc)) from None
+
+
+def _not_a_list(url: str, wanted: str, body: Any, records: Any) -> ContentError:
+    """What came instead of a list: one record (the URL names one post or event), the API's
+    error object ({"code": ..., "message": ...}), or something else."""
+    technical = f"expected a JSON list of {wanted}, got {type(records).__name__}"
+    if isinstance(body, dict) and isinstance(body.get("code"), str) and "message" in body:
+        return ContentError(url, f"{technical}: {body['code']}: {body['message']}",
+                            Failure.NOT_A_LIST, wanted=wanted, got="error",
+                            message=html_to_text(str(body["message"]), one_line=True))
+    got = "one" if isinstance(body, dict) and "id" in body else "other"
+    return ContentError(url, technical, Failure.NOT_A_LIST, wanted=wanted, got=got)
 
 
 def _next_page(headers: Mapping[str, str], body: Any, number: int) -> str | int | None:
