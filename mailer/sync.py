@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 #    password-protected events of The Events Calendar are not offered
 #    shortcodes a WordPress site left unrendered ([vc_row], [caption]) are dropped
 #    a featured image whose alt_text is its file name gets the title as alt text
-PARSING_VERSION = 5  # raise when a change in the sources' parsing should re-read everything
+# 6: plain-text iCalendar descriptions keep their paragraphs (blank lines)
+PARSING_VERSION = 6  # raise when a change in the sources' parsing should re-read everything
 
 
 @dataclass

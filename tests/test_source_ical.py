@@ -399,7 +399,8 @@ def test_a_link_at_the_end_that_points_elsewhere_stays(httpserver):
         b"END:VEVENT\r\nEND:VCALENDAR\r\n")
     items, _ = fetch(httpserver, calendar, utc(2026, 12, 3))
     elsewhere = items["elders@platformjep.example.nl"].summary
-    assert elsewhere == ("<p>Iedereen is welkom. Aanmelden: https://forms.example.org/open</p>")
+    assert elsewhere == ("<p>Iedereen is welkom.</p><p>Aanmelden: https://forms.example.org/open"
+                         "</p>")
     # The own link (compared as the ledger compares URLs) goes only as a line of its own.
     own = items["eigen@platformjep.example.nl"].summary
     assert own == "<p>Zie ook https://www.platformjep.example.nl/agenda/training</p>"
@@ -432,3 +433,31 @@ def test_a_description_does_not_start_with_a_leftover_separator(httpserver):
         b"END:VCALENDAR\r\n")
     items, _ = fetch(httpserver, calendar, utc(2026, 12, 3))
     assert items["7"].summary.startswith("<p>New Years Day is a public holiday")
+
+
+EASTER_MONDAY = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook 12.0 "
+    b"MIMEDIR//EN\r\nBEGIN:VEVENT\r\nUID:8\r\nSUMMARY;LANGUAGE=en-us:Germany: Easter Monday\r\n"
+    b"DESCRIPTION:Monday after Easter Sunday. Easter  is probably the most important holiday"
+    b" of the Christian year\\, celebrating the Resurrection of Jesus\\n\\nInformation provid"
+    b"ed by www.officeholidays.com\r\nURL:http://www.officeholidays.com/religious/christian/e"
+    b"aster_monday.php\r\nDTSTART;VALUE=DATE:20270329\r\nDTEND;VALUE=DATE:20270330\r\n"
+    b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def test_plain_descriptions_keep_their_paragraphs(httpserver):
+    # officeholidays.com (outlook12-germany-holidays.ics in the shared corpus) separates its
+    # credit line with a blank line; joined with a space it read "... the Resurrection of
+    # Jesus Information provided by www.officeholidays.com".
+    items, _ = fetch(httpserver, EASTER_MONDAY, utc(2027, 3, 1))
+    assert items["8"].summary == (
+        "<p>Monday after Easter Sunday. Easter is probably the most important holiday of the "
+        "Christian year, celebrating the Resurrection of Jesus</p>"
+        "<p>Information provided by www.officeholidays.com</p>")
+
+
+def test_a_cut_plain_description_separates_its_paragraphs_like_html(httpserver):
+    items, _ = fetch(httpserver, EASTER_MONDAY, utc(2027, 3, 1), summary_chars=170)
+    summary = items["8"].summary
+    assert "Resurrection of Jesus. Information provided" in summary
+    assert summary.startswith("<p>Monday after") and summary.endswith("…</p>")

@@ -64,9 +64,13 @@ def drop_boilerplate(fragment: str, own_url: str | None) -> str:
 
 
 def drop_own_link_lines(lines: list[str], own_url: str | None) -> list[str]:
-    """Plain-text lines without the trailing ones that only give the item's own URL."""
+    """Plain-text lines without the trailing ones that only give the item's own URL (blank
+    lines between them go too)."""
     own = canonical_url(own_url) if own_url else None
     while own and lines:
+        if not lines[-1].strip():
+            lines = lines[:-1]
+            continue
         line = LINK_LINE.fullmatch(lines[-1])
         if line is None or canonical_url(line.group(1)) != own:
             break

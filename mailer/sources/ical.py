@@ -22,7 +22,7 @@ import recurring_ical_events
 from mailer.clock import AMSTERDAM
 from mailer.errors import ContentError, Failure
 from mailer.models import Item, ItemKind, ItemStatus
-from mailer.sanitize import html_to_text, plain_without_leading_debris, shorten
+from mailer.sanitize import fit_summary, html_to_text, plain_without_leading_debris
 from mailer.sources import Window, register
 from mailer.sources.boilerplate import drop_own_link_lines
 from mailer.sources.http import Document
@@ -339,8 +339,9 @@ def _categories(event: Any) -> list[str]:
 
 
 def _description(event: Any, max_chars: int, base: str) -> str:
-    """The description as safe HTML: HTML ones sanitised, plain text in one paragraph; without
-    a last line that only repeats the event's own link (base), which the mail links."""
+    """The description as safe HTML: HTML ones sanitised, plain text in paragraphs where it
+    has blank lines; without a last line that only repeats the event's own link (base),
+    which the mail links."""
     text = str(event.get("DESCRIPTION") or "").strip()
     if not text:
         return ""
@@ -349,9 +350,23 @@ def _description(event: Any, max_chars: int, base: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     text = drop_shortcodes(text)  # The Events Calendar's export keeps unrendered ones
-    paragraphs = [p for p in (" ".join(p.split()) for p in text.split("\n")) if p]
-    text = plain_without_leading_debris(" ".join(drop_own_link_lines(paragraphs, base)))
-    if not text:
-        return ""
-    short = shorten(text, max_chars) if max_chars else text
-    return f"<p>{html.escape(short)}</p>"
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    paragraphs = _paragraphs(drop_own_link_lines(lines, base))
+    if paragraphs:
+        paragraphs[0] = plain_without_leading_debris(paragraphs[0])
+    # fit_summary cuts them as it cuts HTML: one paragraph, a full stop where one lacks it.
+    return fit_summary("".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p),
+                       max_chars)
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Plain-text lines (already stripped) as paragraphs: a blank line separates them, a
+    single line break is a space."""
+    paragraphs, current = [], []
+    for line in [*lines, ""]:
+        if line:
+            current.append(line)
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    return paragraphs
