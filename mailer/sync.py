@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 #    shortcodes a WordPress site left unrendered ([vc_row], [caption]) are dropped
 #    a featured image whose alt_text is its file name gets the title as alt text
 # 6: plain-text iCalendar descriptions keep their paragraphs (blank lines)
+#    a moved or excluded all-day occurrence Exchange dates at midnight keeps its day's id
 PARSING_VERSION = 6  # raise when a change in the sources' parsing should re-read everything
 
 

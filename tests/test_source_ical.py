@@ -461,3 +461,31 @@ def test_a_cut_plain_description_separates_its_paragraphs_like_html(httpserver):
     summary = items["8"].summary
     assert "Resurrection of Jesus. Information provided" in summary
     assert summary.startswith("<p>Monday after") and summary.endswith("…</p>")
+
+
+def test_a_moved_all_day_occurrence_keeps_its_id_when_exchange_writes_a_midnight(httpserver):
+    # Exchange 2010 (exchange2010-gmt-bin-collection.ics in the shared corpus) writes the
+    # RECURRENCE-ID and EXDATE of an all-day series as midnight in its zone, where the
+    # series' own occurrences are dates: the moved collection got id .../20261217T000000Z,
+    # so the one announced as .../20261217 looked deleted and the moved one new.
+    calendar = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:Microsoft Exchange Server 2010\r\n"
+        b"BEGIN:VEVENT\r\nUID:bin@platformjep.example.nl\r\nSUMMARY:Papier\r\n"
+        b"RRULE:FREQ=WEEKLY;UNTIL=20270114T230000Z;INTERVAL=2;BYDAY=TH;WKST=MO\r\n"
+        b"EXDATE;TZID=GMT Standard Time:20261231T000000\r\n"
+        b"DTSTART;VALUE=DATE:20261203\r\nDTEND;VALUE=DATE:20261204\r\n"
+        b"X-MICROSOFT-CDO-ALLDAYEVENT:TRUE\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:bin@platformjep.example.nl\r\nSUMMARY:Papier\r\n"
+        b"RECURRENCE-ID;TZID=GMT Standard Time:20261217T000000\r\n"
+        b"DTSTART;VALUE=DATE:20261218\r\nDTEND;VALUE=DATE:20261219\r\n"
+        b"X-MICROSOFT-CDO-ALLDAYEVENT:TRUE\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, source = fetch(httpserver, calendar, utc(2026, 12, 1), link=LINK)
+    assert source.problems == []
+    bin_ = "bin@platformjep.example.nl"
+    assert {k: (v.starts_at, v.status) for k, v in items.items()} == {
+        f"{bin_}/20261203": (utc(2026, 12, 2, 23), ItemStatus.ACTIVE),
+        f"{bin_}/20261217": (utc(2026, 12, 17, 23), ItemStatus.ACTIVE),  # moved to the 18th
+        f"{bin_}/20261231": (utc(2026, 12, 30, 23), ItemStatus.CANCELLED),
+        f"{bin_}/20270114": (utc(2027, 1, 13, 23), ItemStatus.ACTIVE),
+    }
+    assert all(v.all_day for v in items.values())

@@ -111,7 +111,7 @@ class ICalSource(RemoteSource):
         source_id = uid
         if uid in recurring:
             original = (event.get("RECURRENCE-ID") or event["DTSTART"]).dt
-            source_id = f"{uid}/{_stamp(original, floating)}"
+            source_id = f"{uid}/{_stamp(_day_if_midnight(original, all_day), floating)}"
         link = self.link(str(event.get("URL") or "") or None, base)
         if not link:
             self.problem(where, "event has no URL and the source sets no `link`; skipped")
@@ -166,7 +166,9 @@ class ICalSource(RemoteSource):
                 duration = _duration(master)
             except (KeyError, ValueError, TypeError, AttributeError):
                 continue  # an unusable start: reported by _check_series
+            all_day = not isinstance(master["DTSTART"].dt, datetime)
             for moment in (d.dt for lst in exdates for d in lst.dts):
+                moment = _day_if_midnight(moment, all_day)
                 begins = _utc(moment, floating)
                 if not start <= begins < end:
                     continue
@@ -285,6 +287,16 @@ def _utc(value: date | datetime, floating: tzinfo) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=floating)
     return value.astimezone(UTC)
+
+
+def _day_if_midnight(value: date | datetime, all_day: bool) -> date | datetime:
+    """An all-day occurrence's original start as a day. Exchange writes the RECURRENCE-ID
+    and EXDATE of an all-day series as midnight in its zone ("RECURRENCE-ID;TZID=GMT
+    Standard Time:20200416T000000") where the series' own occurrences are dates; read as
+    an instant, a moved occurrence would get another id and look like a new event."""
+    if all_day and isinstance(value, datetime) and value.time() == time(0):
+        return value.date()
+    return value
 
 
 def _stamp(value: date | datetime, floating: tzinfo) -> str:
