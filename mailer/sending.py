@@ -21,6 +21,7 @@ from mailer.liveness import owner_is_dead
 from mailer.message import list_id_value
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.render.newsletter import segment_counts
+from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
 from mailer.store import subscribers as subscriber_store
@@ -144,7 +145,7 @@ def enqueue(app: App, issue: Issue, *, even_without_news: bool = False) -> int:
     web_html = web_version_to_keep(app, issue)
     with app.engine.begin() as conn:
         issue_store.set_issue_status(conn, issue.id, IssueStatus.SENDING, now)
-        if web_html is not None:  # with the status, so the archive rarely lacks it
+        if web_html is not None:  # with the status: the archive never lacks it
             issue_store.keep_web_version(conn, issue.id, web_html, now)
         if even_without_news:
             issue_store.send_even_without_news(conn, issue.id)
@@ -162,6 +163,22 @@ def enqueue(app: App, issue: Issue, *, even_without_news: bool = False) -> int:
         # skipped, would fail or send it.
         issue_store.mark_enqueued(conn, issue.id, now)
     return added
+
+
+def begin_sending(app: App, issue: Issue) -> IssueStatus:
+    """Move a draft (or an unfinished send) to sending and keep its public web version in
+    the same transaction; returns the status it is in after. Held, paused and sent issues
+    are left alone, for the caller to act on.
+
+    One transaction, so no crash can leave an issue sending without the web version the
+    archive shows for it (the scheduler's send begins here, a moment before `enqueue`)."""
+    web_html = web_version_to_keep(app, issue)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        status = issue_control.begin_send(conn, issue.id, now)
+        if status is IssueStatus.SENDING and web_html is not None:
+            issue_store.keep_web_version(conn, issue.id, web_html, now)
+    return status
 
 
 def web_version_to_keep(app: App, issue: Issue) -> str | None:

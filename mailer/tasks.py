@@ -18,12 +18,12 @@ from mailer.retention import apply_retention
 from mailer.sending import (
     NothingNewForAnyone,
     SendResult,
+    begin_sending,
     require_news,
     send_issue,
     send_test,
     store_issue,
 )
-from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store.jobs import RunStatus
 from mailer.subscriptions import purge_pending
@@ -114,9 +114,9 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
 
 
 def _begin_sending(app: App, issue: Issue, when: str, job_id: str) -> TaskResult | None:
-    """Mark the issue sending; the task's result instead when it is held, sent or stopped."""
-    with app.engine.begin() as conn:
-        status = issue_control.begin_send(conn, issue.id, app.clock.now())
+    """Mark the issue sending (its web version kept with it); the task's result instead
+    when it is held, sent or stopped."""
+    status = begin_sending(app, issue)
     if status is IssueStatus.HELD:
         notify_editors(app, f"Nieuwsbrief nr. {issue.number} is tegengehouden", [
             f"Nummer {issue.number} ({issue.subject}) is op {when} niet verstuurd, "

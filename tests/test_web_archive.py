@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import re
+import threading
 from email.policy import default
 
 import pytest
@@ -170,3 +171,33 @@ def test_an_issue_sent_before_web_versions_were_kept_is_rendered_from_its_items(
     page = create_app(app).test_client().get(f"/archief/{issue.period}")
     assert page.status_code == 200 and issue.magazine[0].item.title in page.text
     assert VIEW_IN_BROWSER not in page.text
+
+
+def test_a_send_that_crashes_right_after_it_began_leaves_its_web_version_kept(
+        loaded_app, monkeypatch):
+    """The scheduler marks the issue sending and keeps its web version in one step: a
+    crash before the send itself leaves no sending issue the archive renders afresh."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from mailer import tasks
+    from mailer.jobs import load_jobs
+    from mailer.models import IssueStatus
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(tasks, "send_issue", crash)
+    specs = {s.id: s for s in load_jobs(loaded_app.settings.path(loaded_app.settings.jobs_dir))}
+    fire = datetime(2026, 12, 3, 9, 0, tzinfo=ZoneInfo("Europe/Amsterdam")).astimezone(UTC)
+    ctx = tasks.TaskContext(loaded_app, specs["newsletter"], fire, specs, threading.Event())
+    with pytest.raises(RuntimeError, match="died"):
+        tasks.run_newsletter(ctx)
+    with loaded_app.engine.connect() as conn:
+        [record] = issue_store.list_issues(conn)
+        kept = issue_store.kept_web_version(conn, record.id)
+    assert record.status is IssueStatus.SENDING
+    assert kept and record.subject in kept
+    monkeypatch.setattr(loaded_app.renderer, "web_html", crash)  # the archive renders nothing
+    page = create_app(loaded_app).test_client().get(f"/archief/{record.period}")
+    assert page.status_code == 200 and page.text == kept

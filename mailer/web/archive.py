@@ -44,9 +44,10 @@ def public_html(period: str) -> str | None:
     """The web version of a sent issue as kept when its sending began, or None if there
     is no such issue.
 
-    An issue sent before web versions were kept (migration 0016), or one the scheduler
-    marked sending a moment before its send kept the version, has none: it is rendered
-    from its stored items as they are now, the best there is for it."""
+    An issue sent before web versions were kept (migration 0016) has none: it is rendered
+    from its stored items as they are now, the best there is for it. Every send since
+    keeps it in the transaction that marks the issue sending (`sending.begin_sending`,
+    `sending.enqueue`)."""
     app = mailer_app()
     with app.engine.connect() as conn:
         record = issue_store.issue_by_period(conn, app.settings.list_id, period)
