@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+from datetime import datetime
 
 import click
 from sqlalchemy import func, select
 
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
+from mailer.dutch import long_date, time_of_day
 from mailer.models import IssueStatus, OutboxStatus
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
-from mailer.store.issues import IssueRecord
+from mailer.store.issues import ArchiveChange, IssueRecord
 from mailer.store.tables import outbox
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -34,7 +37,8 @@ def issue_summary(app: App, record: IssueRecord) -> dict:
             "note": record.status_note, "sent_at": record.sent_at.isoformat()
             if record.sent_at else None, "counts": counts,
             "even_without_news": record.even_without_news,
-            "skipped": [{"reason": reason, "rows": n} for reason, n in skipped.items()]}
+            "skipped": [{"reason": reason, "rows": n} for reason, n in skipped.items()],
+            "unpublished": unpublished_summary(app, record.id)}
 
 
 def load_record(app: App, issue_id: int) -> IssueRecord:
@@ -114,6 +118,8 @@ def echo_status(s: dict) -> None:
                f"{c['possible_duplicates']}")
     if s["even_without_news"]:
         click.echo("  sent also to segments with nothing new (--even-without-news)")
+    if s["unpublished"]:
+        click.echo(f"  {unpublished_line(s['unpublished'])}")
     if s["skipped"]:
         click.echo("  skipped:")
     for skip in s["skipped"]:
@@ -190,3 +196,87 @@ def release(state: CliState, issue_id: int) -> None:
         release_issue(conn, issue_id)
     click.echo(f"Issue {issue_id} is released: the next scheduled run sends it "
                "(or now: mailer jobs run newsletter).")
+
+
+def unpublished_summary(app: App, issue_id: int) -> dict | None:
+    """Who took the issue off the public archive, when and why; None while it is on it."""
+    with app.engine.connect() as conn:
+        change = issue_store.unpublished_since(conn, issue_id)
+    return change and {"at": change.at.isoformat(), "by": change.by, "reason": change.reason}
+
+
+def unpublished_line(unpublished: dict) -> str:
+    """'niet in het archief sinds <wanneer> (<wie>): <waarom>', for the editors."""
+    change = ArchiveChange(True, unpublished["by"], unpublished["reason"],
+                           datetime.fromisoformat(unpublished["at"]))
+    return f"niet in het archief {since_text(change)}"
+
+
+def since_text(change: ArchiveChange) -> str:
+    """'sinds <wanneer> (<wie>): <waarom>' of an issue taken off the archive."""
+    reason = f": {change.reason}" if change.reason else ""
+    return f"sinds {long_date(change.at)} om {time_of_day(change.at)} ({change.by}){reason}"
+
+
+def login_name() -> str:
+    """Who runs the command, as the system knows them: recorded with an archive change."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor in the passwd file
+        return "onbekend"
+
+
+by_option = click.option("--by", default=login_name, show_default="your login name",
+                         help="Who makes the change (recorded with it).")
+
+
+def require_sent(record: IssueRecord) -> None:
+    """Refuse an archive change for an issue the archive does not show: not sent yet."""
+    if not record.frozen:
+        raise click.ClickException(f"nummer {record.number} staat niet in het archief: het is "
+                                   "nog niet verstuurd")
+
+
+def archive_page(app: App, record: IssueRecord) -> str:
+    """The address of the issue's page in the public archive."""
+    return app.links.url(f"archief/{record.period}")
+
+
+@issues.command("unpublish")
+@click.argument("issue_id", type=int)
+@click.option("--reason", help="Why, e.g. an article retracted (recorded, not shown to readers).")
+@by_option
+@pass_state
+def unpublish(state: CliState, issue_id: int, reason: str | None, by: str) -> None:
+    """Take a sent issue off the public archive: its page says it is no longer available."""
+    app = state.app()
+    record = load_record(app, issue_id)
+    require_sent(record)
+    change = ArchiveChange(unpublished=True, by=by, reason=reason, at=app.clock.now())
+    with app.engine.begin() as conn:
+        changed = issue_store.change_archive(conn, issue_id, change)
+        in_force = issue_store.unpublished_since(conn, issue_id) or change
+    name = f"Nummer {record.number} ({record.period})"
+    if not changed:
+        click.echo(f"{name} stond al niet in het archief, {since_text(in_force)}.")
+        return
+    click.echo(f"{name} staat niet meer in het archief; wie {archive_page(app, record)} "
+               "opent, leest dat het niet meer beschikbaar is. Terugzetten: "
+               f"mailer issues republish {issue_id}")
+
+
+@issues.command("republish")
+@click.argument("issue_id", type=int)
+@by_option
+@pass_state
+def republish(state: CliState, issue_id: int, by: str) -> None:
+    """Put an issue taken off the public archive back on it, as it was sent."""
+    app = state.app()
+    record = load_record(app, issue_id)
+    require_sent(record)
+    change = ArchiveChange(unpublished=False, by=by, reason=None, at=app.clock.now())
+    with app.engine.begin() as conn:
+        changed = issue_store.change_archive(conn, issue_id, change)
+    name = f"Nummer {record.number} ({record.period})"
+    click.echo(f"{name} staat weer in het archief: {archive_page(app, record)}" if changed
+               else f"{name} stond al in het archief.")

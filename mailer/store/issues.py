@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, exists, func, insert, literal, select
 
 from mailer.models import Issue, IssueStatus
 from mailer.store.items import items_by_id
-from mailer.store.tables import issue_items, issue_web_versions, issues
+from mailer.store.tables import archive_changes, issue_items, issue_web_versions, issues
 
 FROZEN = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
 
@@ -211,3 +211,44 @@ def kept_web_version(conn: Connection, issue_id: int) -> str | None:
     """The public web version kept when the issue's sending began; None before 0016."""
     return conn.execute(select(issue_web_versions.c.html)
                         .where(issue_web_versions.c.issue_id == issue_id)).scalar()
+
+
+@dataclass(frozen=True)
+class ArchiveChange:
+    """An editor taking an issue off the public archive (`unpublished`) or putting it back."""
+
+    unpublished: bool
+    by: str
+    reason: str | None
+    at: datetime
+
+
+def archive_history(conn: Connection, issue_id: int) -> list[ArchiveChange]:
+    """Every time the issue was taken off the archive or put back, oldest first."""
+    rows = conn.execute(select(archive_changes).where(archive_changes.c.issue_id == issue_id)
+                        .order_by(archive_changes.c.id))
+    return [ArchiveChange(r.unpublished, r.changed_by, r.reason, r.changed_at) for r in rows]
+
+
+def unpublished_since(conn: Connection, issue_id: int) -> ArchiveChange | None:
+    """The change that took the issue off the archive, while it is off; else None."""
+    history = archive_history(conn, issue_id)
+    return history[-1] if history and history[-1].unpublished else None
+
+
+def unpublished_issue_ids(conn: Connection) -> set[int]:
+    """The issues taken off the archive: those whose latest change says so."""
+    latest = select(func.max(archive_changes.c.id)).group_by(archive_changes.c.issue_id)
+    return set(conn.execute(select(archive_changes.c.issue_id).where(
+        archive_changes.c.id.in_(latest), archive_changes.c.unpublished.is_(True))).scalars())
+
+
+def change_archive(conn: Connection, issue_id: int, change: ArchiveChange) -> bool:
+    """Record taking the issue off the archive or putting it back; False (nothing
+    recorded) when it is so already."""
+    if (unpublished_since(conn, issue_id) is not None) == change.unpublished:
+        return False
+    conn.execute(insert(archive_changes).values(
+        issue_id=issue_id, unpublished=change.unpublished, changed_by=change.by,
+        reason=change.reason, changed_at=change.at))
+    return True

@@ -169,6 +169,20 @@ issue_web_versions = Table(
     _utc("created_at", nullable=False),
 )
 
+# Editors taking a sent issue off the public archive and putting it back (0018), append-only:
+# an issue is off while its latest row says so. Who and when stay on record either way.
+archive_changes = Table(
+    "archive_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("unpublished", Boolean, nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Column("reason", Text),
+    _utc("changed_at", nullable=False),
+    Index("ix_archive_changes_issue_id", "issue_id", "id"),
+)
+
 subscribers = Table(
     "subscribers",
     metadata,

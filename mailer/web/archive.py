@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, render_template
 
 from mailer.store import issues as issue_store
 from mailer.web import mailer_app
-from mailer.web.security import ARCHIVE_CSP
+from mailer.web.security import ARCHIVE_CSP, PageError
 
 blueprint = Blueprint("archive", __name__)
 PERIOD = re.compile(r"^[0-9A-Za-z-]{1,40}$")
@@ -17,10 +17,12 @@ PERIOD = re.compile(r"^[0-9A-Za-z-]{1,40}$")
 
 @blueprint.get("/archief")
 def archive_index():
-    """Every issue whose sending began, newest first."""
+    """Every issue whose sending began and that is not taken off the archive, newest first."""
     app = mailer_app()
     with app.engine.connect() as conn:
-        records = [r for r in issue_store.list_issues(conn, app.settings.list_id) if r.frozen]
+        unpublished = issue_store.unpublished_issue_ids(conn)
+        records = [r for r in issue_store.list_issues(conn, app.settings.list_id)
+                   if r.frozen and r.id not in unpublished]
     name = app.settings.list_name
     return render_template("archive.html", issues=records,
                            title=lambda r: archive_title(r.subject, r.number, name))
@@ -36,13 +38,16 @@ def archived_issue(period: str):
         abort(404)
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ARCHIVE_CSP
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+CACHE_CONTROL = "public, max-age=300"
 
 
 def public_html(period: str) -> str | None:
     """The web version of a sent issue as kept when its sending began, or None if there
-    is no such issue.
+    is no such issue; PageError 410 when the editors took it off the archive.
 
     An issue sent before web versions were kept (migration 0016) has none: it is rendered
     from its stored items as they are now, the best there is for it. Every send since
@@ -53,11 +58,22 @@ def public_html(period: str) -> str | None:
         record = issue_store.issue_by_period(conn, app.settings.list_id, period)
         if record is None or not record.frozen:
             return None
+        if issue_store.unpublished_since(conn, record.id):
+            raise unpublished_page()
         kept = issue_store.kept_web_version(conn, record.id)
         if kept is not None:
             return kept
         issue = issue_store.load_issue(conn, record)
     return app.renderer.web_html(issue)
+
+
+def unpublished_page() -> PageError:
+    """What a reader finds at the address of an issue the editors took off the archive."""
+    # 410 Gone: the page was there and was removed on purpose, so search engines drop it.
+    # Cached no longer than the page itself was, so putting it back shows soon enough.
+    return PageError(410, "Dit nummer is niet meer beschikbaar",
+                     "De redactie heeft dit nummer uit het archief gehaald. De andere "
+                     "nummers vind je in het archief.", {"Cache-Control": CACHE_CONTROL})
 
 
 @blueprint.get("/afmelden")
