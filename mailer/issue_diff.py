@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 from mailer.app import App
 from mailer.clock import local
 from mailer.models import Issue, Preferences
+from mailer.render.newsletter import RenderedSegment
 from mailer.store import issues as issue_store
 from mailer.store.items import items_by_id
 from mailer.store.proofs import issue_item_ids, last_proof
@@ -49,9 +50,12 @@ class IssueDiff:
                 "html_bytes": {"before": self.size[0], "after": self.size[1]}}
 
 
-def diff_issue(app: App, issue: Issue) -> tuple[list[IssueDiff], list[str]]:
-    """Diffs against the last sent issue and the last proof; plus notes on what is missing."""
-    current = current_snapshot(app, issue)
+def diff_issue(app: App, issue: Issue, sent: RenderedSegment | None = None
+               ) -> tuple[list[IssueDiff], list[str]]:
+    """Diffs against the last sent issue and the last proof; plus notes on what is missing.
+
+    An issue whose sending began is compared as it was sent: its stored rendering (`sent`)."""
+    current = current_snapshot(app, issue, sent)
     diffs, notes = [], []
     with app.engine.connect() as conn:
         for name, reference in (("sent issue", sent_snapshot(conn, issue)),
@@ -63,10 +67,13 @@ def diff_issue(app: App, issue: Issue) -> tuple[list[IssueDiff], list[str]]:
     return diffs, notes
 
 
-def current_snapshot(app: App, issue: Issue) -> Snapshot:
-    """The upcoming issue as the all-sections segment renders it now."""
-    html = app.renderer.render(issue, Preferences()).html
-    return Snapshot("upcoming issue", issue.subject, issue.preheader, titles_of(issue),
+def current_snapshot(app: App, issue: Issue, sent: RenderedSegment | None = None
+                     ) -> Snapshot:
+    """The upcoming issue as the all-sections segment renders it now, or a sent one as
+    stored (`sent`)."""
+    html = (sent or app.renderer.render(issue, Preferences())).html
+    label = "sent issue as stored" if sent else "upcoming issue"
+    return Snapshot(label, issue.subject, issue.preheader, titles_of(issue),
                     len(html.encode("utf-8")))
 
 

@@ -72,21 +72,34 @@ def is_sent(app: App, issue: Issue) -> bool:
     return record is not None and record.frozen
 
 
-def sent_segment(app: App, issue: Issue) -> RenderedSegment | None:
-    """What the readers of every section were sent of a sent issue, as stored when its
-    sending began; None when nobody had that segment (so nothing of it was stored)."""
-    everything = Preferences()
+def sent_segment(app: App, issue: Issue, preferences: Preferences | None = None
+                 ) -> RenderedSegment | None:
+    """What the readers of a segment (default: every section) were sent of a sent issue,
+    as stored when its sending began; None when nobody had that segment (so nothing of
+    it was stored)."""
+    chosen = preferences or Preferences()
     with app.engine.connect() as conn:
-        stored = box.load_renders(conn, issue.id).get(everything.key())
+        stored = box.load_renders(conn, issue.id).get(chosen.key())
     if stored is None:
         return None
     subject, html, text = stored
-    magazine, agenda = select_for(issue, everything)
+    magazine, agenda = select_for(issue, chosen)
     preheader = segment_texts(issue, magazine, agenda, app.settings.list_name).preheader
-    counts = segment_counts(issue, everything)
-    return RenderedSegment(segment_key=everything.key(), subject=subject, preheader=preheader,
+    counts = segment_counts(issue, chosen)
+    return RenderedSegment(segment_key=chosen.key(), subject=subject, preheader=preheader,
                            html=html, text=text, item_count=counts.item_count,
                            new_count=counts.new_count)
+
+
+def sent_preview_note(stored: bool, readers: str = "alle onderdelen") -> str:
+    """What the preview of an issue whose sending began shows, in the editors' Dutch;
+    `readers` names the segment ('alle onderdelen', 'dit segment')."""
+    if stored:
+        return ("Dit nummer is al verstuurd: dit is het opgeslagen nummer, precies zoals "
+                f"lezers van {readers} het kregen (niet opnieuw samengesteld).")
+    return (f"Dit nummer is al verstuurd, maar niemand kreeg {readers}: dit is het "
+            "opgeslagen nummer (dezelfde artikelen en activiteiten), opgemaakt zoals de "
+            "inhoud nu is.")
 
 
 def write_preview(preview: Preview, folder: Path) -> dict[str, Path]:

@@ -34,18 +34,23 @@ form { padding: 10px 20px; background: #f3f4f6; }
 .panes iframe { width: 100%; height: 80vh; border: 0; border-right: 1px solid #d1d5db; }
 .findings { padding: 10px 20px; }
 .error { color: #9b1c1c; } .warning { color: #7c4a03; }
+.note { padding: 10px 20px; margin: 0; background: #fef3c7; }
 .problem { padding: 20px; color: #9b1c1c; white-space: pre-wrap; }
 """
 
 
 def preview_page(version: int, segments: list[tuple[str, str]], current: str,
-                 issue: Issue | None, findings: list[Finding], problem: str = "") -> str:
-    """The whole page as HTML (Dutch: editors read it)."""
+                 issue: Issue | None, findings: list[Finding], problem: str = "",
+                 note: str = "") -> str:
+    """The whole page as HTML (Dutch: editors read it); `note` says what is shown (a sent
+    issue as stored)."""
     query = urlencode({"segment": current})
     title = (f"{escape(issue.subject)}" if issue else "Voorbeeld")
     head = (f"<header><h1>{title}</h1><p>Voorbeeldregel: {escape(issue.preheader)} · nr. "
             f"{issue.number} ({escape(issue.period)})</p></header>" if issue else
             "<header><h1>Voorbeeld</h1></header>")
+    if note:
+        head += f'<p class="note" id="note">{escape(note)}</p>'
     options = "".join(
         f'<option value="{escape(key)}"{" selected" if key == current else ""}>'
         f"{escape(label)}</option>" for key, label in segments)

@@ -24,8 +24,8 @@ from werkzeug.wrappers import Request, Response
 from mailer.app import App
 from mailer.compose import compose_issue, issue_moment
 from mailer.errors import MailerError
-from mailer.models import SECTIONS, Preferences
-from mailer.preview import build_preview
+from mailer.models import SECTIONS, Issue, Preferences
+from mailer.preview import Preview, build_preview, is_sent, sent_preview_note, sent_segment
 from mailer.render.lint import Finding
 from mailer.review import ReviewOptions, review
 from mailer.sync import sync_source
@@ -184,7 +184,8 @@ class PreviewServer:
         return Response(json.dumps({"version": self.version}), mimetype="application/json")
 
     def render(self, request: Request):
-        """(build, issue, preview) for the requested segment, or an error Response."""
+        """(build, (issue, preview, note)) for the requested segment, or (build, an error
+        Response)."""
         build = self._build
         keys = dict(segments(build.app))
         key = request.args.get("segment") or Preferences().key()
@@ -199,7 +200,7 @@ class PreviewServer:
             if issue is None:
                 return build, Response("Er is niets nieuws: voor deze datum is er geen nummer.",
                                        404)
-            return build, (issue, build_preview(build.app, issue, Preferences.from_key(key)))
+            return build, preview_of(build.app, issue, Preferences.from_key(key))
         except Exception as exc:  # noqa: BLE001 - a template error belongs on the page
             log.exception("preview render failed")
             return build, Response(f"{type(exc).__name__}: {exc}", 500)
@@ -225,10 +226,20 @@ class PreviewServer:
             body = preview_page(build.version, segments(build.app), key, None, [],
                                 result.get_data(as_text=True))
             return Response(body, result.status_code, mimetype="text/html")
-        issue, preview = result
+        issue, preview, note = result
         findings = [*build.notes, *review(build.app, issue, preview, ReviewOptions(spam=False))]
         # The header shows what this segment's readers see in their inbox.
         shown = replace(issue, subject=preview.segment.subject,
                         preheader=preview.segment.preheader)
-        return Response(preview_page(build.version, segments(build.app), key, shown, findings),
-                        mimetype="text/html")
+        return Response(preview_page(build.version, segments(build.app), key, shown, findings,
+                                     note=note), mimetype="text/html")
+
+
+def preview_of(app: App, issue: Issue, preferences: Preferences) -> tuple[Issue, Preview, str]:
+    """(issue, preview, note) for one segment: as `mailer preview` shows it, a sent issue
+    as its readers got it (stored) and said so in the note; a draft rendered now, no note."""
+    if not is_sent(app, issue):
+        return issue, build_preview(app, issue, preferences), ""
+    stored = sent_segment(app, issue, preferences)
+    return (issue, build_preview(app, issue, preferences, segment=stored),
+            sent_preview_note(stored is not None, "dit segment"))

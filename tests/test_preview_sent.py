@@ -75,3 +75,20 @@ def test_a_sent_issue_nobody_got_whole_is_said_to_be_laid_out_again(setup):
     output = preview(env)
     assert f"{SENT_NOTE}, maar niemand kreeg alle onderdelen" in output
     assert issue.magazine[0].item.title in html.read_text()
+
+
+def test_the_diff_of_a_sent_week_is_of_the_stored_rendering(setup):
+    """`--diff` compares what was sent, not a new layout of the content as edited since."""
+    from mailer.sending import send_test
+
+    app, env, _ = setup
+    issue = store_issue(app, app.clock.now())
+    send_test(app, issue, ["redactie@example.org"])
+    assert send_issue(app, store_issue(app, app.clock.now())).finished
+    retitle(app, issue.magazine[0].item, "Een veel langere kop van na het versturen " * 5)
+    result = CliRunner().invoke(main, ["--config", str(REPO / "mailer.toml"), "preview",
+                                       "--diff"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Het verschil gaat over het opgeslagen nummer" in result.output
+    since_proof = result.output[result.output.index("Since the last proof"):].splitlines()
+    assert since_proof[1] == "  no changes", result.output

@@ -157,3 +157,42 @@ def test_a_content_file_with_a_mistake_is_named_on_the_page(server):
     wait_for(lambda: version(server) > start, "a version bump after the faulty edit")
     page = requests.get(server.url, timeout=30).text
     assert article.name in page and "missing required field &#x27;url&#x27;" in page
+
+
+def test_a_sent_week_is_served_as_stored_and_says_so(tmp_path, sqlite_url, clock):
+    """As plain `mailer preview`: a segment its readers got is the stored rendering, not
+    laid out again from the content as edited since; one nobody got says it is."""
+    from mailer.cli.demo import add_sample_subscribers
+    from mailer.compose import issue_moment
+    from mailer.sending import send_issue, store_issue
+    from mailer.store import outbox as box
+    from mailer.sync import sync_source
+
+    content, templates = editable_sources(tmp_path)
+    settings = with_overrides(make_settings(tmp_path, sqlite_url), content_dir=content,
+                              templates_dir=templates)
+    app = App(settings, clock)
+    for name, source in app.sources():
+        assert sync_source(app.engine, name, source, app.clock).ok
+    add_sample_subscribers(app)
+    issue = store_issue(app, issue_moment(settings, clock, None))
+    assert send_issue(app, issue).finished
+    with app.engine.connect() as conn:
+        stored = box.load_renders(conn, issue.id)
+    nobody = next(key for key, _ in segments(app) if key not in stored)
+    article = next((content / "magazine").glob("*apeldoorn*.md"))
+    article.write_text(article.read_text().replace("Samenwerking in de keten",
+                                                   "Een kop van na het versturen"))
+    app.engine.dispose()
+    srv = PreviewServer(lambda: App(settings, clock), None, tmp_path / "mailer.toml")
+    srv.start()
+    try:
+        mail = requests.get(srv.url + "mail", timeout=30).text
+        assert "Samenwerking in de keten" in mail
+        assert "Een kop van na het versturen" not in mail
+        page = requests.get(srv.url, timeout=30).text
+        assert "Dit nummer is al verstuurd: dit is het opgeslagen nummer" in page
+        other = requests.get(srv.url, params={"segment": nobody}, timeout=30).text
+        assert "Dit nummer is al verstuurd, maar niemand kreeg dit segment" in other
+    finally:
+        srv.stop()

@@ -16,7 +16,13 @@ from mailer.app import App
 from mailer.cli import CliState, main, pass_state, preview_tools
 from mailer.compose import compose_issue, issue_moment
 from mailer.models import Issue, IssueStatus, OutboxStatus, SubscriberStatus
-from mailer.preview import build_preview, is_sent, sent_segment, write_preview
+from mailer.preview import (
+    build_preview,
+    is_sent,
+    sent_preview_note,
+    sent_segment,
+    write_preview,
+)
 from mailer.render.lint import Finding, has_errors
 from mailer.review import ReviewOptions, review
 from mailer.sending import (
@@ -105,20 +111,10 @@ def preview(state: CliState, on: datetime | None, out: Path | None, open_browser
     if screenshot:
         preview_tools.echo_screenshots(app, result.html, folder)
     if show_diff:
-        preview_tools.echo_diff(app, issue)
+        preview_tools.echo_diff(app, issue, stored)
     echo_findings(review(app, issue, result))
     if open_browser:
         webbrowser.open(paths["html"].resolve().as_uri())
-
-
-def sent_preview_note(stored: bool) -> str:
-    """What the preview of an issue whose sending began shows, in the editors' Dutch."""
-    if stored:
-        return ("Dit nummer is al verstuurd: dit is het opgeslagen nummer, precies zoals "
-                "lezers van alle onderdelen het kregen (niet opnieuw samengesteld).")
-    return ("Dit nummer is al verstuurd, maar niemand kreeg alle onderdelen: dit is het "
-            "opgeslagen nummer (dezelfde artikelen en activiteiten), opgemaakt zoals de "
-            "inhoud nu is.")
 
 
 @main.command()

@@ -14,6 +14,7 @@ from mailer.cli import CliState
 from mailer.issue_diff import diff_issue, format_diff
 from mailer.models import Issue
 from mailer.render.lint import Finding
+from mailer.render.newsletter import RenderedSegment
 
 
 def serve_preview(state: CliState, on: date | None, port: int, open_browser: bool) -> None:
@@ -47,9 +48,12 @@ def echo_screenshots(app: App, html: str, folder: Path) -> None:
         click.echo(f"  {name:9} {path}")
 
 
-def echo_diff(app: App, issue: Issue) -> None:
-    """Print what changed since the last sent issue and the last proof."""
-    diffs, notes = diff_issue(app, issue)
+def echo_diff(app: App, issue: Issue, sent: RenderedSegment | None = None) -> None:
+    """Print what changed since the last sent issue and the last proof; of a sent issue,
+    its stored rendering (`sent`) is compared."""
+    if sent is not None:
+        click.echo("Het verschil gaat over het opgeslagen nummer, zoals het is verstuurd.")
+    diffs, notes = diff_issue(app, issue, sent)
     for diff in diffs:
         for line in format_diff(diff):
             click.echo(line)
