@@ -76,10 +76,14 @@ class App:
 
     @cached_property
     def subscriber_mail(self) -> SubscriberMail:
-        """Confirmation, already-subscribed and goodbye mails, rendered once per process."""
+        """Confirmation, already-subscribed and goodbye mails, rendered once per process;
+        a confirmation the provider accepts is recorded in the consent ledger."""
+        from mailer.confirmations import record_sent
         from mailer.subscriber_mail import SubscriberMail
 
-        return SubscriberMail(self.settings, self.links, self.provider, self.message_domain)
+        return SubscriberMail(self.settings, self.links, self.provider, self.message_domain,
+                              lambda job, status: record_sent(self.engine, self.clock.now(),
+                                                              job, status))
 
     def make_provider(self, name: str) -> Provider:
         """Build the provider a name asks for, with its settings."""

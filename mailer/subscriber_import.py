@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from mailer.addresses import normalize_email
-from mailer.models import SECTIONS, Preferences, SubscriberStatus
+from mailer.models import SECTIONS, Preferences, Subscriber, SubscriberStatus
 from mailer.store import subscribers as subs
 from mailer.subscriber_mail import MailJob
 
@@ -96,13 +97,17 @@ def _split(value: str | None) -> set[str]:
 
 @dataclass
 class ImportReport:
-    """What an import did; `mails` are the confirmations to send (pending imports)."""
+    """What an import did; `mails` are the confirmations to send (pending imports), `again`
+    how many of them go to addresses already pending, `limited` the addresses due one
+    that their mail limit held back."""
 
     added: int = 0
     merged: int = 0
     existing: int = 0
     refused: list[Rejected] = field(default_factory=list)
     mails: list[MailJob] = field(default_factory=list)
+    again: int = 0
+    limited: list[str] = field(default_factory=list)
 
 
 def merge_duplicates(rows: list[CsvRow]) -> tuple[list[CsvRow], int]:
@@ -121,14 +126,21 @@ def merge_duplicates(rows: list[CsvRow]) -> tuple[list[CsvRow], int]:
     return list(merged.values()), len(rows) - len(merged)
 
 
+MailFor = Callable[[Connection, Subscriber], MailJob | None]
+MailAgain = Callable[[Connection, Subscriber], bool]
+
+
 def import_rows(conn: Connection, rows: list[CsvRow], *, confirmed: bool,
                 context: subs.ConsentContext, note: str | None, now: datetime,
-                mail_for=None) -> ImportReport:
+                mail_for: MailFor | None = None,
+                mail_again: MailAgain | None = None) -> ImportReport:
     """Add rows as active (consent recorded with a note) or pending subscribers.
 
     Duplicates in the file are merged; addresses already present are left as they are;
     suppressed (erased, bounced, complained) addresses are refused, never re-added.
-    `mail_for(conn, subscriber)` makes the confirmation MailJob for a pending row.
+    `mail_for(conn, subscriber)` makes the confirmation MailJob for a pending row (None
+    over the address's mail limit); `mail_again(conn, subscriber)` says whether a known
+    pending one is due its confirmation again (the earlier mail failed or has expired).
     """
     unique, duplicates = merge_duplicates(rows)
     report = ImportReport(merged=duplicates)
@@ -139,8 +151,10 @@ def import_rows(conn: Connection, rows: list[CsvRow], *, confirmed: bool,
             report.refused.append(Rejected(row.line, "status pending: never confirmed, not "
                                                      "imported as active (import it without "
                                                      "--confirmed to send a confirmation mail)"))
-        elif subs.find_by_email(conn, row.email):
+        elif known := subs.find_by_email(conn, row.email):
             report.existing += 1
+            if not confirmed and mail_for and mail_again and mail_again(conn, known):
+                report.again += _confirmation(conn, known, mail_for, report)
         elif subs.is_suppressed(conn, row.email):
             report.refused.append(Rejected(row.line, "address is suppressed (erased, bounced "
                                                      "or complained); not re-added"))
@@ -150,9 +164,21 @@ def import_rows(conn: Connection, rows: list[CsvRow], *, confirmed: bool,
                 status=status, source=context.source, now=now,
                 consent_text_version=context.consent_text_version, note=note)
             report.added += 1
-            if not confirmed and mail_for and (job := mail_for(conn, sub)):
-                report.mails.append(job)
+            if not confirmed and mail_for:
+                _confirmation(conn, sub, mail_for, report)
     return report
+
+
+def _confirmation(conn: Connection, sub: Subscriber, mail_for: MailFor,
+                  report: ImportReport) -> int:
+    """Add a pending subscriber's confirmation to the report's mails (or to `limited`);
+    returns 1 if a mail is due to go out, else 0."""
+    job = mail_for(conn, sub)
+    if job is None:
+        report.limited.append(sub.email)
+        return 0
+    report.mails.append(job)
+    return 1
 
 
 def import_confirmed(conn: Connection, rows: list[CsvRow], *, source: str, note: str,

@@ -8,6 +8,7 @@ a one-recipient Batch through the configured provider (issue id 0: not an issue)
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -52,8 +53,10 @@ class RenderedMail:
 class SubscriberMail:
     """Renders (once per kind) and sends subscriber mails."""
 
-    def __init__(self, settings: Settings, links: Links, provider: Provider, domain: str):
+    def __init__(self, settings: Settings, links: Links, provider: Provider, domain: str,
+                 on_sent: Callable[[MailJob, RecipientStatus], None] | None = None):
         self.settings = settings
+        self.on_sent = on_sent  # told every provider answer, e.g. to record it in the ledger
         self.links = links
         self.provider = provider
         self.domain = domain
@@ -109,4 +112,7 @@ class SubscriberMail:
 
     def send(self, job: MailJob) -> RecipientStatus:
         """Send one job through the provider; returns the provider's answer."""
-        return self.provider.send_batch(self.batch(job))[0]
+        status = self.provider.send_batch(self.batch(job))[0]
+        if self.on_sent is not None:
+            self.on_sent(job, status)
+        return status

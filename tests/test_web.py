@@ -120,7 +120,8 @@ def test_double_opt_in_through_the_web(client, web, mailer):
     with mailer.engine.connect() as conn:
         events = conn.execute(select(consent_events.c.event, consent_events.c.source,
                                      consent_events.c.ip)).all()
-    assert [e.event for e in events] == ["subscribe", "confirm"]
+    # The ledger proves the double opt-in: asked, confirmation mail accepted, confirmed.
+    assert [e.event for e in events] == ["subscribe", "confirmation_sent", "confirm"]
     assert events[0].source == "web:http://localhost/aanmelden"
     assert events[0].ip == "127.0.0.0"  # truncated by default
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -13,11 +14,13 @@ from sqlalchemy import select
 from mailer.addresses import InvalidAddress, normalize_email
 from mailer.app import App
 from mailer.cli import CliState, main, pass_state
+from mailer.clock import local
+from mailer.confirmations import link_valid_until, needs_mail_again, send_all
 from mailer.models import SECTIONS, Preferences, SubscriberStatus
 from mailer.store import privacy, subscription_requests
 from mailer.store import subscribers as subs
 from mailer.store.tables import subscribers as subscribers_table
-from mailer.subscriber_import import CsvRow, import_rows, parse_csv
+from mailer.subscriber_import import CsvRow, ImportReport, import_rows, parse_csv
 from mailer.subscriptions import consent_context, forget, mail_job, purge_pending
 
 EXPORT_FIELDS = ["email", "name", "status", "sections", "themes", "source", "created_at",
@@ -42,10 +45,25 @@ def _consent_options(confirmed: bool, note: str | None) -> None:
                                "was given (it goes into the consent ledger)")
 
 
-def _send_mails(app: App, jobs) -> None:
-    for job in jobs:
-        status = app.subscriber_mail.send(job)
-        click.echo(f"  confirmation mail to {job.email}: {status.outcome.value}")
+def _send_mails(app: App, report: ImportReport, command: str) -> None:
+    """Send the report's confirmation mails; name every pending address that got none
+    and how to send it (exit 1): nothing is lost, as running the command again sends it."""
+    run = send_all(app.engine, app.subscriber_mail, report.mails)
+    for address in run.sent:
+        click.echo(f"  confirmation mail to {address}: sent")
+    s = app.settings
+    unsent = run.unsent + [(address, f"mail limit reached ({s.confirm_limit_per_address} per "
+                                     f"{s.rate_limit_window_minutes} minutes)")
+                           for address in report.limited]
+    if not unsent:
+        return
+    click.echo(f"No confirmation mail went to {len(unsent)} pending address(es); they stay "
+               "pending:", err=True)
+    for address, why in unsent:
+        click.echo(f"  {address}: {why}", err=True)
+    raise click.ClickException(f"{len(unsent)} confirmation mail(s) not sent: run the same "
+                               f"command again (`{command}`) once the provider works or the "
+                               "limit allows; it sends them and nothing else twice")
 
 
 @subscribers.command("add")
@@ -68,15 +86,44 @@ def add(state: CliState, email: str, name: str, sections: str, themes: str, conf
     with app.engine.begin() as conn:
         report = import_rows(conn, [CsvRow(0, address, name, prefs)], confirmed=confirmed,
                              context=context, note=consent_note, now=app.clock.now(),
-                             mail_for=lambda c, s: mail_job(app, c, "confirm", s))
+                             **_confirmations(app))
     if report.refused:
         raise click.ClickException(f"{address} is suppressed (erased, bounced or complained); "
                                    "not added")
+    if report.existing and not (report.mails or report.limited):
+        raise click.ClickException(_already_there(app, address))
     if report.existing:
-        raise click.ClickException(f"{address} is already a subscriber; see "
-                                   f"`mailer subscribers show {address}`")
-    click.echo(f"Added {address} as {'active' if confirmed else 'pending'}.")
-    _send_mails(app, report.mails)
+        click.echo(f"{address} is pending; sending its confirmation mail again.")
+    else:
+        click.echo(f"Added {address} as {'active' if confirmed else 'pending'}.")
+    _send_mails(app, report, f"mailer subscribers add {address}")
+
+
+def _confirmations(app: App) -> dict:
+    """import_rows' arguments for confirmation mails: one per new pending subscriber, and
+    one again for a known pending one whose earlier mail failed or whose link expired."""
+    def mail_again(conn, sub) -> bool:
+        return needs_mail_again(conn, sub, app.clock.now(), app.settings.confirm_max_age_days)
+
+    return {"mail_for": lambda conn, sub: mail_job(app, conn, "confirm", sub),
+            "mail_again": mail_again}
+
+
+def _already_there(app: App, address: str) -> str:
+    """Why `add` adds nobody: the address is active, or pending with a working link."""
+    message = f"{address} is already a subscriber"
+    with app.engine.connect() as conn:
+        sub = subs.find_by_email(conn, address)
+        until = link_valid_until(conn, sub, app.settings.confirm_max_age_days)
+    if sub.status is SubscriberStatus.PENDING and until is not None:
+        sent = until - timedelta(days=app.settings.confirm_max_age_days)
+        message += (f" (pending: its confirmation mail went out on {_stamp(sent)}; its link "
+                    f"works until {_stamp(until)}, then adding it again sends a new one)")
+    return f"{message}; see `mailer subscribers show {address}`"
+
+
+def _stamp(moment) -> str:
+    return local(moment).strftime("%Y-%m-%d %H:%M")
 
 
 def _preferences(app: App, sections: str, themes: str) -> Preferences:
@@ -104,15 +151,17 @@ def import_(state: CliState, path: Path, confirmed: bool, consent_note: str | No
     context = consent_context(app.settings, f"import:{path.name}")
     with app.engine.begin() as conn:
         report = import_rows(conn, rows, confirmed=confirmed, context=context,
-                             note=consent_note, now=app.clock.now(),
-                             mail_for=lambda c, s: mail_job(app, c, "confirm", s))
+                             note=consent_note, now=app.clock.now(), **_confirmations(app))
     for problem in sorted(rejected + report.refused, key=lambda r: r.line):
         click.echo(f"{path.name} line {problem.line}: {problem.reason}", err=True)
     click.echo(f"Imported {path.name}: {report.added} added "
                f"({'active' if confirmed else 'pending'}), {report.merged} duplicate row(s) "
                f"merged, {report.existing} already present, "
                f"{len(rejected) + len(report.refused)} rejected.")
-    _send_mails(app, report.mails)
+    if report.again:
+        click.echo(f"{report.again} pending address(es) get their confirmation mail again "
+                   "(the earlier one failed or its link expired).")
+    _send_mails(app, report, f"mailer subscribers import {path}")
     if rejected or report.refused:
         sys.exit(2)
 

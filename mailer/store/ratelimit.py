@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from mailer.store.tables import rate_limit_hits
 
@@ -34,3 +34,8 @@ def allow(conn: Connection, key: str, limit: int, window: timedelta, now: dateti
     return conn.execute(
         insert(rate_limit_hits).values(key=key, occurred_at=now)
     ).inserted_primary_key[0]
+
+
+def release(conn: Connection, hit_ids: list[int]) -> None:
+    """Take hits back (a mail counted but never sent): the limit counts mails, not tries."""
+    conn.execute(delete(rate_limit_hits).where(rate_limit_hits.c.id.in_(hit_ids)))

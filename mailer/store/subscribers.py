@@ -135,6 +135,13 @@ def record_consent(
     ))
 
 
+def last_event_at(conn: Connection, subscriber_id: int, event: str) -> datetime | None:
+    """When a subscriber's ledger last recorded an event of a kind, if ever."""
+    return conn.execute(select(func.max(consent_events.c.occurred_at)).where(
+        consent_events.c.subscriber_id == subscriber_id,
+        consent_events.c.event == event)).scalar()
+
+
 @dataclass(frozen=True)
 class LinkOutcome:
     """What an unsubscribe link did to its subscriber's row: whether this call unsubscribed
