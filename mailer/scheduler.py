@@ -20,6 +20,7 @@ from mailer.app import App, default_worker_id
 from mailer.clock import SystemClock
 from mailer.compose import period_of
 from mailer.dutch import long_date
+from mailer.job_notes import failure_news
 from mailer.jobs import JobSpec, build_scheduler, fire_count, latest_fire
 from mailer.liveness import owner_is_dead
 from mailer.notify import notify_editors
@@ -98,7 +99,7 @@ class JobRunner:
             return TASK_FUNCTIONS[spec.task](ctx)
         except TaskFailed as exc:  # a failure the task explains itself: no code locations
             log.exception("job %s failed for %s", spec.id, fire_time.isoformat())
-            return TaskResult(RunStatus.FAILED, str(exc), note=exc.note)
+            return TaskResult(RunStatus.FAILED, str(exc), note=exc.note, failures=exc.failures)
         except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
             log.exception("job %s failed for %s", spec.id, fire_time.isoformat())
             return TaskResult(RunStatus.FAILED, failure_summary(exc))
@@ -124,15 +125,12 @@ class JobRunner:
             # open, so a restart within the grace period tries it again.
             covered = fire_time if result.status in FINAL else fire_time - timedelta(microseconds=1)
             job_store.advance_coverage(conn, spec.id, covered, now, result.status)
+            news = failure_news(spec, fire_time, result, before,
+                                job_store.reported_failures(conn, spec.id))
+            job_store.set_reported_failures(conn, spec.id, news.known)
         log.info("job %s: %s: %s", spec.id, result.status, result.detail)
-        if result.status is RunStatus.FAILED and before is not RunStatus.FAILED:
-            # One mail when a job starts failing, not one per hour while it keeps failing.
-            notify_editors(self.app, f"Planner: taak {spec.id} is mislukt", [
-                f"De taak {spec.id} ({spec.task}) van {moment_text(fire_time)} is mislukt.",
-                *(result.note or [f"Foutmelding: {result.detail}"]),
-                "Zolang de fout blijft, krijg je hier geen nieuwe mail over; kijk in het log "
-                "van de planner voor details.",
-            ])
+        if news.note is not None:
+            notify_editors(self.app, news.note.subject, news.note.lines)
 
     def fire(self, spec: JobSpec) -> None:
         """APScheduler's entry point: run the job for its latest fire time up to now."""

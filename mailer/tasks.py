@@ -52,15 +52,24 @@ class TaskResult:
     detail: str
     issue_id: int | None = None
     note: tuple[str, ...] = ()
+    # What failed, as stable keys (e.g. broken sources' names), so a repeat of the same
+    # failure is told apart from a new one; empty means the detail itself is the key.
+    failures: tuple[str, ...] = ()
+
+    def failure_keys(self) -> list[str]:
+        """The keys of what failed in this run, sorted."""
+        return sorted(set(self.failures)) if self.failures else [self.detail]
 
 
 class TaskFailed(Exception):
     """A task could not do its work; the message says why (the run is recorded failed),
     `note` the same for the editors, in Dutch."""
 
-    def __init__(self, message: str, note: tuple[str, ...] = ()):
+    def __init__(self, message: str, note: tuple[str, ...] = (),
+                 failures: tuple[str, ...] = ()):
         super().__init__(message)
         self.note = note
+        self.failures = failures
 
 
 def moment_text(moment: datetime) -> str:
@@ -234,7 +243,8 @@ def run_sync(ctx: TaskContext) -> TaskResult:
     failed = [r for r in reports if not r.ok]
     if failed:
         raise TaskFailed("source(s) failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed),
-                         note=failed_sources_note(failed))
+                         note=failed_sources_note(failed),
+                         failures=tuple(r.name for r in failed))
     return TaskResult(RunStatus.DONE, ", ".join(
         f"{r.name}: new {r.new}, updated {r.updated}, deleted {r.deleted}" for r in reports))
 

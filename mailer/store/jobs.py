@@ -172,6 +172,18 @@ def last_status(conn: Connection, job_id: str) -> RunStatus | None:
     return RunStatus(value) if value else None
 
 
+def reported_failures(conn: Connection, job_id: str) -> list[str] | None:
+    """What the editors were told is failing in a job since it last worked; None if none."""
+    return conn.execute(
+        select(job_state.c.failures).where(job_state.c.job_id == job_id)).scalar()
+
+
+def set_reported_failures(conn: Connection, job_id: str, failures: list[str] | None) -> None:
+    """Remember what the editors now know is failing (None: the job works again)."""
+    conn.execute(update(job_state).where(job_state.c.job_id == job_id)
+                 .values(failures=failures))
+
+
 def advance_coverage(conn: Connection, job_id: str, until: datetime, now: datetime,
                      status: RunStatus | None = None) -> None:
     """Move a job's coverage forward to `until` (never back) and note the last outcome."""

@@ -353,6 +353,9 @@ job_state = Table(
     _utc("covered_until", nullable=False),
     Column("last_status", String(20)),
     _utc("updated_at", nullable=False),
+    # What the editors were told is failing since the job last worked (TaskResult.failures
+    # keys); None while it works. A run failing for something not in it is news to them.
+    Column("failures", JSON),
 )
 
 # One row per scheduler process: proof of life for operators and `mailer jobs list`.
