@@ -85,24 +85,41 @@ def news_in(issue: Issue, items: Iterable[StoredItem]) -> list[StoredItem]:
 
 def _with_texts(issue: Issue, settings: Settings) -> Issue:
     """Fill subject, preheader and intro: the editor's file wins over derived text."""
-    editorial = read_editorial(settings.path(settings.content_dir), issue.issue_date)
+    content_dir = settings.path(settings.content_dir)
+    editorial = read_editorial(content_dir, issue.issue_date)
     subject = editorial.get("subject") or derive_subject(issue, settings.list_name)
     preheader = editorial.get("preheader") or derive_preheader(issue)
     for name, value in (("subject", subject), ("preheader", preheader)):
-        if "\r" in value or "\n" in value:
-            raise ComposeError(f"{name} contains a line break, which would corrupt mail headers")
-        # YAML escapes let an editor write any character; U+2028 or NEL break the header as
-        # a newline does, and a control character stops the MJML compiler.
-        if bad := next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")),
-                       None):
-            raise ComposeError(f"{name} contains the invisible character U+{ord(bad):04X} "
-                               "(a line break or control character); remove it")
+        if problem := header_problem(value):
+            # Editors read this: say in Dutch which file and field to fix.
+            where = (f"{editorial_path(content_dir, issue.issue_date)}: het veld {name}"
+                     if editorial.get(name) else f"het uit de inhoud afgeleide veld {name} "
+                                                 f"({value!r})")
+            raise ComposeError(f"{where} {problem}")
     return replace(issue, subject=subject, preheader=preheader, intro=editorial.get("intro"))
+
+
+def header_problem(value: str) -> str | None:
+    """Why a text cannot be a mail header (Dutch, for editors), or None when it can."""
+    if "\r" in value or "\n" in value:
+        return ("bevat een regeleinde; zet de tekst op één regel (een regeleinde maakt de "
+                "kopregels van de mail kapot)")
+    # YAML escapes let an editor write any character; U+2028 or NEL break the header as
+    # a newline does, and a control character stops the MJML compiler.
+    if bad := next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None):
+        return (f"bevat het onzichtbare teken U+{ord(bad):04X} (een regeleinde of "
+                "stuurteken); haal het weg")
+    return None
+
+
+def editorial_path(content_dir: Path, issue_date: date) -> Path:
+    """Where the editors' file for an issue date lives: `content/issues/YYYY-MM-DD.md`."""
+    return content_dir / "issues" / f"{issue_date.isoformat()}.md"
 
 
 def read_editorial(content_dir: Path, issue_date: date) -> dict[str, str]:
     """The optional `content/issues/YYYY-MM-DD.md`: intro text and subject/preheader overrides."""
-    path = content_dir / "issues" / f"{issue_date.isoformat()}.md"
+    path = editorial_path(content_dir, issue_date)
     if not path.is_file():
         return {}
     try:

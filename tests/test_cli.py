@@ -178,3 +178,17 @@ def test_lint_exits_1_on_errors(env, tmp_path):
     result = invoke(["lint"], env)
     assert result.exit_code == 1
     assert "ERROR   unsubscribe: no unsubscribe link in the HTML part" in result.output
+
+
+def test_preview_names_the_editorial_file_and_field_with_a_line_break(env, tmp_path):
+    content = tmp_path / "content"
+    (content / "issues").mkdir(parents=True)
+    for sub in ("magazine", "events"):
+        (content / sub).symlink_to(REPO / "content" / sub)
+    (content / "issues" / "2026-12-03.md").write_text('---\nsubject: "a\\r\\nb"\n---\n')
+    env = {**env, "MAILER_CONTENT_DIR": str(content)}
+    invoke(["init"], env)
+    invoke(["content", "sync"], env)
+    shown = invoke(["preview", "--out", str(tmp_path / "p")], env)
+    assert shown.exit_code == 1
+    assert "2026-12-03.md: het veld subject bevat een regeleinde" in shown.output

@@ -115,8 +115,12 @@ def test_editorial_file_overrides_subject_and_rejects_line_breaks(loaded_app, tm
     assert (issue.subject, issue.preheader) == ("Speciale editie", "Alles over de keten")
     (content / "issues" / "2026-12-03.md").write_text(
         '---\nsubject: "Speciaal\\r\\nBcc: iedereen@example.org"\n---\n')
-    with pytest.raises(ComposeError, match="subject contains a line break"):
+    with pytest.raises(ComposeError) as refused:
         compose(loaded_app, date(2026, 12, 3))
+    # Editors read this: Dutch, naming the file and the field to fix.
+    assert str(refused.value) == (
+        f"{content / 'issues' / '2026-12-03.md'}: het veld subject bevat een regeleinde; "
+        "zet de tekst op één regel (een regeleinde maakt de kopregels van de mail kapot)")
 
 
 def test_period_is_the_amsterdam_iso_week(app):
@@ -141,7 +145,8 @@ def test_editorial_subject_with_other_line_breaks_or_control_characters_is_refus
     from mailer.settings import with_overrides
 
     loaded_app.settings = with_overrides(loaded_app.settings, content_dir=content)
-    with pytest.raises(ComposeError, match=f"subject contains the invisible character U\\+{code}"):
+    with pytest.raises(ComposeError, match=f"2026-12-03.md: het veld subject bevat het "
+                                           f"onzichtbare teken U\\+{code}"):
         compose(loaded_app, date(2026, 12, 3))
 
 
