@@ -19,6 +19,8 @@ def normalize_email(address: str) -> str:
 
     A non-ASCII local part (jörg@...) is refused: it needs SMTPUTF8 at every hop, which our
     mails do not use, so the address would be stored and never reached."""
+    if not address.strip():
+        raise InvalidAddress("The email address is empty.")
     try:
         result = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as exc:

@@ -76,6 +76,8 @@ NOT_IMPORTED = {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED,
 
 
 def _row(line: int, record: dict[str, str | None], themes: set[str]) -> CsvRow:
+    if not (record.get("email") or "").strip():
+        raise ValueError("the email column is empty")
     email = normalize_email(record.get("email") or "")
     if (status := (record.get("status") or "").strip().lower()) in NOT_IMPORTED:
         raise ValueError(f"status {status}: not imported")

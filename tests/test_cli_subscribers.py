@@ -256,3 +256,15 @@ def test_serve_refuses_a_database_without_schema_like_the_worker_does(env, tmp_p
     assert result.returncode == 1, result.stderr
     assert "database schema is not up to date" in result.stderr
     assert "run `mailer init` first" in result.stderr
+
+
+def test_an_empty_email_cell_is_reported_as_empty(env, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("email,name\na@example.org,Anna\n,Bas\n  ,Cor\n", encoding="utf-8")
+    result = invoke(["subscribers", "import", str(path)], env)
+    assert result.exit_code == 2
+    assert "in.csv line 3: the email column is empty" in result.output
+    assert "in.csv line 4: the email column is empty" in result.output
+    assert "@-sign" not in result.output
+    empty = invoke(["subscribers", "add", " "], env)
+    assert empty.exit_code == 2 and "The email address is empty." in empty.output
