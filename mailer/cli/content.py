@@ -16,7 +16,7 @@ from mailer.sync import SourceReport, preview_source, sync_source
 
 @main.group()
 def content() -> None:
-    """Content sources and the item ledger."""
+    """Content sources and the item ledger: sync, list and check."""
 
 
 @content.command()

@@ -173,7 +173,10 @@ def send(state: CliState, on: datetime | None, yes: bool, dry_run: bool,
          test_addresses: tuple[str, ...], enqueue_only: bool, even_without_news: bool) -> None:
     """Compose and send the issue to every active subscriber (resumes a partial send).
 
-    Segments with nothing new for them are skipped unless --even-without-news."""
+    Segments with nothing new for them are skipped unless --even-without-news. Exit 0 when
+    the send is done; exit 1 when it pauses (error budget spent; continue with `mailer
+    issues resume ID`) or cannot start; exit 3 when it ends unfinished because another live
+    process (`mailer send`, `mailer worker`) holds the rest of the rows."""
     refuse_combined_modes(dry_run, test_addresses, enqueue_only, even_without_news)
     app = state.app()
     app.settings.require_secret_key()  # every mode signs links: fail before anything is stored

@@ -23,7 +23,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 @main.group()
 def issues() -> None:
-    """Stored issues: list, status, resume, hold and release."""
+    """Stored issues: list, show, status, resume, retry-failed, hold and release."""
 
 
 def issue_summary(app: App, record: IssueRecord) -> dict:
@@ -130,7 +130,9 @@ def echo_status(s: dict) -> None:
 @click.argument("issue_id", type=int)
 @pass_state
 def resume_issue(state: CliState, issue_id: int) -> None:
-    """Continue a paused, stopped or crashed send where it left off."""
+    """Continue a paused, stopped or crashed send where it left off.
+
+    Exit 1 and 3 as for `mailer send`: paused again, or the rest held by another process."""
     app = state.app()
     record = load_record(app, issue_id)
     if record.status is IssueStatus.SENT:
@@ -146,7 +148,9 @@ def resume_issue(state: CliState, issue_id: int) -> None:
 @click.argument("issue_id", type=int)
 @pass_state
 def retry_failed(state: CliState, issue_id: int) -> None:
-    """Queue an issue's failed rows again (after fixing the cause) and send them."""
+    """Queue an issue's failed rows again (after fixing the cause) and send them.
+
+    Exit 1 and 3 as for `mailer send`: paused again, or the rest held by another process."""
     app = state.app()
     record = load_record(app, issue_id)
     with app.engine.begin() as conn:

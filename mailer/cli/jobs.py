@@ -42,7 +42,7 @@ def require_job_settings(app: App) -> None:
 
 @main.group()
 def scheduler() -> None:
-    """The process that runs the jobs in jobs/*.toml on time."""
+    """The process that runs the jobs in jobs/*.toml on time: run it."""
 
 
 @scheduler.command("run")

@@ -32,7 +32,7 @@ class MailerServer(BaseApplication):
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs",
               type=click.IntRange(1, 64), help="Worker processes.")
 # Two threads per worker: the app is CPU-bound, so a second thread only fills the short

@@ -29,7 +29,7 @@ EXPORT_FIELDS = ["email", "name", "status", "sections", "themes", "source", "cre
 
 @main.group()
 def subscribers() -> None:
-    """Subscribers: add, import, export, list, show, forget, purge."""
+    """Subscribers: add, import, export, list, show, forget, purge, revoke-links."""
 
 
 def _address(email: str) -> str:
@@ -77,7 +77,11 @@ def _send_mails(app: App, report: ImportReport, command: str) -> None:
 @pass_state
 def add(state: CliState, email: str, name: str, sections: str, themes: str, confirmed: bool,
         consent_note: str | None) -> None:
-    """Add one subscriber: pending with a confirmation mail, or --confirmed."""
+    """Add one subscriber: pending with a confirmation mail, or --confirmed.
+
+    Adding a pending address again sends its confirmation mail again if none went out or
+    its link expired. Exit 1 if the address is already a subscriber or the mail was not
+    sent (run the command again to send it)."""
     _consent_options(confirmed, consent_note)
     app = state.app()
     address = _address(email)
@@ -144,7 +148,13 @@ def _preferences(app: App, sections: str, themes: str) -> Preferences:
 @click.option("--consent-note", help="How consent was given; required with --confirmed.")
 @pass_state
 def import_(state: CliState, path: Path, confirmed: bool, consent_note: str | None) -> None:
-    """Import a CSV (email, name, sections, themes, audience); pending rows get a mail."""
+    """Import a CSV (email, name, sections, themes, audience); pending rows get a mail.
+
+    A `status` column (as `subscribers export` writes) is honoured: unsubscribed, bounced
+    and complained lines are not imported, nor pending ones with --confirmed. A pending
+    address already present gets its confirmation mail again if none went out or its link
+    expired. Exit 1 if a confirmation mail was not sent (the addresses are listed; run the
+    same import again to send them), else exit 2 if any line was rejected."""
     _consent_options(confirmed, consent_note)
     app = state.app()
     rows, rejected = parse_csv(path, set(app.settings.themes))
@@ -197,7 +207,7 @@ status_option = click.option("--status", type=click.Choice([s.value for s in Sub
 @subscribers.command("export")
 @status_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
-              show_default=True)
+              show_default=True, help="CSV (importable again) or JSON (with waiting requests).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write to this file (default: standard output).")
 @pass_state
@@ -293,7 +303,9 @@ def forget_(state: CliState, email: str, yes: bool) -> None:
 @subscribers.command("purge")
 @pass_state
 def purge(state: CliState) -> None:
-    """Erase subscribers still pending after `pending_purge_days`."""
+    """Erase subscribers still pending after `pending_purge_days`, and delete subscribe
+    requests that have waited as long for their confirm link (as the daily purge-pending
+    job does)."""
     app = state.app()
     count = purge_pending(app)
     click.echo(f"Purged {count} pending subscriber(s) older than "
