@@ -23,7 +23,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 @main.group()
 def issues() -> None:
-    """Stored issues: list, show, status, resume, retry-failed, hold and release."""
+    """Stored issues: list, show, status, resume, retry-failed, hold and release, and
+    unpublish and republish (take a sent issue off the public archive, put it back)."""
 
 
 def issue_summary(app: App, record: IssueRecord) -> dict:
