@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer.compose import issue_moment
+from mailer.delivery.pacing import RateLimiter
 from mailer.errors import ProviderError
 from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
 from mailer.sending import enqueue, store_issue
@@ -277,7 +278,8 @@ def test_a_claim_taken_over_during_a_segment_sends_none_of_the_rest(loaded_app):
 
 class WaitWatched(threading.Event):
     """A stop event that runs `during_wait` once, in the first wait after it is armed: the
-    moment a sender waits to retry (or for the rate limiter after a 429)."""
+    moment a sender waits to retry (or for the rate limiter after a 429). That wait passes
+    by the test's clock (`during_wait` moves it), so it returns at once, not set."""
 
     def __init__(self, during_wait):
         super().__init__()
@@ -287,20 +289,32 @@ class WaitWatched(threading.Event):
         if self.armed:
             self.armed = False
             self.during_wait()
+            return self.is_set()
         return super().wait(timeout)
+
+
+def limiter_on(clock) -> RateLimiter:
+    """A rate limiter that tells time by the test's clock: a 429's wait passes only when
+    the test moves the clock, however slowly the sender thread runs."""
+    start = clock.now()
+    return RateLimiter(monotonic=lambda: (clock.now() - start).total_seconds())
+
+
+RETRY_AFTER = 30.0  # seconds; far past the lease of the claim, well within a renewed one
 
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_a_retry_wait_that_would_pass_the_lease_renews_it_first(loaded_app, status):
     """A retryable failure just before the lease ends: the sender renews the lease before
-    it waits to try again, so the rows are not stranded while it waits."""
+    it waits to try again, so the rows are not stranded while it waits. The wait (the
+    retry delay, or the limiter's after a 429) passes by the test's clock alone."""
     app, issue = sending_app(loaded_app, batch_size=12)
     one_segment(app, issue.id)
     claimed_at = app.clock.now()
     taken: list[list[int]] = []
 
     def while_waiting():
-        app.clock.instant += timedelta(milliseconds=2)  # past the lease of the claim
+        app.clock.instant += timedelta(seconds=RETRY_AFTER)  # past the lease of the claim
         taken.append(take_over(app, issue))
 
     stop = WaitWatched(while_waiting)
@@ -309,9 +323,11 @@ def test_a_retry_wait_that_would_pass_the_lease_renews_it_first(loaded_app, stat
         if call == 1:
             app.clock.instant = claimed_at + lease_of(app) - timedelta(milliseconds=1)
             stop.armed = True
-            raise ProviderError(f"{status}", retryable=True, status=status, retry_after=0.01)
+            raise ProviderError(f"{status}", retryable=True, status=status,
+                                retry_after=RETRY_AFTER)
 
     dispatcher = app.dispatcher(worker=SLOW)
+    dispatcher.limiter = limiter_on(app.clock)
     provider = dispatcher.provider = Scripted(dispatcher.provider, before)
     report = dispatcher.drain(issue.id, stop)
     assert taken == [[]] and provider.calls == 2
