@@ -259,7 +259,9 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
         _require_news(app, issue, record, even_without_news)
     enqueued = enqueue(app, issue, even_without_news=even_without_news)
     if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)
-        return SendResult(issue, enqueued, DrainReport(), *finish_if_done(app, issue.id))
+        done = finish_if_done(app, issue.id)
+        return SendResult(issue, enqueued, DrainReport(paused=done.paused), done.counts,
+                          done.finished)
     dispatcher = app.dispatcher()
     try:
         dispatcher.resume_stranded(issue.id)
@@ -272,9 +274,11 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
     if report.paused:
         with app.engine.connect() as conn:
             return SendResult(issue, enqueued, report, box.status_counts(conn, issue.id), False)
-    counts, finished = finish_if_done(app, issue.id)
-    elsewhere = {} if finished else leased_elsewhere(app, issue.id, dispatcher.worker)
-    return SendResult(issue, enqueued, report, counts, finished, elsewhere)
+    done = finish_if_done(app, issue.id)
+    report.paused = done.paused
+    elsewhere = {} if done.finished or done.paused else leased_elsewhere(app, issue.id,
+                                                                         dispatcher.worker)
+    return SendResult(issue, enqueued, report, done.counts, done.finished, elsewhere)
 
 
 def leased_elsewhere(app: App, issue_id: int, worker: str) -> dict[str, int]:
@@ -285,16 +289,43 @@ def leased_elsewhere(app: App, issue_id: int, worker: str) -> dict[str, int]:
     return {w: n for w, n in leases.items() if w != worker and not owner_is_dead(w)}
 
 
-def finish_if_done(app: App, issue_id: int) -> tuple[dict[str, int], bool]:
-    """Mark an issue sent when no row is queued or sending; returns (counts, finished).
+@dataclass(frozen=True)
+class Finish:
+    """Where an issue stands once a drain is over: its outbox counts, whether it is now
+    sent, and why it was paused instead (its rows are done, but none was delivered)."""
 
-    An issue paused meanwhile (another worker's error budget ran out) stays paused: the
-    operator has to look at it, also when its last rows are done."""
+    counts: dict[str, int]
+    finished: bool
+    paused: str | None = None
+
+
+def finish_if_done(app: App, issue_id: int) -> Finish:
+    """Mark an issue sent when no row is queued or sending and any was delivered.
+
+    One whose rows are done but all failed reached nobody: it is paused, not sent, as the
+    error budget pauses a large list whose first recipients fail (a small list never
+    fills its window), so the editors see it in `mailer issues status` and the send exits
+    with an error. An issue paused meanwhile (another worker's error budget ran out) stays
+    paused: the operator has to look at it, also when its last rows are done."""
+    now = app.clock.now()
     with app.engine.begin() as conn:
         counts = box.status_counts(conn, issue_id)
         open_rows = counts[OutboxStatus.QUEUED.value] + counts[OutboxStatus.SENDING.value]
-        finished = open_rows == 0 and issue_store.mark_sent(conn, issue_id, app.clock.now())
-    return counts, finished
+        if open_rows:
+            return Finish(counts, False)
+        failed = counts[OutboxStatus.FAILED.value]
+        if failed and not counts[OutboxStatus.SENT.value]:
+            note = nothing_delivered_note(issue_id, failed)
+            paused = issue_store.pause_if_sending(conn, issue_id, now, note)
+            return Finish(counts, False, note if paused else None)
+        return Finish(counts, issue_store.mark_sent(conn, issue_id, now))
+
+
+def nothing_delivered_note(issue_id: int, failed: int) -> str:
+    """Why an issue whose rows all failed was paused, and the way on."""
+    return (f"paused: nothing was delivered, all {failed} row(s) failed (their errors: "
+            f"`mailer issues show {issue_id}`); once the cause is fixed, "
+            f"`mailer issues retry-failed {issue_id}` sends them again")
 
 
 def send_test(app: App, issue: Issue, addresses: list[str],

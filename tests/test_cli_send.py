@@ -86,8 +86,8 @@ def test_send_asks_then_lists_and_shows_as_json(setup):
 
 
 def paused_by_server_errors(emulator, env: dict) -> tuple[dict, str]:
-    """Send while the provider answers 500 until the error budget (10 recipients, one
-    attempt each) pauses the issue; the environment used and the send's output."""
+    """Send while the provider answers 500 until the send pauses (calls failing in a row);
+    the environment used and the send's output."""
     emulator.fail_next("status", count=40, status=500)
     env = {**env, "MAILER_ERROR_BUDGET_WINDOW": "10", "MAILER_BATCH_SIZE": "3",
            "MAILER_CONCURRENCY": "1", "MAILER_MAX_ATTEMPTS": "1"}
@@ -117,13 +117,55 @@ def test_a_send_that_ends_with_failed_rows_says_how_to_send_them_again(setup):
     # A finished send with failed rows said only "sent" and "failed 2": the operator was
     # not told that the rows stay failed until `issues retry-failed`, the one way back.
     app, emulator, env = setup
-    emulator.fail_next("status", count=1000, status=500)
+    emulator.inactive = set(sorted(active_addresses(app))[:2])
     env = {**env, "MAILER_BATCH_SIZE": "4", "MAILER_CONCURRENCY": "1",
-           "MAILER_MAX_ATTEMPTS": "1", "MAILER_ERROR_BUDGET": "1"}
+           "MAILER_ERROR_BUDGET": "1"}
     result = invoke(["send", "--yes"], env)
-    assert "failed 12" in result.output, result.output
-    assert ("12 row(s) failed; once the cause is fixed, `mailer issues retry-failed 1` "
+    assert result.exit_code == 0, result.output
+    assert "): sent\n" in result.output and "sent 10, failed 2" in result.output
+    assert ("2 row(s) failed; once the cause is fixed, `mailer issues retry-failed 1` "
             "sends them again") in result.output
+
+
+def active_addresses(app) -> set[str]:
+    from mailer.store.tables import subscribers
+
+    with app.engine.connect() as conn:
+        return {e.lower() for e in conn.execute(select(subscribers.c.email)).scalars()}
+
+
+def test_a_send_that_delivered_to_nobody_ends_paused_not_sent(setup):
+    # Every row failed (here: every address refused) yet the issue ended `sent` and the
+    # send exited 0: a list smaller than the error budget's window never pauses.
+    app, emulator, env = setup
+    emulator.inactive = active_addresses(app)
+    result = invoke(["send", "--yes"], {**env, "MAILER_ERROR_BUDGET": "1"})
+    assert result.exit_code == 1, result.output
+    assert "paused; once the cause is fixed: mailer issues retry-failed 1" in result.output
+    assert "nothing was delivered, all 12 row(s) failed" in result.output
+    status = json.loads(invoke(["issues", "status", "1", "--json"], env).output)
+    assert status["status"] == "paused" and status["counts"]["failed"] == 12
+
+
+def test_a_send_to_a_provider_nobody_answers_for_pauses_until_resumed(setup):
+    # Connection refused on every call used up every row's attempts, failed them all,
+    # and the issue said `sent`: now the send pauses with the rows queued.
+    import socket
+
+    app, emulator, env = setup
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    down = invoke(["send", "--yes"], {**env, "MAILER_PROVIDER_URL": closed,
+                                      "MAILER_BATCH_SIZE": "4", "MAILER_CONCURRENCY": "1"})
+    assert down.exit_code == 1, down.output
+    assert "paused; once the cause is fixed: mailer issues resume 1" in down.output
+    assert "PAUSED: paused: provider unreachable or failing" in down.output
+    status = json.loads(invoke(["issues", "status", "1", "--json"], env).output)
+    assert status["status"] == "paused" and status["counts"]["queued"] == 12
+    resumed = invoke(["issues", "resume", "1"], env)
+    assert resumed.exit_code == 0 and "sent 12, failed 0" in resumed.output
+    assert sorted(emulator.received.values()) == [1] * 12
 
 
 def test_a_paused_send_points_to_resume_not_to_running_send_again(setup):

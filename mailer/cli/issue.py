@@ -356,7 +356,9 @@ def echo_result(result: SendResult) -> None:
     if result.finished:
         state = IssueStatus.SENT.value
     elif d.paused:  # `mailer send` refuses a paused issue: only a resume goes on
-        state = f"paused; once the cause is fixed: mailer issues resume {result.issue.id}"
+        # ... or, when nothing is left to resume (every row failed), a retry of the failed.
+        way = "resume" if c["queued"] + c["sending"] else "retry-failed"
+        state = f"paused; once the cause is fixed: mailer issues {way} {result.issue.id}"
     elif result.elsewhere:  # running it again now would only find the same rows taken
         held = ", ".join(f"{n} row(s) leased to {w}" for w, n in result.elsewhere.items())
         state = (f"not finished: another process is sending it ({held}); let it finish, "

@@ -11,7 +11,9 @@ so an answer the fence threw away is counted by nobody but the worker that decid
 
 Several threads drain at once (each with its own HTTP session inside the provider); a
 shared RateLimiter paces them and slows down on 429; whole-call failures are retried with
-backoff; an error budget pauses the issue when too many of the first recipients fail.
+backoff; an error budget pauses the issue when too many of the first recipients fail, and
+calls that keep failing as a whole (the provider unreachable or down) pause it too, their
+rows given back to the queue unsent instead of spending their attempts.
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ class MessageTooLarge(MailerError):
     """A rendered segment is larger than the provider accepts; nothing was sent for it."""
 
 
+class CallFailed(Exception):
+    """A provider call failed as a whole after its retries, and none of its attempts can
+    have been accepted: its rows were not sent, and go back to the queue as they were."""
+
+    def __init__(self, error: ProviderError):
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class ListIdentity:
     """What every message of the list says about the list."""
@@ -83,7 +94,8 @@ class Dispatcher:
                  lease: timedelta, request_timeout: float = 30.0, concurrency: int = 1,
                  rate: float = 0.0,
                  call_attempts: int = 4, retry_base: float = 0.5,
-                 error_budget: float = 0.05, budget_window: int = 500):
+                 error_budget: float = 0.05, budget_window: int = 500,
+                 failed_calls_to_pause: int = 3):
         self.engine = engine
         self.provider = provider
         self.links = links
@@ -101,6 +113,7 @@ class Dispatcher:
         self.retry_base = retry_base
         self.error_budget = error_budget
         self.budget_window = budget_window
+        self.failed_calls_to_pause = max(1, failed_calls_to_pause)
 
     # -- draining ---------------------------------------------------------------------
 
@@ -186,8 +199,9 @@ class Dispatcher:
                     stop: threading.Event) -> None:
         """Send a claimed batch, one provider call per segment, renewing its lease on the
         way; once the drain halts (the error budget ran out, the issue was paused
-        elsewhere) or another worker has taken rows of the claim over, the segments not
-        yet sent go back to the queue as they were (those still held by the claim)."""
+        elsewhere), another worker has taken rows of the claim over or a call failed
+        without reaching anyone, the segments not yet sent go back to the queue as they
+        were (those still held by the claim)."""
         groups = list(_by_segment(rows).items())
         # Claims come in id order: the first and the last row bound its ids.
         lease = Lease(issue_id, self.worker, (rows[0].batch_key,), (rows[0].id, rows[-1].id),
@@ -198,7 +212,7 @@ class Dispatcher:
             try:
                 self._send_group(issue_id, renders[segment], segment, group, run, stop,
                                  lease, more=n + 1 < len(groups))
-            except LeaseLost:
+            except (LeaseLost, CallFailed):
                 break
         else:
             return
@@ -211,9 +225,16 @@ class Dispatcher:
                     *, more: bool = False) -> None:
         """Send and record one segment's rows; with `more` segments of the claim to go,
         also see (in the same transaction) whether the issue was paused elsewhere.
-        LeaseLost when answers were thrown away: another worker took the rows over."""
+        LeaseLost when answers were thrown away: another worker took the rows over;
+        CallFailed, with nothing recorded, when the call failed without reaching anyone."""
         batch = self.batch_for(issue_id, render, segment, rows)
-        statuses, pause = self._call(batch, run, stop, lease)
+        try:
+            statuses, pause = self._call(batch, run, stop, lease)
+        except CallFailed as exc:
+            if not stop.is_set():  # a stop cut its retries short: that says nothing
+                run.call_failed(str(exc.error), self.failed_calls_to_pause)
+            raise
+        run.call_answered()
         outcomes = [self.outcome_for(row, s) for row, s in zip(rows, statuses, strict=True)]
         with write_transaction(self.engine) as conn:
             recorded, erased = self._record(conn, rows, outcomes, lease.holder,
@@ -231,7 +252,8 @@ class Dispatcher:
     def _call(self, batch: Batch, run: DrainRun, stop: threading.Event, lease: Lease
               ) -> tuple[list[RecipientStatus], str | None]:
         """Call the provider with retries; returns statuses and a reason to pause, if any.
-        Raises LeaseLost, before a call, when another worker has taken the rows over."""
+        Raises LeaseLost, before a call, when another worker has taken the rows over, and
+        CallFailed when every attempt failed and none can have been accepted."""
         n = len(batch.recipients)
         error: ProviderError | None = None
         maybe_accepted = False
@@ -264,6 +286,11 @@ class Dispatcher:
                 if stop.wait(delay):
                     break
         assert error is not None
+        if not maybe_accepted:
+            # Refused, unreachable or 5xx each time: nobody got it. Its rows are no worse
+            # than before the claim, so they keep their attempts (for the recipients' own
+            # failures) and the drain pauses if calls keep failing (`DrainRun.call_failed`).
+            raise CallFailed(error)
         outcome = DeliveryOutcome.UNKNOWN if error.maybe_accepted else DeliveryOutcome.FAILED
         return [RecipientStatus(outcome, detail=str(error))] * n, None
 

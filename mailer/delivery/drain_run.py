@@ -29,7 +29,7 @@ class DrainReport:
     # Answers thrown away: another worker had taken their rows over (and decides them).
     lost_to_takeover: int = 0
     stopped: bool = False
-    paused: str | None = None  # why the error budget paused the issue
+    paused: str | None = None  # why the issue was paused (error budget, provider down, ...)
     # Distinct provider errors in the order they first occurred, with how often each did.
     error_counts: dict[str, int] = field(default_factory=dict)
 
@@ -50,6 +50,7 @@ class DrainRun:
     on_progress: Callable[[DrainReport], None] | None
     batch_size: int
     database_error: DBAPIError | None = None
+    failed_calls: int = 0  # whole-call failures in a row, over all threads
 
     def account(self, recorded: Recorded, statuses: list[RecipientStatus],
                 bounced: int) -> None:
@@ -76,6 +77,24 @@ class DrainRun:
                 self.on_progress(r)
         if exhausted:
             self.halt_with(exhausted)
+
+    def call_answered(self) -> None:
+        """A provider call was answered (or may have been accepted): the provider is up."""
+        with self.lock:
+            self.failed_calls = 0
+
+    def call_failed(self, error: str, limit: int) -> None:
+        """A call failed as a whole after its retries, unsent; at `limit` such calls in a
+        row the drain halts with a pause, instead of every row using up its attempts on
+        a provider that cannot be reached (the rows stay queued for a resume)."""
+        with self.lock:
+            self.failed_calls += 1
+            count = self.failed_calls
+        if count >= limit:
+            self.halt_with(
+                f"paused: provider unreachable or failing: {count} calls in a row failed "
+                f"after their retries (last: {error}); nothing of them was sent and their "
+                "rows stay queued; once the provider works again, `mailer issues resume N`")
 
     def note_error(self, message: str) -> None:
         # Each call and each sender thread meets the same error (a wrong key): keep it

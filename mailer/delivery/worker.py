@@ -137,11 +137,21 @@ class Worker:
                 log.warning("worker %s: issue %d paused: %s", self.worker_id, issue_id,
                             drained.paused)
                 self.report.paused_issues.add(issue_id)
-            elif not drained.stopped and finish_if_done(self.app, issue_id)[1]:
-                if issue_id not in self.report.finished_issues:
-                    log.info("worker %s: issue %d is fully sent", self.worker_id, issue_id)
-                self.report.finished_issues.add(issue_id)
+            elif not drained.stopped:
+                self._finish(issue_id)
         return did_work
+
+    def _finish(self, issue_id: int) -> None:
+        """Mark a drained issue sent, or paused when none of its rows was delivered."""
+        done = finish_if_done(self.app, issue_id)
+        if done.paused:
+            log.warning("worker %s: issue %d paused: %s", self.worker_id, issue_id,
+                        done.paused)
+            self.report.paused_issues.add(issue_id)
+        elif done.finished:
+            if issue_id not in self.report.finished_issues:
+                log.info("worker %s: issue %d is fully sent", self.worker_id, issue_id)
+            self.report.finished_issues.add(issue_id)
 
     def _pause(self, issue_id: int, reason: str) -> None:
         log.error("worker %s: issue %d paused: %s", self.worker_id, issue_id, reason)

@@ -157,6 +157,16 @@ def mark_sent(conn: Connection, issue_id: int, now: datetime) -> bool:
     ).rowcount == 1
 
 
+def pause_if_sending(conn: Connection, issue_id: int, now: datetime, note: str) -> bool:
+    """Pause an issue being sent, saying why; False when it is not being sent (e.g. held,
+    or paused already by someone else, whose reason stays)."""
+    return conn.execute(
+        update(issues).where(issues.c.id == issue_id,
+                             issues.c.status == IssueStatus.SENDING.value)
+        .values(status=IssueStatus.PAUSED.value, status_note=note)
+    ).rowcount == 1
+
+
 def send_even_without_news(conn: Connection, issue_id: int) -> None:
     """Record that the issue goes also to segments with nothing new for them.
 
