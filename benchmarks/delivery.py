@@ -44,6 +44,7 @@ from mailer.app import App  # noqa: E402
 from mailer.clock import FixedClock, parse_instant  # noqa: E402
 from mailer.settings import load_settings, with_overrides  # noqa: E402
 from mailer.store import outbox as box  # noqa: E402
+from mailer.store import outbox_fill  # noqa: E402
 from mailer.store.db import upgrade  # noqa: E402
 from mailer.sync import sync_source  # noqa: E402
 from tests.delivery_support import add_subscribers  # noqa: E402
@@ -125,7 +126,7 @@ def sample_calls(app: App, size: int) -> tuple[object, object, int]:
     """The provider, a call for one batch of the pipeline's size, and the batch size."""
     dispatcher = app.dispatcher()
     with app.engine.connect() as conn:
-        renders = box.load_renders(conn, 1)
+        renders = outbox_fill.load_renders(conn, 1)
         segment = next(iter(renders))
         batch_size = dispatcher._batch_size_for(dispatcher.check_sizes(renders))
         ids = [i for i, in conn.exec_driver_sql(

@@ -13,7 +13,7 @@ from mailer.render.lint import Finding, lint_message
 from mailer.render.newsletter import RenderedSegment, segment_counts, segment_texts, select_for
 from mailer.render.personalize import greeting
 from mailer.store import issues as issue_store
-from mailer.store import outbox as box
+from mailer.store import outbox_fill
 
 SAMPLE_ID = 0  # no real subscriber has id 0, so the sample links never work for anyone
 
@@ -79,7 +79,7 @@ def sent_segment(app: App, issue: Issue, preferences: Preferences | None = None
     it was stored)."""
     chosen = preferences or Preferences()
     with app.engine.connect() as conn:
-        stored = box.load_renders(conn, issue.id).get(chosen.key())
+        stored = outbox_fill.load_renders(conn, issue.id).get(chosen.key())
     if stored is None:
         return None
     subject, html, text = stored

@@ -24,6 +24,7 @@ from mailer.render.newsletter import segment_counts
 from mailer.store import issue_control
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
+from mailer.store import outbox_fill
 from mailer.store import subscribers as subscriber_store
 from mailer.store.proofs import record_proof
 
@@ -81,14 +82,15 @@ def segment_plans(app: App, issue: Issue, even_without_news: bool = False
     """Per segment of the active subscribers, largest first: whether a send reaches it.
 
     Counted without rendering; the rendering stores the same counts, from which the send
-    marks the rows of skipped segments (`box.skip_segments_without_news`)."""
+    marks the rows of skipped segments (`outbox_fill.skip_segments_without_news`)."""
     with app.engine.connect() as conn:
         segments = subscriber_store.active_segments(conn)
     plans = []
     for key, subscribers in segments:
         items, new = segment_counts(issue, Preferences.from_key(key))
-        reason = (box.NOTHING_FOR_SEGMENT if not items else
-                  box.NOTHING_NEW_FOR_SEGMENT if not new and not even_without_news else None)
+        reason = (outbox_fill.NOTHING_FOR_SEGMENT if not items else
+                  outbox_fill.NOTHING_NEW_FOR_SEGMENT if not new and not even_without_news
+                  else None)
         plans.append(SegmentPlan(key, subscribers, items, new, reason))
     return plans
 
@@ -99,8 +101,8 @@ class NothingNewForAnyone(MailerError):
 
 def nothing_new_for_anyone_note(issue: Issue) -> str:
     """What the command line tells editors about an issue with news for nobody, in the
-    dry run and the send alike (segments' own reasons: box.NOTHING_FOR_SEGMENT and
-    box.NOTHING_NEW_FOR_SEGMENT)."""
+    dry run and the send alike (segments' own reasons: outbox_fill.NOTHING_FOR_SEGMENT and
+    outbox_fill.NOTHING_NEW_FOR_SEGMENT)."""
     return (f"Niets nieuws voor de abonnees in nr. {issue.number} ({issue.period}): het wordt "
             "niet verstuurd. Iedereen zou niets krijgen, of alleen wat al in een eerder nummer "
             "stond; `mailer send --even-without-news` verstuurt het toch.")
@@ -151,14 +153,14 @@ def enqueue(app: App, issue: Issue, *, even_without_news: bool = False) -> int:
             issue_store.send_even_without_news(conn, issue.id)
     added = fill_outbox(app, issue.id, now)
     with app.engine.connect() as conn:
-        missing = box.unrendered_segments(conn, issue.id)
+        missing = outbox_fill.unrendered_segments(conn, issue.id)
     for key in missing:
         segment = app.renderer.render(issue, Preferences.from_key(key))
         with app.engine.begin() as conn:
-            box.save_render(conn, issue.id, key, segment.subject, segment.html, segment.text,
-                            (segment.item_count, segment.new_count), now)
+            outbox_fill.save_render(conn, issue.id, key, segment.subject, segment.html,
+                                    segment.text, (segment.item_count, segment.new_count), now)
     with app.engine.begin() as conn:
-        box.skip_segments_without_news(conn, issue.id, now)
+        outbox_fill.skip_segments_without_news(conn, issue.id, now)
         # Last: a worker that found a row without its rendering, or a row about to be
         # skipped, would fail or send it.
         issue_store.mark_enqueued(conn, issue.id, now)
@@ -208,11 +210,11 @@ def fill_outbox(app: App, issue_id: int, now: datetime, range_size: int = ENQUEU
     order they finish in does not matter. SQLite has one writer: one range at a time.
     """
     with app.engine.connect() as conn:
-        ranges = box.active_subscriber_ranges(conn, range_size)
+        ranges = outbox_fill.active_subscriber_ranges(conn, range_size)
 
-    def fill(ids: box.IdRange) -> int:
+    def fill(ids: outbox_fill.IdRange) -> int:
         with app.engine.begin() as conn:
-            return box.enqueue_range(conn, issue_id, app.message_domain, now, ids)
+            return outbox_fill.enqueue_range(conn, issue_id, app.message_domain, now, ids)
 
     if app.engine.dialect.name != "postgresql" or connections < 2:
         return sum(map(fill, ranges))

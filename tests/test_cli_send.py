@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from mailer.cli import main
-from mailer.store.outbox import NOTHING_FOR_SEGMENT, NOTHING_NEW_FOR_SEGMENT
+from mailer.store.outbox_fill import NOTHING_FOR_SEGMENT, NOTHING_NEW_FOR_SEGMENT
 from mailer.store.tables import issues, outbox
 from tests.conftest import REPO, TEST_KEY
 from tests.delivery_support import provider_env, start_emulator

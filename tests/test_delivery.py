@@ -169,6 +169,7 @@ def test_rows_in_flight_at_a_crash_postmark_cannot_find_yet_are_possible_duplica
     from datetime import timedelta
 
     from mailer.store import outbox as box
+    from mailer.store import outbox_fill
 
     emu = emulators("postmark")
     app = app_for(loaded_app, "postmark", emu)
@@ -177,7 +178,7 @@ def test_rows_in_flight_at_a_crash_postmark_cannot_find_yet_are_possible_duplica
     with app.engine.begin() as conn:  # claimed and sent, then the process died
         claimed = box.claim_batch(conn, issue.id, "crashed", 6, app.clock.now(),
                                   timedelta(minutes=5))
-        renders = box.load_renders(conn, issue.id)
+        renders = outbox_fill.load_renders(conn, issue.id)
     dispatcher = app.dispatcher(worker="after")
     for segment in {r.segment_key for r in claimed}:
         group = [r for r in claimed if r.segment_key == segment]
@@ -288,13 +289,14 @@ def crashed_brevo_claim(app, issue):
     from datetime import timedelta
 
     from mailer.store import outbox as box
+    from mailer.store import outbox_fill
 
     enqueue(app, issue)
     dispatcher = app.dispatcher(worker="crashed")
     with app.engine.begin() as conn:
         claimed = box.claim_batch(conn, issue.id, "crashed", 12, app.clock.now(),
                                   timedelta(minutes=5), batch_key="k1")
-        renders = box.load_renders(conn, issue.id)
+        renders = outbox_fill.load_renders(conn, issue.id)
     segment = claimed[0].segment_key
     group = [r for r in claimed if r.segment_key == segment]
     app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment, group))

@@ -13,9 +13,8 @@ from mailer.compose import issue_moment
 from mailer.delivery.worker import Worker, WorkerOptions
 from mailer.models import IssueStatus, SubscriberStatus
 from mailer.sending import enqueue, fill_outbox, store_issue
-from mailer.store import issue_control, workload
+from mailer.store import issue_control, outbox_fill, workload
 from mailer.store import issues as issue_store
-from mailer.store import outbox as box
 from mailer.store.tables import outbox, subscribers
 
 ROW = (outbox.c.subscriber_id, outbox.c.email, outbox.c.segment_key, outbox.c.status,
@@ -46,7 +45,7 @@ def outbox_rows(app, issue_id: int) -> list[tuple]:
 def test_ranges_cover_every_active_subscriber_once_and_the_last_is_open(loaded_app):
     active = with_more_subscribers(loaded_app)
     with loaded_app.engine.connect() as conn:
-        ranges = box.active_subscriber_ranges(conn, 5)
+        ranges = outbox_fill.active_subscriber_ranges(conn, 5)
         ids = conn.execute(select(subscribers.c.id).where(
             subscribers.c.status == SubscriberStatus.ACTIVE.value)).scalars().all()
     assert ranges[0].after < min(ids) and ranges[-1].upto >= 2**31 - 1
@@ -58,7 +57,7 @@ def test_ranges_cover_every_active_subscriber_once_and_the_last_is_open(loaded_a
 
 def test_no_active_subscriber_means_no_range(app):
     with app.engine.connect() as conn:
-        assert box.active_subscriber_ranges(conn, 5) == []
+        assert outbox_fill.active_subscriber_ranges(conn, 5) == []
 
 
 def test_filling_in_ranges_gives_the_same_rows_as_one_statement(loaded_app):
@@ -69,7 +68,7 @@ def test_filling_in_ranges_gives_the_same_rows_as_one_statement(loaded_app):
     in_ranges = outbox_rows(loaded_app, issue.id)
     with loaded_app.engine.begin() as conn:
         conn.execute(delete(outbox))
-        at_once = box.enqueue_issue(conn, issue.id, loaded_app.message_domain, now)
+        at_once = outbox_fill.enqueue_issue(conn, issue.id, loaded_app.message_domain, now)
     assert added == at_once == active == len(in_ranges)
     assert in_ranges == outbox_rows(loaded_app, issue.id)
     assert fill_outbox(loaded_app, issue.id, now, range_size=4, connections=2) == 0
@@ -81,8 +80,8 @@ def test_a_crash_mid_enqueue_is_not_drained_and_sending_again_finishes_it(loaded
     now = loaded_app.clock.now()
     with loaded_app.engine.begin() as conn:  # as the scheduler's send job begins a send
         assert issue_control.begin_send(conn, issue.id, now) is IssueStatus.SENDING
-        first = box.active_subscriber_ranges(conn, 5)[0]
-        assert box.enqueue_issue(conn, issue.id, loaded_app.message_domain, now, first) == 5
+        first = outbox_fill.active_subscriber_ranges(conn, 5)[0]
+        assert outbox_fill.enqueue_issue(conn, issue.id, loaded_app.message_domain, now, first) == 5
     # ... and the process dies here: the outbox holds one range of rows.
     with loaded_app.engine.connect() as conn:
         assert workload.sending_issue_ids(conn) == []
@@ -104,21 +103,21 @@ def test_a_range_partly_filled_by_another_enqueuer_is_completed_without_duplicat
     issue = stored_issue(loaded_app)
     now = loaded_app.clock.now()
     with loaded_app.engine.begin() as conn:
-        whole = box.IdRange(0, 2**31 - 1)
-        half = box.IdRange(0, conn.execute(select(subscribers.c.id).order_by(
+        whole = outbox_fill.IdRange(0, 2**31 - 1)
+        half = outbox_fill.IdRange(0, conn.execute(select(subscribers.c.id).order_by(
             subscribers.c.id).offset(active // 2).limit(1)).scalar())
-        first = box.enqueue_range(conn, issue.id, loaded_app.message_domain, now, half)
-        assert box.range_started(conn, issue.id, whole)
+        first = outbox_fill.enqueue_range(conn, issue.id, loaded_app.message_domain, now, half)
+        assert outbox_fill.range_started(conn, issue.id, whole)
     # Another enqueuer's rows, committed after this one looked: the plain INSERT meets
     # them at the unique index, and the range is redone skipping them.
-    monkeypatch.setattr(box, "range_started", lambda *args: False)
+    monkeypatch.setattr(outbox_fill, "range_started", lambda *args: False)
     with loaded_app.engine.begin() as conn:
-        rest = box.enqueue_range(conn, issue.id, loaded_app.message_domain, now, whole)
+        rest = outbox_fill.enqueue_range(conn, issue.id, loaded_app.message_domain, now, whole)
     in_two_goes = outbox_rows(loaded_app, issue.id)
     assert first + rest == active == len(in_two_goes)
     with loaded_app.engine.begin() as conn:
         conn.execute(delete(outbox))
-        box.enqueue_issue(conn, issue.id, loaded_app.message_domain, now)
+        outbox_fill.enqueue_issue(conn, issue.id, loaded_app.message_domain, now)
     assert in_two_goes == outbox_rows(loaded_app, issue.id)
 
 
@@ -138,7 +137,7 @@ def test_two_sends_rendering_the_same_segments_at_once_both_go_on(loaded_app, mo
     monkeypatch.setattr(loaded_app.renderer, "render", render_while_another_send_enqueues)
     assert enqueue(loaded_app, issue) == 12 and other_send == [0]
     with loaded_app.engine.connect() as conn:
-        assert box.unrendered_segments(conn, issue.id) == []
+        assert outbox_fill.unrendered_segments(conn, issue.id) == []
     assert Worker(loaded_app, WorkerOptions(once=True)).run().sent == 12
 
 

@@ -17,6 +17,7 @@ from mailer.errors import ProviderError
 from mailer.models import DeliveryOutcome, OutboxStatus, RecipientStatus
 from mailer.sending import enqueue, store_issue
 from mailer.store import outbox as box
+from mailer.store import outbox_fill
 from mailer.store.outbox import Outcome
 from mailer.store.tables import outbox
 from tests.delivery_support import one_segment
@@ -455,7 +456,7 @@ def crashed_claim(app, issue, delivered: int) -> list[int]:
     with app.engine.begin() as conn:
         rows = box.claim_batch(conn, issue.id, CRASHED, 12, app.clock.now(), lease_of(app),
                                batch_key="crashed")
-        renders = box.load_renders(conn, issue.id)
+        renders = outbox_fill.load_renders(conn, issue.id)
     segment = rows[0].segment_key
     app.provider.send_batch(dispatcher.batch_for(issue.id, renders[segment], segment,
                                                  rows[:delivered]))

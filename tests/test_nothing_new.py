@@ -16,7 +16,7 @@ from mailer.models import IssueStatus, ItemStatus, Preferences, SubscriberStatus
 from mailer.render.newsletter import select_for
 from mailer.sending import NothingNewForAnyone, enqueue, segment_plans, send_issue, store_issue
 from mailer.store import issues as issue_store
-from mailer.store import outbox as box
+from mailer.store import outbox_fill
 from mailer.store.jobs import RunStatus
 from mailer.store.tables import issues, items, outbox, subscribers
 from tests.test_scheduler_runs import notes, runner_at, spec
@@ -62,14 +62,14 @@ def test_a_segment_with_nothing_new_is_skipped_with_a_reason_an_editor_reads(loa
     assert result.counts["sent"] == 7 and result.counts["skipped"] == 5
     rows = rows_by_email(loaded_app, second.id)
     assert {e for e, r in rows.items() if r.status == "skipped"} == NOTHING_NEW | NOTHING_AT_ALL
-    assert {rows[e].last_error for e in NOTHING_NEW} == {box.NOTHING_NEW_FOR_SEGMENT}
-    assert box.NOTHING_NEW_FOR_SEGMENT == (
+    assert {rows[e].last_error for e in NOTHING_NEW} == {outbox_fill.NOTHING_NEW_FOR_SEGMENT}
+    assert outbox_fill.NOTHING_NEW_FOR_SEGMENT == (
         "niet verstuurd: niets nieuws voor de gekozen onderdelen en thema's "
         "(alles stond al in een eerder nummer)")
-    assert {rows[e].last_error for e in NOTHING_AT_ALL} == {box.NOTHING_FOR_SEGMENT}
+    assert {rows[e].last_error for e in NOTHING_AT_ALL} == {outbox_fill.NOTHING_FOR_SEGMENT}
     with loaded_app.engine.connect() as conn:
-        assert box.skip_reasons(conn, second.id) == {box.NOTHING_NEW_FOR_SEGMENT: 3,
-                                                      box.NOTHING_FOR_SEGMENT: 2}
+        assert outbox_fill.skip_reasons(conn, second.id) == {outbox_fill.NOTHING_NEW_FOR_SEGMENT: 3,
+                                                      outbox_fill.NOTHING_FOR_SEGMENT: 2}
 
 
 def test_the_plan_says_per_segment_what_a_send_will_skip(loaded_app):
@@ -78,12 +78,12 @@ def test_the_plan_says_per_segment_what_a_send_will_skip(loaded_app):
     plans = {p.key: p for p in segment_plans(loaded_app, second)}
     managers = plans["s=agenda;t=bestuurders,gemeente-en-veiligheid"]
     assert managers.items > 0 and managers.new == 0
-    assert managers.skip_reason == box.NOTHING_NEW_FOR_SEGMENT
+    assert managers.skip_reason == outbox_fill.NOTHING_NEW_FOR_SEGMENT
     everything = plans["s=agenda,magazine;t="]
     assert everything.new == 1 and everything.skip_reason is None
     anyway = {p.key: p for p in segment_plans(loaded_app, second, even_without_news=True)}
     assert anyway[managers.key].skip_reason is None
-    assert anyway["s=magazine;t=onderwijs"].skip_reason == box.NOTHING_FOR_SEGMENT
+    assert anyway["s=magazine;t=onderwijs"].skip_reason == outbox_fill.NOTHING_FOR_SEGMENT
     # The plan and the send agree: who is planned to be skipped is skipped.
     send_issue(loaded_app, second)
     rows = rows_by_email(loaded_app, second.id)
@@ -140,7 +140,7 @@ def test_moved_or_cancelled_events_an_earlier_issue_announced_are_no_news(loaded
                      .values(status=ItemStatus.CANCELLED.value))
     changed = issue_of(loaded_app, date(2026, 12, 10))
     after = {p.key: p for p in segment_plans(loaded_app, changed)}[managers]
-    assert after.new == 0 and after.skip_reason == box.NOTHING_NEW_FOR_SEGMENT
+    assert after.new == 0 and after.skip_reason == outbox_fill.NOTHING_NEW_FOR_SEGMENT
     # A new event for them is news.
     fresh = replace(changed, announced=changed.announced - {roadshow.id})
     assert {p.key: p for p in segment_plans(loaded_app, fresh)}[managers].new == 1
@@ -221,11 +221,12 @@ def test_a_rendering_from_before_migration_0014_is_never_skipped_for_no_news(loa
     now = loaded_app.clock.now()
     fill_outbox(loaded_app, second.id, now)
     with loaded_app.engine.begin() as conn:
-        for key in box.unrendered_segments(conn, second.id):
+        for key in outbox_fill.unrendered_segments(conn, second.id):
             items_count = segment_counts(second, Preferences.from_key(key)).item_count
-            box.save_render(conn, second.id, key, "s", "<p>h</p>", "t", (items_count, None), now)
-        assert box.skip_segments_without_news(conn, second.id, now) == 2
-        assert box.skip_reasons(conn, second.id) == {box.NOTHING_FOR_SEGMENT: 2}
+            outbox_fill.save_render(conn, second.id, key, "s", "<p>h</p>", "t",
+                                    (items_count, None), now)
+        assert outbox_fill.skip_segments_without_news(conn, second.id, now) == 2
+        assert outbox_fill.skip_reasons(conn, second.id) == {outbox_fill.NOTHING_FOR_SEGMENT: 2}
 
 
 def test_a_send_reads_the_stored_issue_once_before_it_fills_the_outbox(loaded_app,

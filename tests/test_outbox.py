@@ -14,6 +14,7 @@ from mailer.models import (
 )
 from mailer.sending import enqueue, send_issue, store_issue
 from mailer.store import outbox as box
+from mailer.store import outbox_fill
 from mailer.store import subscribers as subs
 from mailer.store.tables import outbox
 
@@ -61,7 +62,7 @@ def test_a_crash_mid_batch_is_reconciled_without_duplicates(loaded_app):
                                   timedelta(minutes=5))
     # The provider wrote three of the six messages, then the process died.
     with loaded_app.engine.connect() as conn:
-        renders = box.load_renders(conn, issue.id)
+        renders = outbox_fill.load_renders(conn, issue.id)
     written = claimed[:3]
     for row in written:
         batch = dispatcher.batch_for(issue.id, renders[row.segment_key], row.segment_key, [row])

@@ -16,7 +16,7 @@ from mailer.models import IssueStatus, OutboxStatus
 from mailer.sending import enqueue, store_issue
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
-from mailer.store import workload
+from mailer.store import outbox_fill, workload
 from mailer.store.outbox import Outcome
 from mailer.store.tables import outbox
 from tests.delivery_support import PausedMidway, one_segment
@@ -154,7 +154,7 @@ def test_idle_backoff_doubles_and_is_cut_short_by_known_work():
 def test_enqueue_twice_adds_nobody_twice_and_keeps_segments(loaded_app):
     issue = enqueued_issue(loaded_app)
     with loaded_app.engine.begin() as conn:
-        again = box.enqueue_issue(conn, issue.id, "example.org", loaded_app.clock.now())
+        again = outbox_fill.enqueue_issue(conn, issue.id, "example.org", loaded_app.clock.now())
         rows = conn.execute(select(outbox.c.segment_key, outbox.c.subscriber_id)).all()
     assert again == 0 and len(rows) == 12
     assert len({key for key, _ in rows}) > 1  # segment keys copied set-based from subscribers

@@ -15,6 +15,7 @@ from mailer.dutch import long_date, time_of_day
 from mailer.models import IssueStatus, OutboxStatus
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
+from mailer.store import outbox_fill
 from mailer.store.issues import ArchiveChange, IssueRecord
 from mailer.store.tables import outbox
 
@@ -32,7 +33,7 @@ def issue_summary(app: App, record: IssueRecord) -> dict:
     were skipped."""
     with app.engine.connect() as conn:
         counts = box.status_counts(conn, record.id)
-        skipped = box.skip_reasons(conn, record.id)
+        skipped = outbox_fill.skip_reasons(conn, record.id)
     return {"id": record.id, "number": record.number, "period": record.period,
             "subject": record.subject, "status": record.status.value,
             "note": record.status_note, "sent_at": record.sent_at.isoformat()

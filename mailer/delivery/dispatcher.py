@@ -53,7 +53,7 @@ from mailer.providers import Provider
 from mailer.render.personalize import greeting
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
-from mailer.store import privacy
+from mailer.store import outbox_fill, privacy
 from mailer.store import subscribers as subs
 from mailer.store.db import driver_reason, write_transaction
 from mailer.store.outbox import ClaimedRow, Outcome, Recorded
@@ -124,7 +124,7 @@ class Dispatcher:
         stop = stop or threading.Event()
         report = DrainReport()
         with self.engine.connect() as conn:
-            renders = box.load_renders(conn, issue_id)
+            renders = outbox_fill.load_renders(conn, issue_id)
         size = self.check_sizes(renders)
         run = DrainRun(report, threading.Lock(), threading.Event(),
                    ErrorBudget(self.error_budget, self.budget_window), on_progress,
@@ -406,7 +406,7 @@ class Dispatcher:
                     if owner_is_dead(box.worker_of(w))]
             holder, rows = box.take_over_stranded(conn, issue_id, self.worker, now,
                                                   self.lease, include_live_leases, dead)
-            renders = box.load_renders(conn, issue_id) if rows else {}
+            renders = outbox_fill.load_renders(conn, issue_id) if rows else {}
         if not rows:
             return 0
         groups = list(_by_claim(rows).values())
