@@ -296,7 +296,17 @@ class Dispatcher:
 
     def _after_ambiguous(self, batch: Batch, exc: ProviderError) -> list[RecipientStatus]:
         """The call may have been accepted: ask the provider; what it cannot tell is
-        resent later and counted as a possible duplicate."""
+        resent later and counted as a possible duplicate.
+
+        The lease is not renewed during these look-ups (one request per row at Mailgun
+        and Postmark), unlike `_reconcile`'s: renewing could raise LeaseLost, and the
+        claim's way out of that (`_send_claim` gives the unsent segments back with
+        `release_unsent`) would put rows of this maybe-accepted call, still held by us,
+        back in the queue as never sent: a resend nobody declares. Should a large batch
+        outlast the lease, a taker decides its rows by the same look-up (these providers
+        are not idempotent, so `_can_resend_identical` never resends them blind) and
+        flags what it cannot find as possible duplicates; our answer is then fenced
+        out. Renewing here first needs LeaseLost to record the held rows as unknown."""
         try:
             known = self.provider.reconcile(batch.issue_id, list(batch.recipients))
         except ProviderError:
