@@ -21,10 +21,9 @@ from mailer.liveness import owner_is_dead
 from mailer.message import list_id_value
 from mailer.models import Batch, Issue, IssueStatus, OutboxStatus, Preferences
 from mailer.render.newsletter import segment_counts
-from mailer.store import issue_control
+from mailer.store import issue_control, outbox_fill
 from mailer.store import issues as issue_store
 from mailer.store import outbox as box
-from mailer.store import outbox_fill
 from mailer.store import subscribers as subscriber_store
 from mailer.store.proofs import record_proof
 

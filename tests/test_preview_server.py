@@ -165,7 +165,7 @@ def test_a_sent_week_is_served_as_stored_and_says_so(tmp_path, sqlite_url, clock
     from mailer.cli.demo import add_sample_subscribers
     from mailer.compose import issue_moment
     from mailer.sending import send_issue, store_issue
-    from mailer.store import outbox as box
+    from mailer.store import outbox_fill
     from mailer.sync import sync_source
 
     content, templates = editable_sources(tmp_path)
@@ -178,7 +178,7 @@ def test_a_sent_week_is_served_as_stored_and_says_so(tmp_path, sqlite_url, clock
     issue = store_issue(app, issue_moment(settings, clock, None))
     assert send_issue(app, issue).finished
     with app.engine.connect() as conn:
-        stored = box.load_renders(conn, issue.id)
+        stored = outbox_fill.load_renders(conn, issue.id)
     nobody = next(key for key, _ in segments(app) if key not in stored)
     article = next((content / "magazine").glob("*apeldoorn*.md"))
     article.write_text(article.read_text().replace("Samenwerking in de keten",
