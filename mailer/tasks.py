@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -53,12 +54,16 @@ class TaskResult:
     issue_id: int | None = None
     note: tuple[str, ...] = ()
     # What failed, as stable keys (e.g. broken sources' names), so a repeat of the same
-    # failure is told apart from a new one; empty means the detail itself is the key.
+    # failure is told apart from a new one; empty means a digest of the detail is the key.
     failures: tuple[str, ...] = ()
 
     def failure_keys(self) -> list[str]:
         """The keys of what failed in this run, sorted."""
-        return sorted(set(self.failures)) if self.failures else [self.detail]
+        if self.failures:
+            return sorted(set(self.failures))
+        # A digest, not the detail: job_state keeps the keys as long as the job fails,
+        # beyond job_run_detail_days, and a detail may quote a provider naming an address.
+        return ["detail:" + hashlib.sha256(self.detail.encode()).hexdigest()[:16]]
 
 
 class TaskFailed(Exception):

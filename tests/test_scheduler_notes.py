@@ -62,3 +62,22 @@ def test_editors_hear_of_a_new_failure_and_of_the_recovery_but_not_of_each_repea
     feed_a.write_text(BROKEN_FEED, encoding="utf-8")
     run_at(7)  # failing again after the recovery is news again
     assert [s for s, _ in notes_in_order(app)][3:] == ["Planner: taak sync-content is mislukt"]
+
+
+def test_what_the_scheduler_keeps_of_a_failure_names_no_subscriber(app):
+    # job_state.failures outlives job_run_detail_days (it stays while the job fails), so
+    # it must not hold a detail that quotes a provider's answer naming an address.
+    from mailer.job_notes import failure_news
+    from mailer.store.jobs import RunStatus
+    from mailer.tasks import TaskResult
+
+    runner = runner_at(app, THURSDAY_NINE)
+    job = spec(runner, "newsletter")
+    failed = TaskResult(RunStatus.FAILED, "ProviderError: 422 jan@example.org is inactive")
+    first = failure_news(job, THURSDAY_NINE, failed, None, None)
+    assert first.note is not None and first.known
+    assert not any("jan@example.org" in key for key in first.known)
+    again = failure_news(job, THURSDAY_NINE, failed, RunStatus.FAILED, first.known)
+    assert again.note is None and again.known == first.known  # still the same failure
+    other = TaskResult(RunStatus.FAILED, "ProviderError: 401 wrong key")
+    assert failure_news(job, THURSDAY_NINE, other, RunStatus.FAILED, first.known).note

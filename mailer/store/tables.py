@@ -353,8 +353,8 @@ job_state = Table(
     _utc("covered_until", nullable=False),
     Column("last_status", String(20)),
     _utc("updated_at", nullable=False),
-    # What the editors were told is failing since the job last worked (TaskResult.failures
-    # keys); None while it works. A run failing for something not in it is news to them.
+    # What the editors were told is failing since the job last worked (failure_keys: source
+    # names, or a digest of the detail); None while it works. Something not in it is news.
     Column("failures", JSON),
 )
 
