@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -54,16 +53,18 @@ class TaskResult:
     issue_id: int | None = None
     note: tuple[str, ...] = ()
     # What failed, as stable keys (e.g. broken sources' names), so a repeat of the same
-    # failure is told apart from a new one; empty means a digest of the detail is the key.
+    # failure is told apart from a new one; empty: the job failed as a whole.
     failures: tuple[str, ...] = ()
 
     def failure_keys(self) -> list[str]:
-        """The keys of what failed in this run, sorted."""
-        if self.failures:
-            return sorted(set(self.failures))
-        # A digest, not the detail: job_state keeps the keys as long as the job fails,
-        # beyond job_run_detail_days, and a detail may quote a provider naming an address.
-        return ["detail:" + hashlib.sha256(self.detail.encode()).hexdigest()[:16]]
+        """The keys of what failed in this run, sorted.
+
+        A job that names no parts failed as a whole: one key, so editors hear once when it
+        starts failing and once when it recovers. Not the detail, nor a digest of it: a
+        detail that differs per run (a request id, a count) would mail them every hour,
+        and job_state keeps the keys beyond job_run_detail_days while a detail may quote
+        a provider naming an address."""
+        return sorted(set(self.failures)) if self.failures else ["job"]
 
 
 class TaskFailed(Exception):
