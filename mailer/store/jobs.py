@@ -82,14 +82,6 @@ def run_by_key(conn: Connection, job_id: str, period_key: str) -> JobRun | None:
     return _run(row) if row else None
 
 
-def runs_of(conn: Connection, job_id: str | None = None, limit: int = 100) -> list[JobRun]:
-    """Recent runs, newest first."""
-    query = select(job_runs).order_by(job_runs.c.id.desc()).limit(limit)
-    if job_id:
-        query = query.where(job_runs.c.job_id == job_id)
-    return [_run(r) for r in conn.execute(query)]
-
-
 def claim_run(conn: Connection, *, job_id: str, period_key: str, task: str,
               fire_time: datetime, owner: str, now: datetime, lease: timedelta,
               manual: bool, owner_is_dead: Callable[[str], bool]) -> Claim:
