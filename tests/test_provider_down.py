@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from mailer.models import IssueStatus
-from mailer.sending import send_issue
+from mailer.sending import enqueue, send_issue
 from mailer.store.tables import issues, outbox, subscribers
-from tests.delivery_support import app_for, start_emulator, the_issue
+from tests.delivery_support import app_for, one_segment, start_emulator, the_issue
 
 
 @pytest.fixture
@@ -100,3 +100,64 @@ def test_an_issue_whose_rows_all_failed_is_paused_not_sent(loaded_app, postmark)
     again = send_issue(app, issue, resume=True)  # nothing to resume: still not sent
     assert not again.finished and again.drain.paused
     assert issue_record(app).status == IssueStatus.PAUSED.value
+
+
+# -- an attempt that may have been accepted decides the call, whatever the retries met -------
+
+def brevo_claim_of_12(loaded_app, brevo):
+    """(a Brevo app with max_attempts 1, its enqueued issue of 12 rows in one segment)."""
+    app = app_for(loaded_app, "brevo", brevo, batch_size=12, concurrency=1, max_attempts=1)
+    issue = the_issue(app)
+    enqueue(app, issue)
+    one_segment(app, issue.id)
+    return app, issue
+
+
+class ThenNothingListens:
+    """The Brevo provider, pointed at a closed port after its first call: the retries of a
+    call whose first attempt may have been accepted cannot connect at all."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send_batch(self, batch):
+        self.calls += 1
+        if self.calls == 2:
+            self.inner.base_url = closed_port_url()
+        return self.inner.send_batch(batch)
+
+
+@pytest.mark.parametrize("then", ["nothing listening", "HTTP 503", "HTTP 401"])
+def test_a_call_brevo_may_have_accepted_is_never_failed_nor_given_back_by_later_attempts(
+        loaded_app, then):
+    """Brevo accepts the first attempt but the connection drops before its answer; the
+    retries then cannot connect, get 503 or are refused outright. The rows are not
+    recorded as plainly failed (`retry-failed` would resend them unannounced) nor given
+    back unsent as a call nobody got: each is a possible duplicate, Brevo got each
+    address once, and the report says so."""
+    brevo = start_emulator("brevo")
+    try:
+        app, issue = brevo_claim_of_12(loaded_app, brevo)
+        brevo.fail_next("drop", accept=True)
+        if then.startswith("HTTP"):
+            brevo.fail_next("status", count=10, status=int(then[5:]))
+        dispatcher = app.dispatcher()
+        dispatcher.retry_base = 0.01
+        if then == "nothing listening":
+            dispatcher.provider = ThenNothingListens(dispatcher.provider)
+        report = dispatcher.drain(issue.id)
+    finally:
+        brevo.stop()
+    assert brevo.batches_accepted == 1 and len(brevo.received) == 12
+    assert not brevo.duplicates()
+    assert brevo.send_calls == (1 if then == "nothing listening" else
+                                2 if then == "HTTP 401" else dispatcher.call_attempts)
+    assert report.possible_duplicates == 12 and report.failed == 12
+    assert report.paused == ("brevo refused a whole batch: brevo: HTTP 401: emulated failure"
+                             if then == "HTTP 401" else None)
+    with app.engine.connect() as conn:
+        recorded = set(conn.execute(select(outbox.c.status, outbox.c.possible_duplicate)))
+    assert recorded == {("failed", True)}

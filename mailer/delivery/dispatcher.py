@@ -256,6 +256,11 @@ class Dispatcher:
         CallFailed when every attempt failed and none can have been accepted."""
         n = len(batch.recipients)
         error: ProviderError | None = None
+        # The first attempt the provider may have accepted. It decides the call whatever
+        # the later attempts meet: a retry that cannot connect or gets a 503 says nothing
+        # about it, and a row recorded failed or given back unsent would be resent as if
+        # nobody had got it.
+        ambiguous: ProviderError | None = None
         maybe_accepted = False
         for attempt in range(1, self.call_attempts + 1):
             if not self.limiter.acquire(n, stop) and error is not None:
@@ -270,12 +275,12 @@ class Dispatcher:
                 run.note_error(str(exc))
                 if exc.status == 429:
                     self.limiter.throttled(exc.retry_after)
+                ambiguous = ambiguous or (exc if exc.maybe_accepted else None)
+                maybe_accepted = ambiguous is not None
                 if not exc.retryable:
-                    status = RecipientStatus(DeliveryOutcome.FAILED, detail=str(exc))
-                    return [status] * n, f"{self.provider.name} refused a whole batch: {exc}"
+                    return self._refused(batch, exc, ambiguous)
                 if exc.maybe_accepted and not getattr(self.provider, "idempotent", False):
                     return self._after_ambiguous(batch, exc), None
-                maybe_accepted |= exc.maybe_accepted
                 if attempt == self.call_attempts:
                     break
                 if exc.status == 429:  # the wait is the limiter's, at the next acquire
@@ -286,13 +291,22 @@ class Dispatcher:
                 if stop.wait(delay):
                     break
         assert error is not None
-        if not maybe_accepted:
+        if ambiguous is None:
             # Refused, unreachable or 5xx each time: nobody got it. Its rows are no worse
             # than before the claim, so they keep their attempts (for the recipients' own
             # failures) and the drain pauses if calls keep failing (`DrainRun.call_failed`).
             raise CallFailed(error)
-        outcome = DeliveryOutcome.UNKNOWN if error.maybe_accepted else DeliveryOutcome.FAILED
-        return [RecipientStatus(outcome, detail=str(error))] * n, None
+        return self._after_ambiguous(batch, ambiguous), None
+
+    def _refused(self, batch: Batch, exc: ProviderError, ambiguous: ProviderError | None
+                 ) -> tuple[list[RecipientStatus], str]:
+        """The statuses of a call the provider refused as a whole, and the reason to pause:
+        failed, unless an earlier attempt may have been accepted."""
+        pause = f"{self.provider.name} refused a whole batch: {exc}"
+        if ambiguous is not None:
+            return self._after_ambiguous(batch, ambiguous), pause
+        return [RecipientStatus(DeliveryOutcome.FAILED, detail=str(exc))] * len(
+            batch.recipients), pause
 
     def _after_ambiguous(self, batch: Batch, exc: ProviderError) -> list[RecipientStatus]:
         """The call may have been accepted: ask the provider; what it cannot tell is
