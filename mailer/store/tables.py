@@ -354,7 +354,8 @@ job_state = Table(
     Column("last_status", String(20)),
     _utc("updated_at", nullable=False),
     # What the editors were told is failing since the job last worked (failure_keys: source
-    # names, or "job" for a job that failed as a whole); None while it works. Something not in it is news.
+    # names, or "job" for a job that failed as a whole); None while it works. Something not
+    # in it is news.
     Column("failures", JSON),
 )
 
