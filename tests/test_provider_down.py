@@ -14,6 +14,15 @@ from mailer.store.tables import issues, outbox, subscribers
 from tests.delivery_support import app_for, one_segment, start_emulator, the_issue
 
 
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    """Retry at once: what these tests count is calls and outcomes, not the waits between
+    them (the real backoff, 0.5 s doubling, cost ~8 s a test)."""
+    from mailer.delivery import dispatcher
+
+    monkeypatch.setattr(dispatcher, "retry_delay", lambda *args, **kwargs: 0.0)
+
+
 @pytest.fixture
 def postmark():
     emu = start_emulator("postmark")
