@@ -72,11 +72,10 @@ def send_all(engine: Engine, mail: SubscriberMail, jobs: list[MailJob]) -> MailR
         try:
             status = mail.send(job)
         except ProviderError as exc:
-            if not exc.maybe_accepted:
-                release_hits(engine, [job])
-            release_hits(engine, jobs[index + 1:])
+            untried = jobs[index + 1:]
+            release_hits(engine, untried if exc.maybe_accepted else [job, *untried])
             run.unsent.append((job.email, str(exc)))
-            run.unsent += [(j.email, "not tried after that failure") for j in jobs[index + 1:]]
+            run.unsent += [(j.email, "not tried after that failure") for j in untried]
             return run
         if status.outcome in ACCEPTED:
             run.sent.append(job.email)
