@@ -66,8 +66,9 @@ def is_suppressed(conn: Connection, address: str) -> bool:
 
 # The suppression of someone who unsubscribed and whose record retention erased: nobody
 # else adds the address back (import, `subscribers add`), but the person may subscribe
-# again by double opt-in, and confirming lifts it.
-LEFT_BY_CHOICE = "unsubscribed"
+# again by double opt-in, and confirming lifts it. Retention suppresses with the status
+# someone left with as the reason, so this is that status.
+LEFT_BY_CHOICE = SubscriberStatus.UNSUBSCRIBED.value
 
 
 def suppression_reason(conn: Connection, address: str) -> str | None:
