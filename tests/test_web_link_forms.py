@@ -62,6 +62,11 @@ def test_confirm_preferences_and_unsubscribe_work_without_any_cookie(web, mailer
     assert "Welkom terug" in back.text and anna(mailer).status is SubscriberStatus.ACTIVE
 
 
+def tampered(path: str) -> str:
+    """A link's path with the end of its token changed: no longer a genuine token."""
+    return path[:-3] + ("abc" if not path.endswith("abc") else "abd")
+
+
 def forged_keys(web, purpose: str, path: str, other: str) -> dict[str, dict[str, str]]:
     """Form fields that do not come from the page of this link for this purpose."""
     return {
@@ -83,7 +88,7 @@ def test_a_forged_confirm_changes_nothing(web, mailer, pending):
         assert refused.status_code == 400, name
         assert "Formulier niet herkend" in refused.text, name
     # A wrong token with the key of its page: the token decides, and it is not genuine.
-    wrong = pending[:-3] + ("abc" if not pending.endswith("abc") else "abd")
+    wrong = tampered(pending)
     refused = browser.post(wrong, data={"form_key": form_key_for(web, "confirm", wrong)})
     assert refused.status_code == 400 and "Deze link klopt niet" in refused.text
     assert status_of(mailer, "anna@example.org") is SubscriberStatus.PENDING
@@ -99,7 +104,7 @@ def test_a_forged_preferences_post_changes_nothing(web, mailer, pending):
     for name, fields in forged_keys(web, "preferences", prefs, pending).items():
         refused = browser.post(prefs, data={**fields, **wanted})
         assert refused.status_code == 400, name
-    wrong = prefs[:-3] + ("abc" if not prefs.endswith("abc") else "abd")
+    wrong = tampered(prefs)
     refused = browser.post(wrong, data={"form_key": form_key_for(web, "preferences", wrong),
                                         **wanted})
     assert refused.status_code == 400 and "Deze link klopt niet" in refused.text
@@ -114,7 +119,7 @@ def test_a_forged_unsubscribe_changes_nothing(web, mailer, pending):
     unsubscribe = path_of(mailer.links.unsubscribe_url(sub.id, sub.token_version))
     for fields in ({}, {"via": "pagina"}, {"List-Unsubscribe": "Nee"}):
         assert browser.post(unsubscribe, data=fields).status_code == 400, fields
-    wrong = unsubscribe[:-3] + ("abc" if not unsubscribe.endswith("abc") else "abd")
+    wrong = tampered(unsubscribe)
     assert browser.post(wrong, data={"List-Unsubscribe": "One-Click"}).status_code == 400
     assert anna(mailer).status is SubscriberStatus.ACTIVE
 
