@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from werkzeug import Response
 
 from mailer.clock import FixedClock
 from mailer.sources import SourceConfig, factory_for
@@ -45,3 +51,27 @@ def serve(httpserver, path: str, body: bytes, content_type: str = "application/r
     httpserver.expect_request(path).respond_with_data(body, content_type=content_type,
                                                       headers=headers or None)
     return httpserver.url_for(path)
+
+
+def unused_port_url(path: str) -> str:
+    """An http URL on 127.0.0.1 at a port nobody listens on: the connection is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+@contextmanager
+def hanging_url(httpserver, path: str) -> Iterator[str]:
+    """The URL of a path on the test server that answers only once the block has ended."""
+    release = threading.Event()
+
+    def hang(_request):
+        release.wait(10)
+        return Response("too late")
+
+    httpserver.expect_request(path).respond_with_handler(hang)
+    try:
+        yield httpserver.url_for(path)
+    finally:
+        release.set()

@@ -2,14 +2,11 @@
 what to do; the technical line (API URL, parser message) stays for the operators."""
 
 import json
-import socket
-import threading
 
 import pytest
-from werkzeug import Response
 
 from mailer.sources.failures import editor_reason
-from tests.source_helpers import corpus, fixture, make_source
+from tests.source_helpers import corpus, fixture, hanging_url, make_source, unused_port_url
 
 POSTS = "/wp-json/wp/v2/posts"
 EVENTS = "/wp-json/tribe/events/v1/events"
@@ -35,10 +32,7 @@ def assert_for_editors(reason: str) -> None:
 
 
 def test_a_refused_connection_says_so_and_names_the_location():
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    location = f"http://127.0.0.1:{port}/feed"
+    location = unused_port_url("/feed")
     reason, technical = failure_of(make_source("feed", location))
     assert reason.startswith("verbinding geweigerd") and location in reason
     assert "Controleer de URL" in reason
@@ -47,17 +41,8 @@ def test_a_refused_connection_says_so_and_names_the_location():
 
 
 def test_a_server_that_hangs_is_a_time_out(httpserver):
-    release = threading.Event()
-
-    def hang(_request):
-        release.wait(10)
-        return Response("te laat")
-
-    httpserver.expect_request("/slow").respond_with_handler(hang)
-    try:
-        reason, _ = failure_of(make_source("feed", httpserver.url_for("/slow"), timeout=0.3))
-    finally:
-        release.set()
+    with hanging_url(httpserver, "/slow") as location:
+        reason, _ = failure_of(make_source("feed", location, timeout=0.3))
     assert reason.startswith("time-out:") and "0,3 seconden" in reason
     assert_for_editors(reason)
 

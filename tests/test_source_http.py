@@ -6,10 +6,9 @@ import threading
 from dataclasses import replace
 
 import pytest
-from werkzeug import Response
 
 from mailer.sources.http import USER_AGENT, FetchError, HttpClient, Validators
-from tests.source_helpers import FAST
+from tests.source_helpers import FAST, hanging_url, unused_port_url
 
 
 @pytest.fixture
@@ -111,27 +110,15 @@ def test_5xx_gives_up_after_the_retries_with_growing_backoff(httpserver):
 
 
 def test_connection_refused_is_retried_and_reported(client):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with pytest.raises(FetchError, match="connection failed"):
-        client.get(f"http://127.0.0.1:{port}/feed")
+        client.get(unused_port_url("/feed"))
 
 
 def test_a_server_that_hangs_times_out(httpserver):
-    release = threading.Event()
-
-    def hang(_request):
-        release.wait(10)
-        return Response("too late")
-
-    httpserver.expect_request("/slow").respond_with_handler(hang)
     client = HttpClient(replace(FAST, timeout=0.3))
-    try:
-        with pytest.raises(FetchError, match="timed out after 0.3 s"):
-            client.get(httpserver.url_for("/slow"))
-    finally:
-        release.set()
+    with hanging_url(httpserver, "/slow") as location, \
+            pytest.raises(FetchError, match="timed out after 0.3 s"):
+        client.get(location)
     assert len(httpserver.log) <= 1  # a hanging server is not asked three times
 
 
