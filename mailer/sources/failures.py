@@ -54,6 +54,11 @@ def _seconds(value: Any) -> str:
     return f"{float(value):g}".replace(".", ",")
 
 
+def _passing(config: SourceConfig) -> str:
+    """The advice for a failure that usually passes: wait, else open the location."""
+    return PASSING.format(location=config.location)
+
+
 def _technical(facts: Mapping[str, Any]) -> str:
     """The parser's own words as a short tail, for whoever repairs the file."""
     lines = str(facts.get("parser") or "").strip().splitlines()
@@ -115,11 +120,10 @@ WORDING: dict[Failure, Wording] = {
     Failure.UNKNOWN_HOST: lambda c, f: (
         f"de server {_host(c)} is niet te vinden ({c.location}). Controleer de URL op "
         "tikfouten."),
-    Failure.CONNECTION: lambda c, f: (
-        f"de verbinding met {_host(c)} mislukte. {PASSING.format(location=c.location)}"),
+    Failure.CONNECTION: lambda c, f: f"de verbinding met {_host(c)} mislukte. {_passing(c)}",
     Failure.TIMEOUT: lambda c, f: (
         f"time-out: {_host(c)} gaf binnen {_seconds(f.get('seconds', 0))} seconden geen "
-        f"antwoord. {PASSING.format(location=c.location)}"),
+        f"antwoord. {_passing(c)}"),
     Failure.HTTP_STATUS: _http_status,
     Failure.REDIRECTS: lambda c, f: (
         f"{c.location} stuurt door naar een adres dat we niet volgen (steeds verder, of geen "
@@ -129,8 +133,7 @@ WORDING: dict[Failure, Wording] = {
         f"{c.location} is groter dan {int(f.get('limit', 0)) // 1_000_000 or 1} MB, te groot "
         f"voor een bron. {CHECK_URL}"),
     Failure.CUT_OFF: lambda c, f: (
-        f"het antwoord van {_host(c)} brak halverwege af. "
-        f"{PASSING.format(location=c.location)}"),
+        f"het antwoord van {_host(c)} brak halverwege af. {_passing(c)}"),
     Failure.NOT_ALLOWED: lambda c, f: (
         f"{c.location} is geen webadres (http of https) en geen bestand. {CHECK_URL}"),
     Failure.UNREADABLE_FILE: _file,
@@ -140,17 +143,16 @@ WORDING: dict[Failure, Wording] = {
     Failure.NOT_A_FEED: lambda c, f: f"geen RSS- of Atom-feed op {c.location}. {CHECK_URL}",
     Failure.TRUNCATED_FEED: lambda c, f: (
         f"afgebroken feed: {c.location} houdt halverwege op of is beschadigd{_technical(f)}. "
-        f"{PASSING.format(location=c.location)}"),
+        f"{_passing(c)}"),
     Failure.NOT_A_CALENDAR: lambda c, f: (
         f"geen agenda (iCalendar, .ics) op {c.location}. {CHECK_URL}"),
     Failure.TRUNCATED_CALENDAR: lambda c, f: (
-        f"afgebroken agenda: {c.location} houdt halverwege op. "
-        f"{PASSING.format(location=c.location)}"),
+        f"afgebroken agenda: {c.location} houdt halverwege op. {_passing(c)}"),
     Failure.INVALID_CALENDAR: lambda c, f: (
         f"ongeldige agenda: {c.location} bevat fouten die we niet kunnen lezen. Waarschuw de "
         f"beheerder van de agenda{_technical(f)}."),
     Failure.INVALID_JSON: lambda c, f: (
         f"geen geldig antwoord van de WordPress-API voor {c.location} (kapotte JSON). "
-        f"{PASSING.format(location=c.location)}"),
+        f"{_passing(c)}"),
     Failure.NOT_A_LIST: _not_a_list,
 }
