@@ -27,7 +27,7 @@ from mailer.sources import Window, register
 from mailer.sources.boilerplate import drop_own_link_lines
 from mailer.sources.http import Document
 from mailer.sources.ical_lines import calendar_from_ical
-from mailer.sources.ical_zones import place_calendar_zone, place_named_zones
+from mailer.sources.ical_zones import all_of, place_calendar_zone, place_named_zones
 from mailer.sources.remote import RemoteSource, is_online, summarize
 from mailer.sources.shortcodes import drop_shortcodes
 from mailer.sources.windows_zones import zone_for_tzid
@@ -161,13 +161,12 @@ class ICalSource(RemoteSource):
         for master in calendar.walk("VEVENT"):
             if "EXDATE" not in master or "RRULE" not in master or "RECURRENCE-ID" in master:
                 continue
-            exdates = master["EXDATE"] if isinstance(master["EXDATE"], list) else [master["EXDATE"]]
             try:
                 duration = _duration(master)
             except (KeyError, ValueError, TypeError, AttributeError):
                 continue  # an unusable start: reported by _check_series
             all_day = not isinstance(master["DTSTART"].dt, datetime)
-            for moment in (d.dt for lst in exdates for d in lst.dts):
+            for moment in (d.dt for lst in all_of(master, "EXDATE") for d in lst.dts):
                 moment = _day_if_midnight(moment, all_day)
                 begins = _utc(moment, floating)
                 if not start <= begins < end:
@@ -345,9 +344,7 @@ def _floating_zone(calendar: Any) -> tzinfo:
 
 
 def _categories(event: Any) -> list[str]:
-    value = event.get("CATEGORIES")
-    values = value if isinstance(value, list) else [value] if value is not None else []
-    return [str(c) for v in values for c in getattr(v, "cats", [v])]
+    return [str(c) for v in all_of(event, "CATEGORIES") for c in getattr(v, "cats", [v])]
 
 
 def _description(event: Any, max_chars: int, base: str) -> str:

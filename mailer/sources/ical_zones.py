@@ -50,10 +50,7 @@ def _needs_calendar_zone(event: Any) -> bool:
     expander repeats it at the same local time of the calendar's zone, across DST)."""
     try:
         values = [event[key].dt for key in SINGLE if key in event]
-        for key in LISTS:
-            props = event.get(key)
-            props = props if isinstance(props, list) else [props] if props is not None else []
-            values += [d.dt for prop in props for d in prop.dts]
+        values += [d.dt for key in LISTS for prop in all_of(event, key) for d in prop.dts]
         start = event["DTSTART"].dt if "DTSTART" in event else None
     except Exception:  # noqa: BLE001 - a broken property: ical.py reports it as unusable
         return False
@@ -95,8 +92,7 @@ def _place(event: Any) -> str | None:
         event.pop(key)
         event.add(key, value.replace(tzinfo=zone))
     for key in LISTS:
-        props = event.get(key)
-        props = props if isinstance(props, list) else [props] if props is not None else []
+        props = all_of(event, key)
         if not any(_unplaced_list(p) for p in props):
             continue
         event.pop(key)
@@ -108,6 +104,13 @@ def _place(event: Any) -> str | None:
             dts = [d.dt for d in prop.dts]
             event.add(key, [d.replace(tzinfo=zone) if zone and _naive(d) else d for d in dts])
     return None
+
+
+def all_of(component: Any, key: str) -> list[Any]:
+    """A component's properties of a kind that may repeat (EXDATE, RDATE, CATEGORIES) as a
+    list: icalendar gives one property alone, several as a list."""
+    props = component.get(key)
+    return props if isinstance(props, list) else [] if props is None else [props]
 
 
 def _unplaced(prop: Any) -> tuple[str | None, Any]:
