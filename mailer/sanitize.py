@@ -28,8 +28,6 @@ DROPPED_BLOCKS = ("div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"
 BLOCK_TAGS = frozenset(KEPT_BLOCKS + DROPPED_BLOCKS)
 DROPPED_BLOCK = re.compile(rf"</?(?:{'|'.join(DROPPED_BLOCKS)})\b[^>]*>", re.IGNORECASE)
 BLOCK = re.compile(rf"</?(?:{'|'.join(sorted(BLOCK_TAGS))})\b[^>]*>", re.IGNORECASE)
-# A link with no text once sanitised (its <img> dropped): invisible in HTML, but the text
-# part would write its URL on a line of its own. Sanitised HTML has only these inline tags.
 # Where a paragraph or list item of sanitised HTML ends or begins: flattened to one line,
 # its text must not run into the next one's.
 KEPT_BLOCK = re.compile(rf"</?(?:{'|'.join(KEPT_BLOCKS)})\b[^>]*>", re.IGNORECASE)
@@ -40,6 +38,8 @@ DEBRIS = r"(?:\s|&nbsp;|<br>|[.,;:|·•–—-](?=\s|&nbsp;|<|$))+"
 LEADING_DEBRIS = re.compile(rf"^((?:<(?:p|ul|ol|li|strong|b|em|i)>)*){DEBRIS}")
 LEADING_EMPTY_BLOCK = re.compile(r"^(?:<(p|li)>\s*</\1>\s*)+")
 PLAIN_DEBRIS = re.compile(rf"^{DEBRIS}")
+# A link with no text once sanitised (its <img> dropped): invisible in HTML, but the text
+# part would write its URL on a line of its own. Sanitised HTML has only these inline tags.
 EMPTY_LINK = re.compile(r"<a\b[^>]*>((?:\s|&nbsp;|<br>|</?(?:strong|b|em|i)>)*)</a>")
 
 
