@@ -117,9 +117,8 @@ def run_newsletter(ctx: TaskContext) -> TaskResult:
     if issue is None:
         return _too_little(app, when, 0, minimum)
     even_without_news = ctx.spec.options["even_without_news"]
-    try:  # before the send begins: a week with news for nobody keeps its number unused
-        require_news(app, issue, even_without_news=even_without_news)
-    except NothingNewForAnyone:
+    # Before the send begins: a week with news for nobody keeps its number unused.
+    if reaches_nobody_new(app, issue, even_without_news):
         return _no_news_for_anyone(app, when, issue)
     refused = _begin_sending(app, issue, when, ctx.spec.id)
     if refused is not None:
