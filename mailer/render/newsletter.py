@@ -83,11 +83,11 @@ class NewsletterRenderer:
     def render(self, issue: Issue, preferences: Preferences) -> RenderedSegment:
         """Render the issue as a subscriber with these preferences receives it."""
         magazine, agenda = select_for(issue, preferences)
+        counts = counted(issue, magazine, agenda)
         issue = segment_texts(issue, magazine, agenda, self.settings.list_name)
         context = self.context(issue, magazine, agenda, preferences)
         html = self._with_markers(self._html(context))
         text = self._with_markers(self.text_env.get_template(TEXT_TEMPLATE).render(context))
-        counts = segment_counts(issue, preferences)
         return RenderedSegment(
             segment_key=preferences.key(), subject=issue.subject, html=html, text=text,
             item_count=counts.item_count, new_count=counts.new_count, preheader=issue.preheader,
@@ -214,7 +214,12 @@ def segment_counts(issue: Issue, preferences: Preferences) -> SegmentCounts:
     Cheap (no rendering): a send decides with it which segments have nothing new for
     them, and the rendering stores the same counts.
     """
-    magazine, agenda = select_for(issue, preferences)
+    return counted(issue, *select_for(issue, preferences))
+
+
+def counted(issue: Issue, magazine: list[StoredItem], agenda: list[StoredItem]
+            ) -> SegmentCounts:
+    """The counts of a segment's selected items: all of them and the new ones."""
     return SegmentCounts(len(magazine) + len(agenda), len(news_in(issue, magazine + agenda)))
 
 
