@@ -34,13 +34,14 @@ def issue_summary(app: App, record: IssueRecord) -> dict:
     with app.engine.connect() as conn:
         counts = box.status_counts(conn, record.id)
         skipped = outbox_fill.skip_reasons(conn, record.id)
+        unpublished = issue_store.unpublished_since(conn, record.id)
     return {"id": record.id, "number": record.number, "period": record.period,
             "subject": record.subject, "status": record.status.value,
             "note": record.status_note, "sent_at": record.sent_at.isoformat()
             if record.sent_at else None, "counts": counts,
             "even_without_news": record.even_without_news,
             "skipped": [{"reason": reason, "rows": n} for reason, n in skipped.items()],
-            "unpublished": unpublished_summary(app, record.id)}
+            "unpublished": unpublished_summary(unpublished)}
 
 
 def load_record(app: App, issue_id: int) -> IssueRecord:
@@ -204,10 +205,8 @@ def release(state: CliState, issue_id: int) -> None:
                "(or now: mailer jobs run newsletter).")
 
 
-def unpublished_summary(app: App, issue_id: int) -> dict | None:
+def unpublished_summary(change: ArchiveChange | None) -> dict | None:
     """Who took the issue off the public archive, when and why; None while it is on it."""
-    with app.engine.connect() as conn:
-        change = issue_store.unpublished_since(conn, issue_id)
     return change and {"at": change.at.isoformat(), "by": change.by, "reason": change.reason}
 
 
