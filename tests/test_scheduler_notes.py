@@ -11,10 +11,12 @@ BROKEN_FEED = '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>
 
 
 def notes_in_order(app) -> list[tuple[str, str]]:
-    """(subject, text) of each note mailed to the editors, oldest first."""
+    """(subject, text) of each note mailed to the editors, oldest first: by the Date the
+    runner's clock put on it (each run is an hour on), not by file times a fast run can
+    leave equal."""
     folder = app.settings.path(app.settings.outbox_dir) / "issue-0"
-    mails = [message_from_bytes(p.read_bytes(), policy=policy.default)
-             for p in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)]
+    mails = sorted((message_from_bytes(p.read_bytes(), policy=policy.default)
+                    for p in folder.glob("*.eml")), key=lambda m: m["Date"].datetime)
     return [(m["Subject"], m.get_body(("plain",)).get_content()) for m in mails]
 
 
