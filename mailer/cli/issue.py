@@ -284,7 +284,6 @@ def send_with_progress(app: App, issue: Issue, *, resume: bool = False,
 
 def dry_run_report(app: App, issue: Issue, even_without_news: bool = False) -> None:
     """Recipients per segment and a sample message; nothing is stored or sent."""
-
     click.echo(f"Dry run: nr. {issue.number} ({issue.period}) '{issue.subject}'; "
                f"provider {app.settings.provider}. Nothing is sent.")
     plans = segment_plans(app, issue, even_without_news)
