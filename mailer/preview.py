@@ -69,7 +69,7 @@ def is_sent(app: App, issue: Issue) -> bool:
     """Whether the issue's sending has begun: what it holds is fixed and stored."""
     with app.engine.connect() as conn:
         record = issue_store.issue_by_id(conn, issue.id) if issue.id else None
-    return record is not None and record.frozen
+    return issue_store.send_begun(record)
 
 
 def sent_segment(app: App, issue: Issue, preferences: Preferences | None = None

@@ -55,7 +55,7 @@ def store_issue(app: App, moment: datetime) -> Issue | None:
                 if issue is None:
                     return None
                 record = issue_store.issue_by_period(conn, issue.list_id, issue.period)
-                if record and record.frozen:
+                if issue_store.send_begun(record):
                     return issue
                 issue_id = issue_store.save_issue(conn, issue, app.clock.now())
                 return issue_store.load_issue(conn, issue_store.issue_by_id(conn, issue_id))
@@ -124,7 +124,7 @@ def _require_news(app: App, issue: Issue, record: issue_store.IssueRecord | None
     """`require_news` for an issue whose stored record (None: not stored) was read."""
     even_without_news = even_without_news or bool(record and record.even_without_news)
     plans = segment_plans(app, issue, even_without_news)
-    begun = record is not None and record.frozen
+    begun = issue_store.send_begun(record)
     if plans and not begun and not even_without_news and not any(p.new for p in plans):
         raise NothingNewForAnyone(
             f"nothing new for any subscriber in nr. {issue.number} ({issue.period}): each "
@@ -256,7 +256,7 @@ def send_issue(app: App, issue: Issue, stop: threading.Event | None = None,
     if record and record.status is IssueStatus.PAUSED:  # resumed: the cause is fixed, go now
         with app.engine.begin() as conn:
             box.make_waiting_rows_due(conn, issue.id, app.clock.now())
-    if not (record and record.frozen):
+    if not issue_store.send_begun(record):
         _require_news(app, issue, record, even_without_news)
     enqueued = enqueue(app, issue, even_without_news=even_without_news)
     if app.settings.enqueue_only:  # `mailer worker`s drain it (scale-out deployments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeGuard
 
 from sqlalchemy import Connection, delete, exists, func, insert, literal, select, update
 
@@ -37,6 +38,11 @@ class IssueRecord:
     def frozen(self) -> bool:
         """Whether sending has begun: its content may no longer change."""
         return self.status in FROZEN
+
+
+def send_begun(record: IssueRecord | None) -> TypeGuard[IssueRecord]:
+    """Whether an issue (None: not stored) has begun sending: what it holds is fixed."""
+    return record is not None and record.frozen
 
 
 def _record(row) -> IssueRecord:

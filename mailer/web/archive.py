@@ -56,7 +56,7 @@ def public_html(period: str) -> str | None:
     app = mailer_app()
     with app.engine.connect() as conn:
         record = issue_store.issue_by_period(conn, app.settings.list_id, period)
-        if record is None or not record.frozen:
+        if not issue_store.send_begun(record):
             return None
         if issue_store.unpublished_since(conn, record.id):
             raise unpublished_page()
