@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy.exc import DBAPIError
 
@@ -17,17 +17,29 @@ DELIVERED = {DeliveryOutcome.SENT, DeliveryOutcome.QUEUED}
 
 
 @dataclass
-class DrainReport:
-    """What one drain did."""
+class RowCounts:
+    """What drains recorded: rows per new status, batches, flagged and lost answers;
+    a drain's report and a worker's (summed over its drains) both count these."""
 
     sent: int = 0
     failed: int = 0
     retrying: int = 0
     batches: int = 0
     possible_duplicates: int = 0
-    bounced: int = 0
     # Answers thrown away: another worker had taken their rows over (and decides them).
     lost_to_takeover: int = 0
+
+    def add_counts(self, other: RowCounts) -> None:
+        """Add another's counts to these."""
+        for f in fields(RowCounts):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class DrainReport(RowCounts):
+    """What one drain did."""
+
+    bounced: int = 0
     stopped: bool = False
     paused: str | None = None  # why the issue was paused (error budget, provider down, ...)
     # Distinct provider errors in the order they first occurred, with how often each did.

@@ -20,7 +20,8 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError
 
 from mailer.app import App, default_worker_id
-from mailer.delivery.dispatcher import Dispatcher, DrainReport, MessageTooLarge
+from mailer.delivery.dispatcher import Dispatcher, MessageTooLarge
+from mailer.delivery.drain_run import DrainReport, RowCounts
 from mailer.models import IssueStatus
 from mailer.sending import finish_if_done
 from mailer.store import issues as issue_store
@@ -39,27 +40,16 @@ class WorkerOptions:
 
 
 @dataclass
-class WorkerReport:
+class WorkerReport(RowCounts):
     """What a worker did over its life, summed over its threads."""
 
-    sent: int = 0
-    failed: int = 0
-    retrying: int = 0
-    possible_duplicates: int = 0
     taken_over: int = 0  # stranded rows this worker took over and decided
-    lost_to_takeover: int = 0  # answers thrown away: their rows were taken over elsewhere
-    batches: int = 0
     paused_issues: set[int] = field(default_factory=set)
     finished_issues: set[int] = field(default_factory=set)
 
     def add(self, drain: DrainReport, taken_over: int) -> None:
         """Count one drain."""
-        self.sent += drain.sent
-        self.failed += drain.failed
-        self.retrying += drain.retrying
-        self.possible_duplicates += drain.possible_duplicates
-        self.batches += drain.batches
-        self.lost_to_takeover += drain.lost_to_takeover
+        self.add_counts(drain)
         self.taken_over += taken_over
 
 
