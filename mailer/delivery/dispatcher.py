@@ -376,16 +376,15 @@ class Dispatcher:
             metadata["batch_key"] = _call_key(rows[0].batch_key, segment)
         return Batch(
             issue_id=issue_id, segment_key=segment, subject=subject, html=html, text=text,
-            recipients=tuple(map(self._recipient, rows, self.links.personal_urls_of(
-                [(r.subscriber_id, r.token_version) for r in rows]))),
+            recipients=self._recipients(rows),
             headers={"List-Id": list_id_value(self.identity.list_name, self.identity.list_id)},
             metadata=metadata, test=test,
         )
 
-    def recipient_for(self, row: ClaimedRow) -> Recipient:
-        """Personal values and headers of one row: signed links, greeting."""
-        return self._recipient(row, self.links.personal_urls(row.subscriber_id,
-                                                             row.token_version))
+    def _recipients(self, rows: list[ClaimedRow]) -> tuple[Recipient, ...]:
+        """Personal values and headers of rows: links signed at one instant, greeting."""
+        return tuple(map(self._recipient, rows, self.links.personal_urls_of(
+            [(r.subscriber_id, r.token_version) for r in rows])))
 
     def _recipient(self, row: ClaimedRow, urls: tuple[str, str]) -> Recipient:
         unsubscribe, preferences = urls
@@ -506,7 +505,7 @@ class Dispatcher:
         for start in range(0, len(rows), self.reconcile_chunk):
             self.leases.hold(lease, 0.0, False)
             chunk = rows[start:start + self.reconcile_chunk]
-            known += reconcile(issue_id, [self.recipient_for(r) for r in chunk])
+            known += reconcile(issue_id, list(self._recipients(chunk)))
         return known
 
     def _stranded_outcome(self, row: ClaimedRow, status: RecipientStatus | None) -> Outcome:
