@@ -317,7 +317,7 @@ def finish_if_done(app: App, issue_id: int) -> Finish:
         failed = counts[OutboxStatus.FAILED.value]
         if failed and not counts[OutboxStatus.SENT.value]:
             note = nothing_delivered_note(issue_id, failed)
-            paused = issue_store.pause_if_sending(conn, issue_id, now, note)
+            paused = issue_store.pause_if_sending(conn, issue_id, note)
             return Finish(counts, False, note if paused else None)
         return Finish(counts, issue_store.mark_sent(conn, issue_id, now))
 

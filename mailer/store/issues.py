@@ -163,7 +163,7 @@ def mark_sent(conn: Connection, issue_id: int, now: datetime) -> bool:
     ).rowcount == 1
 
 
-def pause_if_sending(conn: Connection, issue_id: int, now: datetime, note: str) -> bool:
+def pause_if_sending(conn: Connection, issue_id: int, note: str) -> bool:
     """Pause an issue being sent, saying why; False when it is not being sent (e.g. held,
     or paused already by someone else, whose reason stays)."""
     return conn.execute(
