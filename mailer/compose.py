@@ -50,7 +50,7 @@ def compose_issue(conn: Connection, settings: Settings, moment: datetime) -> Iss
     """
     period = period_of(moment)
     existing = issue_store.issue_by_period(conn, settings.list_id, period)
-    if existing and existing.frozen:
+    if issue_store.send_begun(existing):
         return issue_store.load_issue(conn, existing)
     own_id = existing.id if existing else None
     previous = issue_store.previous_sent(conn, settings.list_id, moment)

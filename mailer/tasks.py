@@ -98,7 +98,7 @@ def enough_content(app: App, moment: datetime, minimum: int) -> tuple[bool, int]
     """Whether the issue for a moment has at least `minimum` new items (and how many)."""
     with app.engine.connect() as conn:
         record = issue_store.issue_by_period(conn, app.settings.list_id, period_of(moment))
-        if record is not None and record.frozen:
+        if issue_store.send_begun(record):
             return True, -1  # sending has begun: it is finished whatever the content
         draft = compose_issue(conn, app.settings, moment)
         count = new_item_count(draft) if draft else 0
