@@ -154,7 +154,6 @@ def test_a_call_brevo_may_have_accepted_is_never_failed_nor_given_back_by_later_
         if then.startswith("HTTP"):
             brevo.fail_next("status", count=10, status=int(then[5:]))
         dispatcher = app.dispatcher()
-        dispatcher.retry_base = 0.01
         if then == "nothing listening":
             dispatcher.provider = ThenNothingListens(dispatcher.provider)
         report = dispatcher.drain(issue.id)
